@@ -1,0 +1,3 @@
+from ppocoder_jax.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""`ppocoder` command line: one sub-command per job, each in its own module.
+
+Every command module exposes `add_arguments(parser)` and `run(args) -> int`. Modules are
+imported lazily so that `ppocoder check` does not pay for importing JAX.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ppocoder_jax.errors import EXIT_USAGE, UserError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "import-hf": ("ppocoder_jax.model.cli_import", "import a Hugging Face T5/CodeT5 model"),
+    "export-hf": ("ppocoder_jax.model.cli_export", "export our checkpoint to Hugging Face format"),
+    "generate": ("ppocoder_jax.rollout.cli_generate", "sample programs from a model"),
+    "check": ("ppocoder_jax.rewards.cli_check", "compile / unit-test one program in a sandbox"),
+    "match": (
+        "ppocoder_jax.rewards.cli_match",
+        "AST / data-flow match and CodeBLEU of two programs",
+    ),
+    "sft": ("ppocoder_jax.pipeline.cli_sft", "supervised (cross-entropy) fine-tuning"),
+    "train": ("ppocoder_jax.pipeline.cli_train", "PPO training with execution feedback"),
+    "eval": ("ppocoder_jax.pipeline.cli_eval", "evaluate a model on a task"),
+    "plot": ("ppocoder_jax.pipeline.cli_plot", "plot the curves of a run directory"),
+    "demo": ("ppocoder_jax.pipeline.cli_demo", "the end-to-end demo: SFT, PPO, eval, plots"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ppocoder", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_module, help_text) in COMMANDS.items():
+        # Only import the module of the command actually being run (argv inspected in main).
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        parser = build_parser()
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"ppocoder: error: unknown command {argv[0]!r}", file=sys.stderr)
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        parser.print_help()
+        return 0 if argv else EXIT_USAGE
+    name, rest = argv[0], argv[1:]
+    module = importlib.import_module(COMMANDS[name][0])
+    parser = argparse.ArgumentParser(prog=f"ppocoder {name}", description=COMMANDS[name][1])
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)  # argparse exits with 2 on bad usage
+    try:
+        return int(module.run(args) or 0)
+    except UserError as err:
+        print(f"ppocoder {name}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"ppocoder {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,415 @@
+"""One typed configuration tree for every job.
+
+Presets live in configs/*.yaml; `key.sub=value` overrides come from the command line. Loading
+validates names, types and ranges and raises `UserError` with the dotted key in the message.
+Every run writes the resolved tree to `<run_dir>/config.yaml` (see `save_config`).
+
+Each section belongs to one stage of the data flow; add fields there (with a default and a
+range check in `__post_init__`) rather than reading ad-hoc dicts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ppocoder_jax.errors import UserError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def _check(cond: bool, key: str, message: str) -> None:
+    if not cond:
+        raise UserError(f"config key {key!r}: {message}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    """Where the policy comes from and how it computes."""
+
+    # A Hugging Face directory, our checkpoint directory, or "" to build `tiny_*` from scratch.
+    path: str = ""
+    # Dimensions used only when `path` is empty (the embedded demo's small CodeT5-style model).
+    tiny_d_model: int = 256
+    tiny_d_ff: int = 1024
+    tiny_num_layers: int = 3
+    tiny_num_decoder_layers: int = 3
+    tiny_num_heads: int = 4
+    tiny_d_kv: int = 64
+    # Tokenizer directory; "" means: the model's own, else the embedded code tokenizer.
+    tokenizer: str = ""
+    compute_dtype: Literal["float32", "bfloat16"] = "float32"
+    value_head_dropout: float = 0.1
+
+    def __post_init__(self):
+        for name in ("tiny_d_model", "tiny_d_ff", "tiny_num_layers", "tiny_num_heads", "tiny_d_kv"):
+            _check(getattr(self, name) > 0, f"model.{name}", "must be > 0")
+        _check(
+            0.0 <= self.value_head_dropout < 1.0, "model.value_head_dropout", "must be in [0, 1)"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    """Which task and dataset feed the prompts."""
+
+    task: Literal[
+        "synthesis_demo",
+        "completion_stdlib",
+        "completion",
+        "translation",
+        "apps",
+        "mbpp",
+        "humaneval",
+    ] = "synthesis_demo"
+    path: str = ""  # local dataset path (or a HF dataset id when the hub is reachable)
+    source_lang: str = "python"
+    target_lang: str = "python"
+    max_source_length: int = 400
+    max_target_length: int = 400
+    num_train: int = 0  # 0 = all
+    num_eval: int = 0
+    seed: int = 0
+
+    def __post_init__(self):
+        _check(self.max_source_length > 0, "data.max_source_length", "must be > 0")
+        _check(self.max_target_length > 0, "data.max_target_length", "must be > 0")
+        _check(self.num_train >= 0 and self.num_eval >= 0, "data.num_train", "must be >= 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RolloutConfig:
+    """Sampling (SPEC: top-k = 'action space', temperature 1, top-p 1)."""
+
+    max_new_tokens: int = 400
+    temperature: float = 1.0
+    top_k: int = 5
+    top_p: float = 1.0
+    num_samples: int = 1
+    # Prompt / output lengths are rounded up to one of these buckets to bound recompilation.
+    length_buckets: tuple[int, ...] = (32, 64, 128, 256, 400, 512)
+
+    def __post_init__(self):
+        _check(self.max_new_tokens > 0, "rollout.max_new_tokens", "must be > 0")
+        _check(self.temperature > 0, "rollout.temperature", "must be > 0")
+        _check(self.top_k >= 0, "rollout.top_k", "must be >= 0 (0 = no top-k)")
+        _check(0 < self.top_p <= 1, "rollout.top_p", "must be in (0, 1]")
+        _check(self.num_samples >= 1, "rollout.num_samples", "must be >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RewardConfig:
+    """Terminal score = sum of weighted parts (SPEC: compile + ast + dfg, 1:1:1)."""
+
+    compile_weight: float = 1.0
+    ast_weight: float = 1.0
+    dfg_weight: float = 1.0
+    tests_weight: float = 0.0
+    timeout_s: float = 4.0
+    workers: int = 0  # 0 = number of cores
+    link: bool = False
+
+    def __post_init__(self):
+        _check(self.timeout_s > 0, "reward.timeout_s", "must be > 0")
+        _check(self.workers >= 0, "reward.workers", "must be >= 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class KLConfig:
+    kind: Literal["fixed", "adaptive"] = "adaptive"
+    init_coef: float = 0.05
+    target: float = 1.0
+    horizon: int = 10000
+    # "exact": full-vocabulary KL per token (>= 0); "sampled": log pi(a) - log pi_ref(a).
+    estimator: Literal["exact", "sampled"] = "exact"
+
+    def __post_init__(self):
+        _check(self.init_coef >= 0, "kl.init_coef", "must be >= 0")
+        _check(self.target > 0, "kl.target", "must be > 0")
+        _check(self.horizon > 0, "kl.horizon", "must be > 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PPOConfig:
+    gamma: float = 1.0
+    lam: float = 0.95
+    clip_ratio: float = 0.2
+    value_clip: float = 0.2
+    vf_coef: float = 1e-3
+    entropy_coef: float = 0.0
+    ppo_epochs: int = 4
+    num_minibatches: int = 4
+    grad_accum_steps: int = 1
+    whiten: Literal["batch", "sample", "none"] = "batch"
+    value_bias_init: Literal["zero", "mean_score"] = "zero"
+    value_warmup_iters: int = 0
+
+    def __post_init__(self):
+        _check(0 <= self.gamma <= 1, "ppo.gamma", "must be in [0, 1]")
+        _check(0 <= self.lam <= 1, "ppo.lam", "must be in [0, 1]")
+        _check(self.clip_ratio > 0, "ppo.clip_ratio", "must be > 0")
+        _check(self.value_clip > 0, "ppo.value_clip", "must be > 0")
+        _check(self.vf_coef >= 0, "ppo.vf_coef", "must be >= 0")
+        _check(self.ppo_epochs >= 1, "ppo.ppo_epochs", "must be >= 1")
+        _check(self.num_minibatches >= 1, "ppo.num_minibatches", "must be >= 1")
+        _check(self.grad_accum_steps >= 1, "ppo.grad_accum_steps", "must be >= 1")
+        _check(self.value_warmup_iters >= 0, "ppo.value_warmup_iters", "must be >= 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptimConfig:
+    learning_rate: float = 1e-5
+    weight_decay: float = 0.01
+    eps: float = 1e-8
+    b1: float = 0.9
+    b2: float = 0.999
+    schedule: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_steps: int = 0
+    max_grad_norm: float = 0.0  # 0 = no clipping
+
+    def __post_init__(self):
+        _check(self.learning_rate > 0, "optim.learning_rate", "must be > 0")
+        _check(self.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
+        _check(self.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")
+        _check(self.max_grad_norm >= 0, "optim.max_grad_norm", "must be >= 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeshConfig:
+    """Device mesh (data, fsdp, tensor); -1 in one axis = all remaining devices."""
+
+    data: int = -1
+    fsdp: int = 1
+    tensor: int = 1
+    # Multi-host: call jax.distributed.initialize (arguments from the environment on TPU/SLURM).
+    distributed: bool = False
+    coordinator_address: str = ""
+    num_processes: int = 0
+    process_id: int = -1
+
+    def __post_init__(self):
+        axes = (self.data, self.fsdp, self.tensor)
+        _check(all(a == -1 or a >= 1 for a in axes), "mesh", "axis sizes must be >= 1 or -1")
+        _check(sum(a == -1 for a in axes) <= 1, "mesh", "at most one axis may be -1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """The outer loop shared by sft and train (PPO)."""
+
+    run_dir: str = "runs/default"
+    seed: int = 0
+    steps: int = 100
+    batch_size: int = 32
+    save_every: int = 50
+    keep_checkpoints: int = 3
+    eval_every: int = 0
+    log_every: int = 1
+    stale_rollouts: bool = False  # sample batch t+1 while rewards of batch t are computed
+    wandb: bool = False
+    tensorboard: bool = True
+
+    def __post_init__(self):
+        _check(self.steps >= 0, "train.steps", "must be >= 0")
+        _check(self.batch_size >= 1, "train.batch_size", "must be >= 1")
+        _check(self.save_every >= 1, "train.save_every", "must be >= 1")
+        _check(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SFTConfig:
+    steps: int = 1000
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    warmup_steps: int = 100
+    label_smoothing: float = 0.0
+
+    def __post_init__(self):
+        _check(self.steps >= 0, "sft.steps", "must be >= 0")
+        _check(self.batch_size >= 1, "sft.batch_size", "must be >= 1")
+        _check(self.learning_rate > 0, "sft.learning_rate", "must be > 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalConfig:
+    num_samples: int = 1  # n samples per problem for pass@k
+    ks: tuple[int, ...] = (1,)
+    greedy: bool = True
+    batch_size: int = 32
+
+    def __post_init__(self):
+        _check(self.num_samples >= 1, "eval.num_samples", "must be >= 1")
+        _check(all(k >= 1 for k in self.ks), "eval.ks", "every k must be >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    kl: KLConfig = field(default_factory=KLConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    mesh: MeshConfig = field(default_factory=MeshConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# ---------------------------------------------------------------------------------------------
+# dict <-> dataclass with validation
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if dataclasses.is_dataclass(annotation):
+        _check(isinstance(value, dict), key, f"expected a mapping, got {type(value).__name__}")
+        return from_dict(annotation, value, prefix=key + ".")
+    if origin is Literal:
+        _check(value in args, key, f"must be one of {list(args)}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            try:
+                return _coerce(value, arg, key)
+            except UserError:
+                continue
+        raise UserError(f"config key {key!r}: {value!r} does not match {annotation}")
+    if origin is tuple:
+        _check(isinstance(value, (list, tuple)), key, f"expected a list, got {value!r}")
+        inner = args[0] if args else Any
+        return tuple(_coerce(v, inner, key) for v in value)
+    if annotation is bool:
+        _check(isinstance(value, bool), key, f"expected true/false, got {value!r}")
+        return value
+    if annotation is int:
+        _check(
+            isinstance(value, int) and not isinstance(value, bool),
+            key,
+            f"expected an integer, got {value!r}",
+        )
+        return value
+    if annotation is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        _check(ok, key, f"expected a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        _check(isinstance(value, str), key, f"expected a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise UserError(
+            f"unknown config key {prefix + unknown[0]!r} (known: {', '.join(sorted(names))})"
+        )
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as err:  # pragma: no cover - all fields have defaults
+        raise UserError(f"config section {prefix or '<root>'}: {err}") from err
+
+
+def to_dict(cfg: Any) -> dict:
+    out = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            value = to_dict(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
+
+
+def _deep_merge(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(merged.get(k), dict):
+            merged[k] = _deep_merge(merged[k], v)
+        else:
+            merged[k] = v
+    return merged
+
+
+def parse_override(text: str) -> dict:
+    """'ppo.clip_ratio=0.1' -> {'ppo': {'clip_ratio': 0.1}} (value parsed as YAML)."""
+    if "=" not in text:
+        raise UserError(f"override {text!r} must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise UserError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise UserError(f"override {text!r}: cannot parse value: {err}") from err
+    node: dict = {}
+    cursor = node
+    parts = key.split(".")
+    for part in parts[:-1]:
+        cursor[part] = {}
+        cursor = cursor[part]
+    cursor[parts[-1]] = value
+    return node
+
+
+def resolve_preset(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise UserError(f"config file {str(path)!r} not found")
+    return path
+
+
+def load_yaml(path: str | os.PathLike) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        raise UserError(f"config file {str(path)!r} is not valid YAML: {err}") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {str(path)!r} must hold a mapping at top level")
+    # `base: other_preset` lets presets inherit from each other.
+    base = data.pop("base", None)
+    if base:
+        data = _deep_merge(load_yaml(resolve_preset(base)), data)
+    return data
+
+
+def load_config(preset: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    data: dict = {}
+    if preset:
+        data = load_yaml(resolve_preset(preset))
+    for text in overrides:
+        data = _deep_merge(data, parse_override(text))
+    return from_dict(Config, data)
+
+
+def save_config(cfg: Config, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    os.replace(tmp, path)
+
+
+def add_config_arguments(parser) -> None:
+    """Standard `--config PRESET` and trailing `key=value` overrides for job commands."""
+    parser.add_argument("--config", default=None, help="preset name in configs/ or a YAML path")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
