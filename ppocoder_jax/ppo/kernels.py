@@ -1,0 +1,255 @@
+"""Pure PPO numerics over masked ``[B, T]`` arrays (purejaxrl / tunix style).
+
+Every function here is a pure function of arrays, safe under ``jax.jit`` and under any sharding
+of the batch axis: reductions are plain ``jnp.sum`` over the (global) arrays, so XLA inserts the
+cross-device collectives.  Conventions:
+
+* ``mask`` is ``1`` on generated tokens (including the ``</s>``) and ``0`` on padding.  It need
+  not be a prefix; "the last valid position" of a row is the largest index with ``mask == 1``.
+* Losses return ``(sum, count)`` pairs (plus metric *sums* over the same count) instead of
+  means, so that a mean over several minibatches / micro-batches / devices is exact:
+  ``sum(sums) / sum(counts)``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+_EPS = 1e-8
+
+
+# ---------------------------------------------------------------------------------------------
+# masked reductions
+
+
+def masked_sum(x: Array, mask: Array, axis=None) -> Array:
+    return jnp.sum(x * mask, axis=axis)
+
+
+def masked_mean(x: Array, mask: Array, axis=None) -> Array:
+    """Mean of ``x`` over ``mask == 1``; 0 where the mask is empty."""
+    count = jnp.sum(mask, axis=axis)
+    return masked_sum(x, mask, axis) / jnp.maximum(count, 1.0)
+
+
+def masked_var(x: Array, mask: Array, axis=None) -> Array:
+    """Population variance (no Bessel correction) over ``mask == 1``; 0 where empty."""
+    mean = masked_mean(x, mask, axis=axis)
+    if axis is not None:
+        mean = jnp.expand_dims(mean, axis)
+    return masked_mean(jnp.square(x - mean), mask, axis=axis)
+
+
+# ---------------------------------------------------------------------------------------------
+# KL and rewards
+
+
+def exact_kl_from_logits(logits: Array, ref_logits: Array) -> Array:
+    """Full-vocabulary KL(pi || pi_ref) per token: ``sum_v p (log p - log q)`` -> ``[B, T]``.
+
+    ``logits``/``ref_logits`` are ``[B, T, V]`` (the *untruncated* policy and reference
+    distributions, before top-k).  Always >= 0 (up to rounding); computed in fp32.
+    """
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    logq = jax.nn.log_softmax(ref_logits.astype(jnp.float32), axis=-1)
+    return jnp.sum(jnp.exp(logp) * (logp - logq), axis=-1)
+
+
+def last_valid_index(mask: Array) -> Array:
+    """Index of the last position with ``mask == 1`` in each row (``[B]``, int32); -1 if none."""
+    t = mask.shape[-1]
+    positions = jnp.arange(t, dtype=jnp.int32)
+    return jnp.max(jnp.where(mask > 0, positions, -1), axis=-1)
+
+
+def kl_penalised_rewards(
+    logprobs: Array,
+    ref_logprobs: Array,
+    mask: Array,
+    score: Array,
+    kl_coef: Array | float,
+    exact_kl: Array | None = None,
+) -> tuple[Array, Array]:
+    """Per-token rewards ``-beta * KL_t`` plus the terminal ``score`` at the last valid token.
+
+    Args:
+      logprobs, ref_logprobs: ``[B, T]`` log-probs of the sampled tokens under the policy that
+        sampled them and under the frozen reference.
+      mask: ``[B, T]`` 1 on generated tokens (the ``</s>`` included), 0 on padding.
+      score: ``[B]`` terminal score of each sample (added at the ``</s>``, or at the last token
+        when the sample has none: both are "the last valid position" of the mask).
+      kl_coef: beta (scalar).
+      exact_kl: optional ``[B, T]`` full-vocabulary KL per token (``exact_kl_from_logits``);
+        when ``None`` the sampled estimate ``logprobs - ref_logprobs`` is used.
+
+    Returns:
+      ``(rewards [B, T], kl_per_row [B])``: rewards are 0 on padding; ``kl_per_row`` is the
+      masked sum over tokens of the per-token KL used (the sequence KL fed to the controller).
+      Rows with an empty mask get no score and zero KL.
+    """
+    mask = mask.astype(jnp.float32)
+    if exact_kl is None:
+        kl = logprobs.astype(jnp.float32) - ref_logprobs.astype(jnp.float32)
+    else:
+        kl = exact_kl.astype(jnp.float32)
+    kl = kl * mask
+    rewards = -jnp.asarray(kl_coef, jnp.float32) * kl
+    last = last_valid_index(mask)
+    at_last = (jnp.arange(mask.shape[-1])[None, :] == last[:, None]).astype(jnp.float32)
+    rewards = rewards + at_last * score.astype(jnp.float32)[:, None]
+    return rewards, jnp.sum(kl, axis=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# advantages
+
+
+def gae(
+    rewards: Array, values: Array, mask: Array, gamma: float, lam: float
+) -> tuple[Array, Array]:
+    """Generalised advantage estimation as one reverse ``lax.scan`` over time.
+
+    ``delta_t = r_t + gamma * m_{t+1} V_{t+1} - V_t`` and
+    ``A_t = delta_t + gamma * lam * m_{t+1} A_{t+1}``, i.e. the bootstrap value after the last
+    valid token of a row is 0 (the episode ends there).  Masked positions get ``A = 0`` and
+    ``returns = 0``.
+
+    Returns ``(advantages [B, T], returns [B, T])`` with ``returns = advantages + values`` on
+    valid positions.
+    """
+    mask = mask.astype(jnp.float32)
+    rewards = rewards.astype(jnp.float32) * mask
+    values = values.astype(jnp.float32) * mask
+    # next-step value and mask (0 beyond the end of the array)
+    next_values = jnp.concatenate([values[:, 1:], jnp.zeros_like(values[:, :1])], axis=1)
+    next_mask = jnp.concatenate([mask[:, 1:], jnp.zeros_like(mask[:, :1])], axis=1)
+    deltas = rewards + gamma * next_mask * next_values - values
+
+    def step(carry, xs):
+        delta, nmask, m = xs
+        adv = (delta + gamma * lam * nmask * carry) * m
+        return adv, adv
+
+    init = jnp.zeros(rewards.shape[0], jnp.float32)
+    xs = (deltas.T, next_mask.T, mask.T)  # scan over time
+    _, adv_t = jax.lax.scan(step, init, xs, reverse=True)
+    advantages = adv_t.T
+    returns = (advantages + values) * mask
+    return advantages, returns
+
+
+def whiten(
+    x: Array,
+    mask: Array,
+    mode: Literal["batch", "sample", "none"] = "batch",
+    shift_mean: bool = True,
+    eps: float = _EPS,
+) -> Array:
+    """Masked whitening: ``(x - mean) / sqrt(var + eps)`` over valid positions.
+
+    ``mode='batch'``: one mean/std over every valid token of the batch (the corrected default);
+    ``mode='sample'``: per row (the authors' per-sample whitening); ``'none'``: ``x * mask``.
+    With ``shift_mean=False`` the mean is added back (scale only).  Padding stays 0.  A row or
+    batch with a single valid token has variance 0 and whitens to ``0`` (or to its mean with
+    ``shift_mean=False``) instead of dividing by zero.
+    """
+    mask = mask.astype(jnp.float32)
+    x = x.astype(jnp.float32)
+    if mode == "none":
+        return x * mask
+    if mode == "batch":
+        axis = None
+        mean = masked_mean(x, mask)
+        var = masked_var(x, mask)
+    elif mode == "sample":
+        axis = -1
+        mean = masked_mean(x, mask, axis=axis)[:, None]
+        var = masked_var(x, mask, axis=axis)[:, None]
+    else:  # pragma: no cover - guarded by the config Literal
+        raise ValueError(f"unknown whiten mode {mode!r}")
+    out = (x - mean) * jax.lax.rsqrt(var + eps)
+    if not shift_mean:
+        out = out + mean
+    return out * mask
+
+
+# ---------------------------------------------------------------------------------------------
+# losses
+
+
+def policy_loss(
+    logprobs_new: Array,
+    logprobs_old: Array,
+    advantages: Array,
+    mask: Array,
+    clip: float,
+) -> tuple[Array, Array, dict[str, Array]]:
+    """Clipped PPO surrogate ``max(-A r, -A clip(r, 1-e, 1+e))`` summed over valid tokens.
+
+    Returns ``(loss_sum, count, metric_sums)``; ``metric_sums`` holds, over the same ``count``:
+    ``clip_frac`` (tokens where the clipped branch is the active one, i.e. strictly larger) and
+    ``approx_kl``: the k3 estimator of KL(pi_old || pi_new), ``(r - 1) - log r`` with
+    ``r = pi_new / pi_old`` (unbiased, always >= 0; Schulman 2020).
+    """
+    mask = mask.astype(jnp.float32)
+    log_ratio = (logprobs_new - logprobs_old) * mask
+    ratio = jnp.exp(log_ratio)
+    unclipped = -advantages * ratio
+    clipped = -advantages * jnp.clip(ratio, 1.0 - clip, 1.0 + clip)
+    per_token = jnp.maximum(unclipped, clipped)
+    clip_frac = (clipped > unclipped).astype(jnp.float32)
+    approx_kl = (ratio - 1.0) - log_ratio
+    metrics = {
+        "clip_frac": masked_sum(clip_frac, mask),
+        "approx_kl": masked_sum(approx_kl, mask),
+    }
+    return masked_sum(per_token, mask), jnp.sum(mask), metrics
+
+
+def value_loss(
+    values_new: Array,
+    values_old: Array,
+    returns: Array,
+    mask: Array,
+    clip: float,
+) -> tuple[Array, Array, dict[str, Array]]:
+    """Clipped value loss ``0.5 * max((V - R)^2, (V_clip - R)^2)`` summed over valid tokens.
+
+    ``V_clip = V_old + clip(V - V_old, -clip, clip)``.  Returns ``(loss_sum, count,
+    metric_sums)`` with ``vf_clip_frac`` (tokens where the clipped error is strictly larger).
+    """
+    mask = mask.astype(jnp.float32)
+    v_clipped = values_old + jnp.clip(values_new - values_old, -clip, clip)
+    unclipped = jnp.square(values_new - returns)
+    clipped = jnp.square(v_clipped - returns)
+    per_token = 0.5 * jnp.maximum(unclipped, clipped)
+    metrics = {"vf_clip_frac": masked_sum((clipped > unclipped).astype(jnp.float32), mask)}
+    return masked_sum(per_token, mask), jnp.sum(mask), metrics
+
+
+def token_logprobs(logits: Array, tokens: Array) -> Array:
+    """Log-prob of ``tokens [B, T]`` under ``logits [B, T, V]`` (full softmax, fp32)."""
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    return jnp.take_along_axis(logp, tokens[..., None].astype(jnp.int32), axis=-1)[..., 0]
+
+
+def entropy_from_logits(logits: Array, mask: Array) -> tuple[Array, Array]:
+    """Entropy of the full softmax per token, ``(masked sum, count)``."""
+    logits = logits.astype(jnp.float32)
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    ent = -jnp.sum(jnp.exp(logp) * logp, axis=-1)
+    mask = mask.astype(jnp.float32)
+    return masked_sum(ent, mask), jnp.sum(mask)
+
+
+def explained_variance(values: Array, returns: Array, mask: Array) -> Array:
+    """``1 - Var[R - V] / Var[R]`` over valid tokens (NaN-free: 0 when Var[R] == 0)."""
+    mask = mask.astype(jnp.float32)
+    var_r = masked_var(returns, mask)
+    var_err = masked_var(returns - values, mask)
+    return jnp.where(var_r > 0, 1.0 - var_err / jnp.where(var_r > 0, var_r, 1.0), 0.0)
