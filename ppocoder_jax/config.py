@@ -77,11 +77,37 @@ class DataConfig:
     num_train: int = 0  # 0 = all
     num_eval: int = 0
     seed: int = 0
+    # synthesis_demo: the embedded program-synthesis family (ppocoder_jax/data/synthesis_demo.py)
+    synth_num_train: int = 4000
+    synth_num_val: int = 200
+    synth_num_test: int = 600
+    synth_bug_rate: float = 0.2  # random plausible bug in a training solution
+    synth_popular_rate: float = 0.65  # popular templates: share of solutions with THE popular bug
+    synth_popular_templates: tuple[str, ...] = (
+        "sum_gt",
+        "count_between",
+        "sum_range",
+        "product_gt",
+        "mod",
+    )
+    # completion tasks: target = last `completion_tokens` tokens of a method of >= min tokens
+    completion_tokens: int = 25
+    completion_min_tokens: int = 64
 
     def __post_init__(self):
         _check(self.max_source_length > 0, "data.max_source_length", "must be > 0")
         _check(self.max_target_length > 0, "data.max_target_length", "must be > 0")
         _check(self.num_train >= 0 and self.num_eval >= 0, "data.num_train", "must be >= 0")
+        for name in ("synth_num_train", "synth_num_val", "synth_num_test"):
+            _check(getattr(self, name) >= 1, f"data.{name}", "must be >= 1")
+        _check(0 <= self.synth_bug_rate <= 1, "data.synth_bug_rate", "must be in [0, 1]")
+        _check(0 <= self.synth_popular_rate <= 1, "data.synth_popular_rate", "must be in [0, 1]")
+        _check(self.completion_tokens >= 1, "data.completion_tokens", "must be >= 1")
+        _check(
+            self.completion_min_tokens > self.completion_tokens,
+            "data.completion_min_tokens",
+            "must be > data.completion_tokens",
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,51 @@
+"""`Example` and `Task`: what every loader returns (see docs/ARCHITECTURE.md, "Data")."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+LANGS = ("python", "java", "cpp", "c", "csharp", "php", "javascript")
+KINDS = ("completion", "translation", "synthesis")
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    prompt: str  # model input text
+    target: str  # reference output text
+    lang: str  # python | java | cpp | c | csharp | php | javascript
+    # {"inputs": [...], "outputs": [...][, "fn_name": ...]} (stdin/stdout or call-based) or
+    # {"test_code": "<python asserts run after the program>"}; None when there are no tests.
+    tests: dict | None = None
+    context_prefix: str = ""  # text the output is appended to before compiling / matching
+    meta: dict = field(default_factory=dict)
+
+    def program(self, output: str) -> str:
+        """The text that is compiled / tested / matched for a model output."""
+        return self.context_prefix + output
+
+    def reference_program(self) -> str:
+        return self.context_prefix + self.target
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    kind: str  # completion | translation | synthesis
+    train: list[Example]
+    val: list[Example]
+    test: list[Example]
+
+    def split(self, name: str) -> list[Example]:
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {name!r}")
+        return getattr(self, name)
+
+
+def cap(examples: list[Example], n: int, seed: int) -> list[Example]:
+    """A deterministic subset of `n` examples (order kept); n == 0 keeps all."""
+    if n <= 0 or n >= len(examples):
+        return list(examples)
+    keep = sorted(random.Random(f"cap:{seed}:{len(examples)}").sample(range(len(examples)), n))
+    return [examples[i] for i in keep]

@@ -1,0 +1,105 @@
+"""The embedded program-synthesis family: determinism, held-out splits, tests that catch bugs."""
+
+from collections import Counter
+
+import pytest
+
+from ppocoder_jax.data.synthesis_demo import (
+    DEFAULT_POPULAR,
+    TEMPLATES,
+    SynthesisDemoConfig,
+    build_synthesis_demo,
+    corpus_stats,
+)
+
+
+def _passes(program: str, test_code: str) -> bool:
+    ns: dict = {}
+    try:
+        exec(compile(program + "\n" + test_code, "<t>", "exec"), ns)  # trusted generated code
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def task():
+    return build_synthesis_demo(SynthesisDemoConfig())
+
+
+def test_sizes_and_templates(task):
+    assert len(task.train) == 4000 and len(task.val) == 200 and len(task.test) >= 500
+    assert len(TEMPLATES) >= 20
+    assert {ex.meta["template"] for ex in task.test} == set(TEMPLATES)
+    assert task.kind == "synthesis"
+    assert len({ex.id for ex in task.train + task.val + task.test}) == 4200 + len(task.test)
+
+
+def test_deterministic_and_seed_dependent():
+    cfg = SynthesisDemoConfig(num_train=300, num_val=20, num_test=60)
+    a, b = build_synthesis_demo(cfg), build_synthesis_demo(cfg)
+    assert a == b
+    c = build_synthesis_demo(SynthesisDemoConfig(num_train=300, num_val=20, num_test=60, seed=1))
+    assert [e.prompt for e in c.test] != [e.prompt for e in a.test]
+
+
+def test_heldout_parameters_never_in_train(task):
+    train = {(e.meta["template"], tuple(sorted(e.meta["params"].items()))) for e in task.train}
+    for ex in task.val + task.test:
+        key = (ex.meta["template"], tuple(sorted(ex.meta["params"].items())))
+        assert key not in train, ex.prompt
+    test_prompts = [e.prompt for e in task.test]
+    assert len(set(test_prompts)) == len(test_prompts)
+
+
+def test_reference_passes_and_every_bug_fails(task):
+    n_bugs = 0
+    for ex in task.train + task.val + task.test:
+        assert ex.program(ex.target) == ex.target and ex.context_prefix == ""
+        assert _passes(ex.meta["reference"], ex.tests["test_code"]), ex.id
+        for kind, program in ex.meta["bug_variants"]:
+            n_bugs += 1
+            assert not _passes(program, ex.tests["test_code"]), (ex.id, kind, program)
+        # the noisy training target passes exactly when it is labelled correct
+        assert _passes(ex.target, ex.tests["test_code"]) == ex.meta["is_correct"], ex.id
+        assert ex.tests["test_code"].count("assert") >= 4
+    assert n_bugs > 2 * len(task.test)
+
+
+def test_heldout_targets_are_correct(task):
+    for ex in task.val + task.test:
+        assert ex.meta["is_correct"] and ex.target == ex.meta["reference"]
+        assert ex.reference_program() == ex.target
+
+
+def test_noisy_corpus_statistics(task):
+    stats = corpus_stats(task.train)
+    for name, s in stats.items():
+        share = s["correct"] / s["n"]
+        if name in DEFAULT_POPULAR:
+            # a popular wrong answer dominates, yet the correct variant keeps real probability
+            assert 0.15 <= share <= 0.45, (name, share)
+            top_bug, top_n = Counter(s["bugs"]).most_common(1)[0]
+            assert top_n / s["n"] >= 0.5, (name, s)
+        else:
+            assert 0.65 <= share <= 0.92, (name, share)
+    kinds = {ex.meta["bug"] for ex in task.train}
+    assert {"off_by_one", "comparison", "operator", "initial_value"} <= kinds
+
+
+def test_short_prompts_and_numbers_copied(task):
+    for ex in task.test:
+        assert ex.prompt.endswith(f"def f({ex.meta['arg']}):")
+        assert ex.target.startswith(f"def f({ex.meta['arg']}):\n    ")
+        for v in ex.meta["params"].values():
+            assert str(v) in ex.prompt and str(v) in ex.target
+        assert len(ex.target.splitlines()) <= 6
+
+
+def test_rates_change_the_corpus():
+    clean = build_synthesis_demo(
+        SynthesisDemoConfig(num_train=400, num_val=5, num_test=30, bug_rate=0.0, popular_rate=0.0)
+    )
+    assert all(ex.meta["is_correct"] for ex in clean.train)
+    with pytest.raises(ValueError, match="unknown popular template"):
+        SynthesisDemoConfig(popular_templates=("nope",))
