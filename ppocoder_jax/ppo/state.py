@@ -1,0 +1,147 @@
+"""The PPO train state (one pytree: everything a resume needs on device) and the optimizer.
+
+``TrainState`` holds only arrays, so it can be sharded, donated to ``jax.jit`` and saved/restored
+by Orbax as one pytree.  The optimizer (an ``optax.GradientTransformation``) is static and is
+rebuilt from ``OptimConfig`` on resume.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from ppocoder_jax.config import KLConfig, OptimConfig
+from ppocoder_jax.parallel.rules import DEFAULT_RULES, Rules, logical_to_shardings
+from ppocoder_jax.ppo.kl import KLState, init_kl_state
+
+
+@flax.struct.dataclass
+class TrainState:
+    params: Any  # {'t5': ..., 'value_head': ...} for the real policy; any pytree here
+    opt_state: Any  # optax state (contains the optimizer step count)
+    kl: KLState  # KL controller state
+    rng: jax.Array  # raw uint32[2] PRNG key (jax.random.PRNGKey), advanced by every step
+    step: jax.Array  # int32 scalar: optimizer steps taken
+
+
+def make_schedule(cfg: OptimConfig, total_steps: int) -> optax.Schedule:
+    """Linear warm-up from 0 over ``warmup_steps``, then constant / linear-to-0 / cosine-to-0.
+
+    ``total_steps`` counts optimizer updates (iterations x epochs x minibatches); it only
+    matters for the decaying schedules.
+    """
+    lr = cfg.learning_rate
+    decay_steps = max(total_steps - cfg.warmup_steps, 1)
+    if cfg.schedule == "constant":
+        main = optax.constant_schedule(lr)
+    elif cfg.schedule == "linear":
+        main = optax.linear_schedule(lr, 0.0, decay_steps)
+    elif cfg.schedule == "cosine":
+        main = optax.cosine_decay_schedule(lr, decay_steps)
+    else:  # pragma: no cover - guarded by the config Literal
+        raise ValueError(cfg.schedule)
+    if cfg.warmup_steps == 0:
+        return main
+    warm = optax.linear_schedule(0.0, lr, cfg.warmup_steps)
+    return optax.join_schedules([warm, main], [cfg.warmup_steps])
+
+
+def make_optimizer(cfg: OptimConfig, total_steps: int = 1) -> optax.GradientTransformation:
+    """AdamW (b1, b2, eps, weight decay on every parameter, like torch AdamW) with the schedule,
+    optionally preceded by global-norm clipping (``max_grad_norm > 0``).
+
+    Gradient accumulation is done exactly inside the train step (``PPOConfig.grad_accum_steps``
+    micro-batches, sums divided by the minibatch's token count), not by ``optax.MultiSteps``.
+    """
+    tx = optax.adamw(
+        make_schedule(cfg, total_steps),
+        b1=cfg.b1,
+        b2=cfg.b2,
+        eps=cfg.eps,
+        weight_decay=cfg.weight_decay,
+    )
+    if cfg.max_grad_norm > 0:
+        tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), tx)
+    return tx
+
+
+def init_train_state(
+    params, tx: optax.GradientTransformation, kl_cfg: KLConfig, rng: jax.Array
+) -> TrainState:
+    """Unsharded construction (use ``create_sharded_train_state`` for a mesh)."""
+    return TrainState(
+        params=params,
+        opt_state=tx.init(params),
+        kl=init_kl_state(kl_cfg),
+        rng=jnp.asarray(rng, jnp.uint32),
+        step=jnp.zeros((), jnp.int32),
+    )
+
+
+def train_state_shardings(
+    abstract_state: TrainState,
+    param_logical_axes,
+    mesh: Mesh,
+    tx: optax.GradientTransformation,
+    rules: Rules = DEFAULT_RULES,
+) -> TrainState:
+    """``NamedSharding`` pytree for a ``TrainState``.
+
+    Params follow the rules table; optimizer leaves that mirror a parameter (Adam's ``mu``,
+    ``nu``) get that parameter's sharding (via ``optax.tree_map_params``); every other leaf
+    (counts, KL state, rng, step) is replicated.
+    """
+    repl = NamedSharding(mesh, PartitionSpec())
+    param_sh = logical_to_shardings(param_logical_axes, mesh, rules, abstract_state.params)
+    opt_sh = optax.tree_map_params(
+        tx,
+        lambda _, sh: sh,
+        abstract_state.opt_state,
+        param_sh,
+        transform_non_params=lambda _: repl,
+    )
+    return TrainState(
+        params=param_sh,
+        opt_state=opt_sh,
+        kl=jax.tree.map(lambda _: repl, abstract_state.kl),
+        rng=repl,
+        step=repl,
+    )
+
+
+def create_sharded_train_state(
+    init_params_fn,
+    param_logical_axes_fn,
+    tx: optax.GradientTransformation,
+    kl_cfg: KLConfig,
+    rng: jax.Array,
+    mesh: Mesh,
+    rules: Rules = DEFAULT_RULES,
+) -> tuple[TrainState, TrainState]:
+    """Initialise a ``TrainState`` directly in its sharded layout (no host-side full copy).
+
+    ``init_params_fn(key) -> params``; ``param_logical_axes_fn(params) -> logical tree``.
+    Returns ``(state, state_shardings)``.  ``rng`` is split: one key initialises the params,
+    the other becomes ``state.rng``.
+    """
+    init_key, state_key = jax.random.split(rng)
+
+    def build(k_init, k_state):
+        return init_train_state(init_params_fn(k_init), tx, kl_cfg, k_state)
+
+    abstract = jax.eval_shape(build, init_key, state_key)
+    shardings = train_state_shardings(
+        abstract, param_logical_axes_fn(abstract.params), mesh, tx, rules
+    )
+    state = jax.jit(build, out_shardings=shardings)(init_key, state_key)
+    return state, shardings
+
+
+def shard_train_state(state: TrainState, shardings: TrainState) -> TrainState:
+    """Place an existing (e.g. host-built or restored) state onto its shardings."""
+    return jax.device_put(state, shardings)

@@ -1,0 +1,393 @@
+"""Advantages for a rollout batch and the sharded, jitted PPO train step.
+
+Model-independent: the policy enters as an ``apply_fn``::
+
+    apply_fn(params, batch: PPOBatch, rng) -> (logits [b, T, V] fp32, values [b, T] fp32)
+
+where ``logits[:, t]`` is the distribution that produced ``batch.tokens[:, t]`` (for T5:
+``forward(params, cfg, batch.prompt_ids, batch.prompt_mask, shift_right(batch.tokens),
+batch.token_mask, dropout_rng=rng)``) and ``b`` is a micro-batch of the rollout batch.
+
+One PPO iteration (host loop, see ``ppo_update``)::
+
+    adv = compute_advantages(rollout.logprobs, ref_logprobs, rollout.values, rollout.token_mask,
+                             scores, state.kl.coef, exact_kl=exact_kl, sample_valid=ok,
+                             cfg=cfg.ppo)
+    batch = PPOBatch(prompt_ids=..., prompt_mask=..., tokens=..., token_mask=adv["token_mask"],
+                     old_logprobs=rollout.logprobs, ref_logprobs=ref_logprobs,
+                     old_values=rollout.values, advantages=adv["advantages"],
+                     returns=adv["returns"])
+    state, metrics = ppo_update(state, batch, train_step, cfg.ppo)
+    state = update_state_kl(state, adv["mean_kl"], batch_size, cfg.kl)
+
+Exact reductions: every loss is a ``(sum, count)`` pair; a minibatch's loss is
+``(sum_pg + vf_coef sum_vf - ent_coef sum_ent) / count`` with ``count`` the number of valid
+tokens of the *whole* minibatch, so gradient accumulation over micro-batches and the split over
+devices give the same gradient as one big batch (up to float rounding).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from ppocoder_jax.config import KLConfig, PPOConfig
+from ppocoder_jax.parallel.mesh import batch_sharding
+from ppocoder_jax.ppo import kernels as K
+from ppocoder_jax.ppo.kl import update_kl_state
+from ppocoder_jax.ppo.state import TrainState
+
+
+class PPOBatch(NamedTuple):
+    """One rollout batch as the update sees it (all ``[B, ...]``, batch-sharded)."""
+
+    prompt_ids: jax.Array  # [B, S] int32
+    prompt_mask: jax.Array  # [B, S]
+    tokens: jax.Array  # [B, T] int32 generated tokens, pad after </s>
+    token_mask: jax.Array  # [B, T] 1 on generated tokens incl. </s>; 0 rows = masked samples
+    old_logprobs: jax.Array  # [B, T] log pi_old(token) (full distribution)
+    ref_logprobs: jax.Array  # [B, T] log pi_ref(token)
+    old_values: jax.Array  # [B, T]
+    advantages: jax.Array  # [B, T] (whitened)
+    returns: jax.Array  # [B, T]
+
+
+ApplyFn = Callable[[Any, PPOBatch, jax.Array], tuple[jax.Array, jax.Array]]
+
+
+def ppo_batch_shardings(mesh: Mesh) -> PPOBatch:
+    return PPOBatch(*[batch_sharding(mesh, 2) for _ in PPOBatch._fields])
+
+
+# ---------------------------------------------------------------------------------------------
+# advantages
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def compute_advantages(
+    logprobs: jax.Array,
+    ref_logprobs: jax.Array,
+    values: jax.Array,
+    token_mask: jax.Array,
+    score: jax.Array,
+    kl_coef: jax.Array,
+    exact_kl: jax.Array | None = None,
+    sample_valid: jax.Array | None = None,
+    *,
+    cfg: PPOConfig,
+) -> dict[str, jax.Array]:
+    """KL-penalised rewards -> GAE -> whitening, for a whole (sharded) rollout batch.
+
+    ``sample_valid [B]`` (optional, bool/0-1): samples whose reward hit an infrastructure error
+    are 0; their rows of the returned ``token_mask`` are zeroed so they drop out of whitening,
+    the KL statistic and the update.  Whitening uses ``cfg.whiten`` ('batch' | 'sample' |
+    'none') and only touches the advantages; returns come from the raw advantages.
+
+    Returns a dict: ``rewards, advantages, returns, token_mask`` ``[B, T]``, ``kl_per_row [B]``
+    and scalars ``mean_kl`` (mean sequence KL over valid samples: what the adaptive controller
+    sees), ``mean_score``, ``num_invalid``, ``explained_variance`` (old values vs returns),
+    ``mean_length``.
+    """
+    mask = token_mask.astype(jnp.float32)
+    if sample_valid is None:
+        valid = jnp.ones(mask.shape[0], jnp.float32)
+    else:
+        valid = sample_valid.astype(jnp.float32)
+    mask = mask * valid[:, None]
+    rewards, kl_rows = K.kl_penalised_rewards(
+        logprobs, ref_logprobs, mask, score * valid, kl_coef, exact_kl
+    )
+    adv, returns = K.gae(rewards, values, mask, cfg.gamma, cfg.lam)
+    white = K.whiten(adv, mask, cfg.whiten)
+    n_valid = jnp.maximum(jnp.sum(valid), 1.0)
+    return {
+        "rewards": rewards,
+        "advantages": white,
+        "returns": returns,
+        "token_mask": mask,
+        "kl_per_row": kl_rows,
+        "mean_kl": jnp.sum(kl_rows * valid) / n_valid,
+        "mean_score": jnp.sum(score * valid) / n_valid,
+        "num_invalid": jnp.sum(1.0 - valid),
+        "explained_variance": K.explained_variance(values, returns, mask),
+        "mean_length": jnp.sum(mask) / n_valid,
+    }
+
+
+@functools.partial(jax.jit, static_argnames=("kl_cfg",))
+def _update_kl(state: TrainState, observed_kl, n_samples, kl_cfg: KLConfig) -> TrainState:
+    return state.replace(kl=update_kl_state(state.kl, observed_kl, n_samples, kl_cfg))
+
+
+def update_state_kl(state: TrainState, observed_kl, n_samples: int, kl_cfg: KLConfig):
+    """Advance the KL controller in ``state`` after a rollout batch of ``n_samples``."""
+    return _update_kl(state, observed_kl, n_samples, kl_cfg)
+
+
+# ---------------------------------------------------------------------------------------------
+# loss
+
+
+def ppo_loss_sums(
+    params, batch: PPOBatch, rng: jax.Array, apply_fn: ApplyFn, cfg: PPOConfig
+) -> dict[str, jax.Array]:
+    """Forward the (micro-)batch and return the loss *sums* and the token count."""
+    logits, values = apply_fn(params, batch, rng)
+    mask = batch.token_mask.astype(jnp.float32)
+    logprobs = K.token_logprobs(logits, batch.tokens)
+    pg_sum, count, pg_m = K.policy_loss(
+        logprobs, batch.old_logprobs, batch.advantages, mask, cfg.clip_ratio
+    )
+    vf_sum, _, vf_m = K.value_loss(values, batch.old_values, batch.returns, mask, cfg.value_clip)
+    ent_sum, _ = K.entropy_from_logits(logits, mask)
+    return {
+        "policy_loss": pg_sum,
+        "value_loss": vf_sum,
+        "entropy": ent_sum,
+        "count": count,
+        **pg_m,
+        **vf_m,
+    }
+
+
+def _combine(sums: dict[str, jax.Array], cfg: PPOConfig, denom, value_only: bool) -> jax.Array:
+    if value_only:
+        total = sums["value_loss"]
+    else:
+        total = (
+            sums["policy_loss"]
+            + cfg.vf_coef * sums["value_loss"]
+            - cfg.entropy_coef * sums["entropy"]
+        )
+    return total / denom
+
+
+def _split_micro(batch: PPOBatch, k: int) -> PPOBatch:
+    """[b, ...] -> [k, b/k, ...] with micro-batch j = rows j, j+k, ... (keeps dim 0 sharded)."""
+
+    def split(x):
+        x = x.reshape((x.shape[0] // k, k) + x.shape[1:])
+        return jnp.swapaxes(x, 0, 1)
+
+    return jax.tree.map(split, batch)
+
+
+def loss_and_grads(
+    params,
+    batch: PPOBatch,
+    rng: jax.Array,
+    apply_fn: ApplyFn,
+    cfg: PPOConfig,
+    value_only: bool = False,
+):
+    """Gradient of the minibatch loss, accumulated exactly over ``cfg.grad_accum_steps``.
+
+    Returns ``(loss, grads, sums)`` where ``sums`` are the metric sums over the minibatch.
+    """
+    denom = jnp.maximum(jnp.sum(batch.token_mask.astype(jnp.float32)), 1.0)
+
+    def micro_loss(p, mb, key):
+        sums = ppo_loss_sums(p, mb, key, apply_fn, cfg)
+        return _combine(sums, cfg, denom, value_only), sums
+
+    grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
+    k = cfg.grad_accum_steps
+    if k == 1:
+        (loss, sums), grads = grad_fn(params, batch, rng)
+        return loss, grads, sums
+    if batch.tokens.shape[0] % k:
+        raise ValueError(
+            f"minibatch of {batch.tokens.shape[0]} rows not divisible by grad_accum_steps={k}"
+        )
+    micro = _split_micro(batch, k)
+
+    def body(carry, xs):
+        loss_acc, grad_acc, sums_acc = carry
+        mb, j = xs
+        (loss, sums), grads = grad_fn(params, mb, jax.random.fold_in(rng, j))
+        grad_acc = jax.tree.map(jnp.add, grad_acc, grads)
+        sums_acc = jax.tree.map(jnp.add, sums_acc, sums)
+        return (loss_acc + loss, grad_acc, sums_acc), None
+
+    zeros_g = jax.tree.map(jnp.zeros_like, params)
+    zero_sums = jax.tree.map(
+        lambda s: jnp.zeros(s.shape, s.dtype),
+        jax.eval_shape(
+            lambda: ppo_loss_sums(params, jax.tree.map(lambda x: x[0], micro), rng, apply_fn, cfg)
+        ),
+    )
+    init = (jnp.zeros((), jnp.float32), zeros_g, zero_sums)
+    (loss, grads, sums), _ = jax.lax.scan(body, init, (micro, jnp.arange(k)))
+    return loss, grads, sums
+
+
+# ---------------------------------------------------------------------------------------------
+# the jitted step
+
+
+def _train_step(
+    state: TrainState,
+    batch: PPOBatch,
+    idx: jax.Array,
+    *,
+    apply_fn: ApplyFn,
+    tx: optax.GradientTransformation,
+    cfg: PPOConfig,
+    mb_sharding: PPOBatch | None,
+    value_only: bool,
+):
+    mb = jax.tree.map(lambda x: jnp.take(x, idx, axis=0), batch)
+    if mb_sharding is not None:
+        mb = jax.lax.with_sharding_constraint(mb, mb_sharding)
+    rng, step_key = jax.random.split(state.rng)
+    loss, grads, sums = loss_and_grads(state.params, mb, step_key, apply_fn, cfg, value_only)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = dict(sums)
+    metrics["loss"] = loss
+    metrics["grad_norm"] = optax.tree.norm(grads)
+    new_state = state.replace(params=params, opt_state=opt_state, rng=rng, step=state.step + 1)
+    return new_state, metrics
+
+
+def build_train_step(
+    apply_fn: ApplyFn,
+    tx: optax.GradientTransformation,
+    cfg: PPOConfig,
+    mesh: Mesh | None = None,
+    state_shardings: TrainState | None = None,
+    *,
+    donate: bool = True,
+    value_only: bool = False,
+):
+    """One optimizer step on a minibatch ``batch[idx]`` of a rollout batch, as one ``jax.jit``.
+
+    ``step(state, batch: PPOBatch, idx: int32[mb]) -> (state, metric_sums)``.  With a mesh,
+    the jit has explicit ``in_shardings`` (``state_shardings``; batch rows over
+    ``('data','fsdp')``; ``idx`` replicated) and ``out_shardings`` (state keeps its shardings,
+    metrics replicated); the state is donated (``donate_argnums=0``: its buffers are reused for
+    the new state, so do not touch the old one after the call).  ``value_only=True`` trains
+    the value loss alone (weight 1; for value warm-up iterations).
+
+    ``metric_sums`` are sums over the minibatch's valid tokens plus ``count``, ``loss`` and
+    ``grad_norm``; ``ppo_update`` turns them into means.
+    """
+    kwargs = {}
+    mb_sharding = None
+    if mesh is not None:
+        if state_shardings is None:
+            raise ValueError("state_shardings are required with a mesh")
+        repl = NamedSharding(mesh, PartitionSpec())
+        mb_sharding = ppo_batch_shardings(mesh)
+        kwargs = dict(
+            in_shardings=(state_shardings, mb_sharding, repl),
+            out_shardings=(state_shardings, repl),
+        )
+    fn = functools.partial(
+        _train_step,
+        apply_fn=apply_fn,
+        tx=tx,
+        cfg=cfg,
+        mb_sharding=mb_sharding,
+        value_only=value_only,
+    )
+    return jax.jit(fn, donate_argnums=(0,) if donate else (), **kwargs)
+
+
+def build_loss_and_grads(
+    apply_fn: ApplyFn,
+    cfg: PPOConfig,
+    mesh: Mesh | None = None,
+    param_shardings=None,
+    value_only: bool = False,
+):
+    """Jitted ``(params, minibatch, rng) -> (loss, grads, sums)`` with the step's shardings
+    (grads come out sharded like the params).  For tests and debugging."""
+    fn = functools.partial(loss_and_grads, apply_fn=apply_fn, cfg=cfg, value_only=value_only)
+    if mesh is None:
+        return jax.jit(fn)
+    repl = NamedSharding(mesh, PartitionSpec())
+    return jax.jit(
+        fn,
+        in_shardings=(param_shardings, ppo_batch_shardings(mesh), repl),
+        out_shardings=(repl, param_shardings, repl),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# epochs x minibatches
+
+
+@functools.partial(jax.jit, static_argnames=("batch_size", "epochs", "num_minibatches"))
+def minibatch_indices(key, batch_size: int, epochs: int, num_minibatches: int) -> jax.Array:
+    """``[epochs, num_minibatches, batch_size // num_minibatches]``: a fresh permutation of the
+    rollout batch per epoch, cut into minibatches."""
+    keys = jax.random.split(key, epochs)
+    perms = jax.vmap(lambda k: jax.random.permutation(k, batch_size))(keys)
+    return perms.reshape(epochs, num_minibatches, batch_size // num_minibatches)
+
+
+_PERM_SALT = 0x5EED
+
+
+def ppo_update(
+    state: TrainState,
+    batch: PPOBatch,
+    train_step,
+    cfg: PPOConfig,
+    shuffle: bool = True,
+) -> tuple[TrainState, dict[str, float]]:
+    """``cfg.ppo_epochs`` x ``cfg.num_minibatches`` optimizer steps over one rollout batch.
+
+    The permutations are a function of ``state.rng`` (so a resumed run repeats them exactly);
+    ``shuffle=False`` uses the rows in order.  Returns the new state and metric *means* over
+    every valid token of every minibatch step: ``policy_loss, value_loss, entropy, approx_kl,
+    clip_frac, vf_clip_frac`` (per token), ``loss, grad_norm`` (mean over steps), ``kl_coef``
+    and ``num_steps``.
+    """
+    b = batch.tokens.shape[0]
+    n_mb = cfg.num_minibatches
+    if b % n_mb:
+        raise ValueError(f"rollout batch {b} not divisible by num_minibatches={n_mb}")
+    if shuffle:
+        key = jax.random.fold_in(state.rng, _PERM_SALT)
+        idx = np.asarray(minibatch_indices(key, b, cfg.ppo_epochs, n_mb))
+    else:
+        idx = np.tile(
+            np.arange(b, dtype=np.int32).reshape(1, n_mb, b // n_mb), (cfg.ppo_epochs, 1, 1)
+        )
+    idx = idx.astype(np.int32)
+    totals = None
+    for e in range(cfg.ppo_epochs):
+        for m in range(n_mb):
+            state, sums = train_step(state, batch, idx[e, m])
+            totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+    return state, summarize_metrics(totals, cfg.ppo_epochs * n_mb, state)
+
+
+def summarize_metrics(totals: dict, num_steps: int, state: TrainState) -> dict[str, float]:
+    totals = jax.device_get(totals)
+    count = max(float(totals["count"]), 1.0)
+    out = {
+        name: float(totals[name]) / count
+        for name in (
+            "policy_loss",
+            "value_loss",
+            "entropy",
+            "approx_kl",
+            "clip_frac",
+            "vf_clip_frac",
+        )
+    }
+    out["loss"] = float(totals["loss"]) / num_steps
+    out["grad_norm"] = float(totals["grad_norm"]) / num_steps
+    out["kl_coef"] = float(jax.device_get(state.kl.coef))
+    out["num_steps"] = num_steps
+    return out

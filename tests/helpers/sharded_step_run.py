@@ -1,0 +1,82 @@
+"""Run one PPO train step of the toy policy on several meshes; save loss/grads/params to npz.
+
+Usage: XLA_FLAGS=--xla_force_host_platform_device_count=8 python sharded_step_run.py OUT.npz
+(the flag must be set before jax is imported, hence a separate process). Mesh "single" uses
+one device; the others use all 8. tests/test_parallel_sharded_step.py compares them.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ppocoder_jax.config import KLConfig, MeshConfig, OptimConfig, PPOConfig  # noqa: E402
+from ppocoder_jax.parallel.mesh import make_mesh, shard_batch  # noqa: E402
+from ppocoder_jax.ppo.state import create_sharded_train_state, make_optimizer  # noqa: E402
+from ppocoder_jax.ppo.toy_model import (  # noqa: E402
+    init_toy_params,
+    random_ppo_batch,
+    toy_apply,
+    toy_logical_axes,
+)
+from ppocoder_jax.ppo.train_step import build_loss_and_grads, build_train_step  # noqa: E402
+
+MESHES = {
+    "single": (1, 1, 1),
+    "8x1x1": (8, 1, 1),
+    "2x4x1": (2, 4, 1),
+    "2x2x2": (2, 2, 2),
+}
+
+
+def flat(prefix, tree, out):
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        out[prefix + jax.tree_util.keystr(path)] = np.asarray(jax.device_get(leaf))
+
+
+def main(out_path, grad_accum):
+    assert jax.device_count() == 8, jax.devices()
+    vocab, batch_size = 32, 16
+    ppo = PPOConfig(vf_coef=0.5, entropy_coef=0.01, grad_accum_steps=grad_accum)
+    tx = make_optimizer(OptimConfig(learning_rate=1e-2, max_grad_norm=1.0))
+    batch_np = random_ppo_batch(0, batch_size, 5, 7, vocab)
+    results = {}
+    for name, shape in MESHES.items():
+        devices = jax.devices()[:1] if name == "single" else jax.devices()
+        mesh = make_mesh(MeshConfig(data=shape[0], fsdp=shape[1], tensor=shape[2]), devices)
+        state, shardings = create_sharded_train_state(
+            lambda k: init_toy_params(k, vocab=vocab, d_model=8, d_ff=16),
+            toy_logical_axes,
+            tx,
+            KLConfig(),
+            jax.random.PRNGKey(0),
+            mesh,
+        )
+        batch = shard_batch(batch_np, mesh)
+        out = {}
+        # the params really are sharded as the rules say
+        out["spec_embed"] = np.array(str(state.params["body"]["embed"].sharding.spec))
+        out["spec_wi"] = np.array(str(state.params["body"]["wi"].sharding.spec))
+        out["spec_mu_wi"] = np.array(str(state.opt_state[1][0].mu["body"]["wi"].sharding.spec))
+        out["spec_tokens"] = np.array(str(batch.tokens.sharding.spec))
+        grad_fn = build_loss_and_grads(toy_apply, ppo, mesh, shardings.params)
+        loss, grads, _ = grad_fn(state.params, batch, jax.random.PRNGKey(7))
+        out["loss"] = np.asarray(loss)
+        flat("grad", grads, out)
+        step = build_train_step(toy_apply, tx, ppo, mesh, shardings)
+        idx = np.arange(batch_size, dtype=np.int32)[::-1].copy()
+        new_state, metrics = step(state, batch, idx)
+        out["spec_new_wi"] = np.array(str(new_state.params["body"]["wi"].sharding.spec))
+        flat("param", new_state.params, out)
+        flat("opt", new_state.opt_state, out)
+        flat("metric", metrics, out)
+        for k, v in out.items():
+            results[f"{name}/{k}"] = v
+    np.savez(out_path, **results)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 1)
