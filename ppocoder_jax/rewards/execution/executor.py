@@ -1,0 +1,463 @@
+"""The execution-feedback pool: compile checks and unit tests on host threads.
+
+`Executor.submit(lang, program, tests=None, link=False)` returns a Future[ExecutionResult].
+Worker threads launch sandboxed subprocesses (never forking Python), identical jobs within a run
+share one result (cache), Java compiles go to persistent javac servers, and C++ programs that
+include <bits/stdc++.h> use a precompiled header. Python compile checks byte-compile the program
+text in-process (compile(), never import), which is what `python -m py_compile` does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import re
+import secrets
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ppocoder_jax.rewards.execution import harness, sandbox
+from ppocoder_jax.rewards.execution.java_server import JavacServerPool, ServerTimeout
+from ppocoder_jax.rewards.execution.languages import (
+    CPP_FLAGS,
+    SPECS,
+    Language,
+    canonical_language,
+    fill,
+    java_file_name,
+    java_main_class,
+    missing_tools,
+)
+from ppocoder_jax.rewards.execution.pch import StdcxxPch
+from ppocoder_jax.rewards.execution.verdicts import (
+    STOPS_TESTING,
+    ExecutionResult,
+    Verdict,
+    make_result,
+    worst,
+)
+
+log = logging.getLogger(__name__)
+
+_PY_FILENAME = "<ppocoder-program>"
+# SyntaxWarning/DeprecationWarning from compiling candidate programs must not flood the trainer.
+warnings.filterwarnings("ignore", module=re.escape(_PY_FILENAME))
+_IN_PROCESS_PY_LIMIT = 200_000  # characters; larger programs are byte-compiled in the sandbox
+_STARTUP_SLACK_S = {"java": 1.5, "csharp": 1.0, "javascript": 0.5}
+
+
+def _tail(data: bytes | str, n: int = 600) -> str:
+    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    text = text.strip()
+    return text if len(text) <= n else "..." + text[-n:]
+
+
+def python_compiles(program: str) -> tuple[bool, str]:
+    """Byte-compile the program text (like py_compile: bytes in, so coding cookies count)."""
+    try:
+        compile(
+            program.encode("utf-8", errors="surrogatepass"), _PY_FILENAME, "exec", dont_inherit=True
+        )
+    except (SyntaxError, ValueError, OverflowError, MemoryError, RecursionError) as err:
+        return False, f"{type(err).__name__}: {err}"
+    return True, ""
+
+
+class Executor:
+    """Thread pool running sandboxed compile checks and unit tests (see module docstring)."""
+
+    def __init__(
+        self,
+        workers: int = 0,
+        timeout_s: float = 4.0,
+        cache: bool = True,
+        *,
+        compile_timeout_s: float = 30.0,
+        output_bytes: int = 16 << 20,
+        java_servers: int | None = None,
+        cpp_pch: bool = True,
+        work_root: str | None = None,
+    ):
+        if timeout_s <= 0 or compile_timeout_s <= 0:
+            raise ValueError("timeouts must be > 0")
+        if workers < 0:
+            raise ValueError("workers must be >= 0 (0 = number of cores)")
+        self.workers = workers or os.cpu_count() or 1
+        self.timeout_s = float(timeout_s)
+        self.compile_timeout_s = float(compile_timeout_s)
+        self.output_bytes = int(output_bytes)
+        self.cache_enabled = cache
+        self.sandbox = sandbox.sandbox_info()
+        self.root = Path(tempfile.mkdtemp(prefix="ppocoder-exec-", dir=work_root))
+        os.chmod(self.root, 0o711)  # unprivileged sandbox uids traverse it (limits-only mode)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ppocoder-exec")
+        self._javac = JavacServerPool(self.root, java_servers or min(self.workers, 2))
+        self._pch = {
+            "compile": StdcxxPch(CPP_FLAGS) if cpp_pch else None,
+            "link": StdcxxPch((*CPP_FLAGS, "-O2")) if cpp_pch else None,
+        }
+        self._cache: dict[tuple, Future] = {}
+        self._lock = threading.Lock()
+        self._ids = itertools.count()
+        self._closed = False
+        self.stats: Counter = Counter()
+
+    # --- public API ---------------------------------------------------------------------------
+    def submit(
+        self, lang: str, program: str, tests: dict | None = None, link: bool = False
+    ) -> Future:
+        """Queue one job; raises ValueError for an unknown language or malformed tests."""
+        lang = canonical_language(lang)
+        spec = harness.parse_tests(tests, lang)
+        if not isinstance(program, str):
+            raise ValueError("program must be a string")
+        key = (
+            lang,
+            program,
+            json.dumps(tests, sort_keys=True) if tests is not None else None,
+            bool(link),
+        )
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("Executor is closed")
+            self.stats["submitted"] += 1
+            if self.cache_enabled and key in self._cache:
+                self.stats["cache_hits"] += 1
+                return self._cache[key]
+            future = self._pool.submit(self._job, lang, program, spec, bool(link))
+            if self.cache_enabled:
+                self._cache[key] = future
+                future.add_done_callback(lambda f, k=key: self._forget_infra(k, f))
+        return future
+
+    def run_many(self, jobs: Iterable[Any]) -> list[ExecutionResult]:
+        """Jobs are (lang, program[, tests[, link]]) tuples or dicts with those keys."""
+        futures = []
+        for job in jobs:
+            if isinstance(job, dict):
+                futures.append(self.submit(**job))
+            else:
+                futures.append(self.submit(*job))
+        return [f.result() for f in futures]
+
+    def warm_up(self, langs: Iterable[str]) -> None:
+        """Build the C++ precompiled headers / start a javac server now (before timing)."""
+        for lang in {canonical_language(x) for x in langs}:
+            if lang == "cpp":
+                for pch in self._pch.values():
+                    if pch is not None:
+                        pch.include_dir(wait=True)
+            elif lang == "java":
+                self.submit("java", "class PpocoderWarmUp {}").result()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._pool.shutdown(wait=True)
+        self._javac.close()
+        sandbox.remove_tree(self.root)
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- one job --------------------------------------------------------------------------------
+    def _forget_infra(self, key: tuple, future: Future) -> None:
+        if future.exception() is not None or future.result().infra_error:
+            with self._lock:
+                if self._cache.get(key) is future:
+                    del self._cache[key]
+
+    def _job(self, lang: str, program: str, tests: harness.TestSpec | None, link: bool):
+        start = time.monotonic()
+        try:
+            result = self._execute(lang, program, tests, link)
+        except Exception as err:  # our own failure: never scored as a bad program
+            log.exception("execution job failed")
+            result = make_result(
+                Verdict.INFRA_ERROR, compiled=False, detail=f"{type(err).__name__}: {err}"
+            )
+        if result.verdict is Verdict.INFRA_ERROR:
+            with self._lock:
+                self.stats["infra_errors"] += 1
+        return replace(result, duration_s=time.monotonic() - start)
+
+    def _execute(self, lang, program, tests, link) -> ExecutionResult:
+        spec = SPECS[lang]
+        total = tests.total if tests else 0
+        missing = missing_tools(spec)
+        if missing:
+            return make_result(
+                Verdict.INFRA_ERROR,
+                compiled=False,
+                tests_total=total,
+                detail=f"missing toolchain: {', '.join(missing)}",
+            )
+        if lang == "python" and len(program) <= _IN_PROCESS_PY_LIMIT:
+            ok, detail = python_compiles(program)
+            if not ok:
+                return make_result(
+                    Verdict.COMPILE_ERROR, compiled=False, tests_total=total, detail=detail
+                )
+            if tests is None:
+                return make_result(Verdict.COMPILED, compiled=True)
+        n = next(self._ids)
+        work, io = self.root / f"job-{n}", self.root / f"job-{n}-io"
+        work.mkdir()
+        io.mkdir(mode=0o700)
+        try:
+            source = java_file_name(program) if lang == "java" else spec.source_name
+            (work / source).write_text(program, encoding="utf-8", errors="surrogatepass")
+            main = None
+            if lang != "python" or len(program) > _IN_PROCESS_PY_LIMIT:
+                failed = self._compile(
+                    spec, work, io, source, program, link or tests is not None, total
+                )
+                if failed is not None:
+                    return failed
+                if lang == "java" and (link or tests is not None):
+                    main = java_main_class(program)
+                    if main is None:
+                        return make_result(
+                            Verdict.COMPILE_ERROR,
+                            compiled=False,
+                            tests_total=total,
+                            detail="link: no class declares static void main",
+                        )
+            if tests is None:
+                return make_result(Verdict.COMPILED, compiled=True)
+            if tests.kind == "stdio":
+                return self._run_stdio(spec, work, io, source, main, tests)
+            return self._run_python_runner(work, io, source, tests)
+        finally:
+            sandbox.remove_tree(work)
+            sandbox.remove_tree(io)
+
+    # --- compile ----------------------------------------------------------------------------------
+    def _compile(self, spec: Language, work, io, source, program, link, total):
+        """None when it compiled, else the COMPILE_ERROR / INFRA_ERROR result."""
+        if spec.name == "java" and not self._javac.broken:
+            outcome = self._javac_compile(work, source)
+            if outcome is not None:
+                ok, detail = outcome
+                if ok:
+                    return None
+                return make_result(
+                    Verdict.COMPILE_ERROR, compiled=False, tests_total=total, detail=detail
+                )
+        if spec.name == "python":
+            cmd = [
+                sys.executable,
+                "-I",
+                "-c",
+                "import sys; compile(open(sys.argv[1], 'rb').read(), sys.argv[1], 'exec', dont_inherit=True)",
+                source,
+            ]
+        else:
+            cmd = fill(spec.link_cmd if link else spec.compile_cmd, src=source)
+        binds: tuple[str, ...] = ()
+        pch = self._pch["link" if link else "compile"] if spec.name == "cpp" else None
+        if pch is not None and "bits/stdc++.h" in program:
+            pch_dir = pch.include_dir()
+            if pch_dir is not None:
+                cmd = [cmd[0], "-I", str(pch_dir), *cmd[1:]]
+                binds = (str(pch_dir),)
+        limits = sandbox.Limits(
+            wall_s=self.compile_timeout_s,
+            memory_mb=spec.compile_memory_mb,
+            nproc=max(spec.nproc, 32),
+            output_bytes=256 << 20,
+        )
+        out = sandbox.run_sandboxed(cmd, work, io, limits, extra_ro_binds=binds)
+        if not out.started:
+            return make_result(
+                Verdict.INFRA_ERROR, compiled=False, tests_total=total, detail=out.infra_detail
+            )
+        if out.timed_out or out.cpu_limited:
+            return make_result(
+                Verdict.COMPILE_ERROR,
+                compiled=False,
+                tests_total=total,
+                detail=f"compilation exceeded {self.compile_timeout_s:g}s",
+            )
+        if out.returncode != 0:
+            return make_result(
+                Verdict.COMPILE_ERROR,
+                compiled=False,
+                tests_total=total,
+                detail=_tail(out.stderr + out.stdout),
+            )
+        return None
+
+    def _javac_compile(self, work: Path, source: str) -> tuple[bool, str] | None:
+        """Compile with a warm javac server; None means: fall back to a plain javac run."""
+        try:
+            server = self._javac.acquire()
+        except (OSError, RuntimeError, Exception) as err:  # cannot build the server at all
+            self._javac.broken = str(err)
+            log.warning("javac server unavailable (%s); using one javac per program", err)
+            return None
+        try:
+            return server.compile(work, source, self.compile_timeout_s)
+        except ServerTimeout:
+            return False, f"compilation exceeded {self.compile_timeout_s:g}s"
+        except (OSError, RuntimeError) as err:
+            log.warning("javac server failed (%s); falling back to plain javac for this job", err)
+            return None
+        finally:
+            self._javac.release(server)
+
+    # --- tests ------------------------------------------------------------------------------------
+    def _limits(self, spec: Language, wall_s: float) -> sandbox.Limits:
+        return sandbox.Limits(
+            wall_s=wall_s,
+            memory_mb=spec.run_memory_mb,
+            nproc=spec.nproc,
+            output_bytes=self.output_bytes,
+        )
+
+    @staticmethod
+    def _failure(spec: Language, out: sandbox.RunOutcome) -> tuple[Verdict, str] | None:
+        """The verdict implied by how the process ended, or None when it exited cleanly."""
+        if not out.started:
+            return Verdict.INFRA_ERROR, out.infra_detail
+        if out.timed_out or out.cpu_limited:
+            return Verdict.TIMEOUT, "time limit exceeded"
+        if out.output_limited:
+            return Verdict.OUTPUT_LIMIT, f"output exceeded {len(out.stdout)} bytes"
+        if out.returncode != 0:
+            err = out.stderr.decode("utf-8", errors="replace")
+            if any(marker in err for marker in spec.memory_markers):
+                return Verdict.MEMORY_LIMIT, _tail(err)
+            sig = out.signal
+            why = f"killed by signal {sig}" if sig else f"exit code {out.returncode}"
+            return Verdict.RUNTIME_ERROR, f"{why}: {_tail(err)}"
+        return None
+
+    def _run_stdio(self, spec, work, io, source, main, tests) -> ExecutionResult:
+        cmd = fill(spec.run_cmd, src=source, main=main or "Main")
+        wall = self.timeout_s + _STARTUP_SLACK_S.get(spec.name, 0.0)
+        verdict, passed, detail = Verdict.PASS, 0, ""
+        for i, (given, expected) in enumerate(zip(tests.inputs, tests.outputs)):
+            stdin = harness.as_text(given).encode("utf-8")
+            out = sandbox.run_sandboxed(cmd, work, io, self._limits(spec, wall), stdin=stdin)
+            failure = self._failure(spec, out)
+            if failure is None:
+                if harness.stdout_matches(out.stdout, expected):
+                    passed += 1
+                    continue
+                failure = (
+                    Verdict.WRONG_ANSWER,
+                    f"test {i}: wrong answer: {_tail(out.stdout, 200)!r}",
+                )
+            if failure[0] is Verdict.INFRA_ERROR:
+                return make_result(
+                    Verdict.INFRA_ERROR,
+                    compiled=True,
+                    tests_passed=passed,
+                    tests_total=tests.total,
+                    detail=failure[1],
+                )
+            if worst(verdict, failure[0]) is not verdict:
+                verdict, detail = (
+                    failure[0],
+                    f"test {i}: {failure[1]}"
+                    if failure[0] is not Verdict.WRONG_ANSWER
+                    else failure[1],
+                )
+            if failure[0] in STOPS_TESTING:
+                break
+        return make_result(
+            verdict, compiled=True, tests_passed=passed, tests_total=tests.total, detail=detail
+        )
+
+    def _run_python_runner(self, work, io, source, tests) -> ExecutionResult:
+        spec = SPECS["python"]
+        (work / harness.RUNNER_NAME).write_text(harness.RUNNER_SOURCE, encoding="utf-8")
+        nonce = secrets.token_hex(16)
+        job = harness.runner_job(tests, source, self.timeout_s)
+        stdin = (nonce + "\n" + json.dumps(job)).encode("utf-8")
+        wall = min(self.timeout_s * (tests.total + 1) + 2.0, max(60.0, self.timeout_s + 2.0))
+        cmd = [sys.executable, "-I", harness.RUNNER_NAME]
+        out = sandbox.run_sandboxed(cmd, work, io, self._limits(spec, wall), stdin=stdin)
+        report = harness.parse_channel(out.stdout, nonce)
+        total = tests.total
+        if not out.started:
+            return make_result(
+                Verdict.INFRA_ERROR, compiled=True, tests_total=total, detail=out.infra_detail
+            )
+        if report.load_error:
+            v = (
+                Verdict.TIMEOUT
+                if report.load_error == "timeout"
+                else _error_verdict(report.load_error)
+            )
+            return make_result(
+                v,
+                compiled=True,
+                tests_total=total,
+                detail=f"loading the program: {report.load_error}",
+            )
+        verdict, passed, detail = Verdict.PASS, 0, ""
+        for i in range(total):
+            if i not in report.results:
+                failure = self._failure(spec, out) or (
+                    Verdict.RUNTIME_ERROR,
+                    "the program exited before its tests finished",
+                )
+                verdict, detail = worst(verdict, failure[0]), f"test {i}: {failure[1]}"
+                break
+            status, payload = report.results[i]
+            if status == "badtest":
+                return make_result(
+                    Verdict.INFRA_ERROR,
+                    compiled=True,
+                    tests_total=total,
+                    detail=f"the test code does not compile: {payload}",
+                )
+            if status == "pass" or (
+                status == "value" and harness.call_output_matches(payload, tests.outputs[i])
+            ):
+                passed += 1
+                continue
+            if status in ("value", "unplain", "fail"):
+                v, why = Verdict.WRONG_ANSWER, f"test {i}: wrong answer: {payload[:200]}"
+            elif status == "timeout":
+                v, why = Verdict.TIMEOUT, f"test {i}: time limit exceeded"
+            else:
+                v, why = _error_verdict(payload), f"test {i}: {payload}"
+            if worst(verdict, v) is not verdict:
+                verdict, detail = v, why
+            if v in STOPS_TESTING:
+                break
+        if verdict is Verdict.PASS and not (report.done and out.returncode == 0):
+            failure = self._failure(spec, out) or (
+                Verdict.RUNTIME_ERROR,
+                "the runner did not finish",
+            )
+            verdict, detail = failure
+            passed = min(passed, total - 1)
+        elif out.output_limited and verdict is not Verdict.PASS:
+            verdict = Verdict.OUTPUT_LIMIT
+        return make_result(
+            verdict, compiled=True, tests_passed=passed, tests_total=total, detail=detail
+        )
+
+
+def _error_verdict(description: str) -> Verdict:
+    return Verdict.MEMORY_LIMIT if description.startswith("MemoryError") else Verdict.RUNTIME_ERROR

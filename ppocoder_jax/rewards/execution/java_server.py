@@ -1,0 +1,243 @@
+"""A persistent javac: one warm JVM compiles many sources, so Java does not pay a JVM start each.
+
+The server (a few lines of Java using javax.tools.JavaCompiler) runs inside the same sandbox as
+any job: its only writable directory is a jobs root; each request names a sub-directory and a
+file, and javac writes the classes next to the source. Annotation processing is off
+(-proc:none), so compiling runs no code from the program. A request that exceeds its time
+limit kills the server (a fresh one starts on the next request).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import select
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from ppocoder_jax.rewards.execution import sandbox
+
+SERVER_CLASS = "PpocoderJavacServer"
+SERVER_SOURCE = r"""
+import java.io.*;
+import java.nio.charset.StandardCharsets;
+import java.util.*;
+import javax.tools.*;
+
+public class PpocoderJavacServer {
+    public static void main(String[] args) throws Exception {
+        JavaCompiler javac = ToolProvider.getSystemJavaCompiler();
+        StandardJavaFileManager files = javac.getStandardFileManager(null, null, StandardCharsets.UTF_8);
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        PrintStream out = new PrintStream(new FileOutputStream(FileDescriptor.out), true, "UTF-8");
+        System.setOut(new PrintStream(OutputStream.nullOutputStream()));
+        out.println("READY");
+        String line;
+        while ((line = in.readLine()) != null) {
+            String[] parts = line.split("\t");
+            StringWriter diagnostics = new StringWriter();
+            boolean ok;
+            try {
+                File dir = new File(parts[0]);
+                List<String> options = Arrays.asList("-d", dir.getPath(), "-proc:none", "-nowarn",
+                    "-encoding", "UTF-8", "-implicit:none", "-sourcepath", dir.getPath(), "-cp", dir.getPath());
+                Iterable<? extends JavaFileObject> units = files.getJavaFileObjects(new File(dir, parts[1]));
+                ok = javac.getTask(diagnostics, files, null, options, null, units).call();
+            } catch (Throwable t) {
+                ok = false;
+                diagnostics.write("compiler crashed: " + t);
+            }
+            String text = Base64.getEncoder().encodeToString(diagnostics.toString().getBytes(StandardCharsets.UTF_8));
+            out.println((ok ? "OK " : "FAIL ") + text);
+        }
+    }
+}
+"""
+
+
+class ServerTimeout(Exception):
+    pass
+
+
+class JavacServer:
+    """One sandboxed JVM running javac for jobs placed under `jobs_root`. Not thread-safe."""
+
+    def __init__(self, class_dir: Path, jobs_root: Path, iodir: Path):
+        self.class_dir, self.jobs_root, self.iodir = class_dir, jobs_root, iodir
+        self.proc: subprocess.Popen | None = None
+        self.uid: int | None = None
+        self.compiles = 0
+
+    def _seen(self, path: Path) -> str:
+        """A host path under jobs_root as the server sees it."""
+        info = sandbox.sandbox_info()
+        if info.mode != "bwrap":
+            return str(path)
+        return sandbox.SANDBOX_CWD + "/" + str(path.relative_to(self.jobs_root))
+
+    def _start(self, wait_s: float) -> None:
+        info = sandbox.sandbox_info()
+        limits = sandbox.Limits(wall_s=10**6, memory_mb=3072, nproc=128, output_bytes=256 << 20)
+        inner = [
+            "java",
+            "-Xshare:auto",
+            "-XX:-UsePerfData",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-Xmx768m",
+        ]
+        inner += ["-cp", self._seen(self.class_dir), SERVER_CLASS]  # class_dir is under jobs_root
+        if info.drop_uid:
+            self.uid = sandbox.random_uid()
+        prefix = sandbox._limit_prefix(limits)
+        if info.drop_uid:
+            prefix = sandbox._drop_uid_prefix(self.uid) + prefix
+        env = {
+            "PATH": sandbox._PATH,
+            "HOME": sandbox.program_cwd(self.jobs_root),
+            "LANG": "C.UTF-8",
+        }
+        kw: dict = {}
+        if info.mode == "bwrap":
+            binds = list(info.ro_binds)
+            cmd = sandbox._bwrap_base(str(self.jobs_root), binds, info.drop_uid, None)
+            cmd += prefix + inner
+        else:
+            cmd = prefix + inner
+            kw["start_new_session"] = True
+        self._stderr = open(self.iodir / "javac-server.stderr", "wb")
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            cwd=str(self.jobs_root),
+            env=env,
+            **kw,
+        )
+        line = self._readline(time.monotonic() + wait_s)
+        if line != "READY":
+            self.close()
+            raise RuntimeError(f"javac server failed to start: {line!r}")
+
+    def _readline(self, deadline: float) -> str:
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        buf = b""
+        while not buf.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ServerTimeout()
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                raise RuntimeError("javac server exited")
+            buf += chunk
+        return buf.decode("utf-8", errors="replace").strip()
+
+    def compile(self, job_dir: Path, file_name: str, timeout_s: float) -> tuple[bool, str]:
+        """(compiled?, diagnostics). Raises ServerTimeout (server killed) or RuntimeError."""
+        if self.proc is None or self.proc.poll() is not None:
+            self._start(wait_s=max(30.0, timeout_s))
+        if self.uid is not None:
+            for path in (job_dir, job_dir / file_name):
+                os.chown(path, self.uid, self.uid)
+        assert self.proc is not None and self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(f"{self._seen(job_dir)}\t{file_name}\n".encode())
+            self.proc.stdin.flush()
+            line = self._readline(time.monotonic() + timeout_s)
+        except (ServerTimeout, RuntimeError, OSError):
+            self.close()
+            raise
+        self.compiles += 1
+        status, _, payload = line.partition(" ")
+        if status not in ("OK", "FAIL"):
+            self.close()
+            raise RuntimeError(f"javac server protocol error: {line[:200]!r}")
+        return status == "OK", base64.b64decode(payload).decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        if self.proc is not None:
+            try:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.SubprocessError):
+                pass
+            for stream in (self.proc.stdin, self.proc.stdout):
+                try:
+                    stream and stream.close()
+                except OSError:
+                    pass
+            self.proc = None
+            self._stderr.close()
+
+
+class JavacServerPool:
+    """A few servers shared by the worker threads (each request holds one server)."""
+
+    def __init__(self, root: Path, size: int):
+        self.root = root
+        self.size = size
+        self._free: list[JavacServer] = []
+        self._made = 0
+        self._cond = threading.Condition()
+        self._class_dir: Path | None = None
+        self._build_lock = threading.Lock()
+        self.broken = ""
+
+    def _build(self) -> Path:
+        """Compile the server class once (trusted code, no sandbox needed)."""
+        with self._build_lock:
+            if self._class_dir is None:
+                class_dir = self.root / "javac-server-classes"
+                class_dir.mkdir(parents=True, exist_ok=True)
+                (class_dir / f"{SERVER_CLASS}.java").write_text(SERVER_SOURCE)
+                proc = subprocess.run(
+                    ["javac", "-d", str(class_dir), str(class_dir / f"{SERVER_CLASS}.java")],
+                    capture_output=True,
+                    timeout=120,
+                    env={"PATH": sandbox._PATH},
+                )
+                if proc.returncode != 0:
+                    raise RuntimeError(
+                        "cannot build the javac server: " + proc.stderr.decode()[:300]
+                    )
+                os.chmod(class_dir, 0o755)
+                self._class_dir = class_dir
+            return self._class_dir
+
+    def acquire(self) -> JavacServer:
+        class_dir = self._build()
+        with self._cond:
+            while not self._free and self._made >= self.size:
+                self._cond.wait()
+            if self._free:
+                return self._free.pop()
+            self._made += 1
+            n = self._made
+        iodir = self.root / f"javac-io-{n}"
+        iodir.mkdir(parents=True, exist_ok=True)
+        # All servers see the executor's root (job directories live there); each request's
+        # directory is handed to the server's uid before compiling.
+        return JavacServer(class_dir, self.root, iodir)
+
+    def release(self, server: JavacServer) -> None:
+        with self._cond:
+            self._free.append(server)
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            servers, self._free = self._free, []
+        for server in servers:
+            server.close()
+
+
+def java_available() -> bool:
+    return shutil.which("java") is not None and shutil.which("javac") is not None

@@ -1,0 +1,179 @@
+"""Per-language toolchain commands: file names, compile-only / link commands, run commands.
+
+"Compiles" by default means compiles to an object, class or library without linking a main, so
+that methods and snippets can be checked; `link=True` asks for a full program. Success is judged
+by the compiler's exit code: warnings are not failures (the authors' "stderr empty" rule was).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field
+
+LANGUAGES = ("python", "java", "cpp", "c", "csharp", "php", "javascript")
+ALIASES = {"py": "python", "c++": "cpp", "cs": "csharp", "c#": "csharp", "js": "javascript"}
+
+
+@dataclass(frozen=True)
+class Language:
+    name: str
+    source_name: str  # default file name of the program in the job directory
+    compile_cmd: tuple[str, ...] | None  # compile-only (no main needed); None: in-process
+    link_cmd: tuple[str, ...] | None  # full program build (used for `link` and for tests)
+    run_cmd: tuple[str, ...]
+    tools: tuple[str, ...]  # executables that must exist
+    compile_memory_mb: int = 2048
+    run_memory_mb: int = 1024
+    nproc: int = 16  # counts threads too: JVM, Mono and Node need more
+    memory_markers: tuple[str, ...] = field(default=())
+
+
+_JAVA_RUN_FLAGS = (
+    "-Xmx512m",
+    "-Xss64m",
+    "-XX:-UsePerfData",
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+)
+CPP_FLAGS = ("-std=gnu++17", "-fdiagnostics-color=never")
+C_FLAGS = ("-std=gnu11", "-fdiagnostics-color=never")
+
+SPECS: dict[str, Language] = {
+    "python": Language(
+        "python",
+        "program.py",
+        None,
+        None,
+        (sys.executable, "-I", "{src}"),
+        (),
+        memory_markers=("MemoryError",),
+    ),
+    "cpp": Language(
+        "cpp",
+        "program.cpp",
+        ("g++", *CPP_FLAGS, "-c", "{src}", "-o", "program.o"),
+        ("g++", *CPP_FLAGS, "-O2", "{src}", "-o", "program"),
+        ("./program",),
+        ("g++",),
+        memory_markers=("std::bad_alloc",),
+    ),
+    "c": Language(
+        "c",
+        "program.c",
+        ("gcc", *C_FLAGS, "-c", "{src}", "-o", "program.o"),
+        ("gcc", *C_FLAGS, "-O2", "{src}", "-o", "program", "-lm"),
+        ("./program",),
+        ("gcc",),
+    ),
+    "java": Language(
+        "java",
+        "Main.java",
+        ("javac", "-proc:none", "-encoding", "UTF-8", "-nowarn", "-d", ".", "{src}"),
+        ("javac", "-proc:none", "-encoding", "UTF-8", "-nowarn", "-d", ".", "{src}"),
+        ("java", *_JAVA_RUN_FLAGS, "-cp", ".", "{main}"),
+        ("javac", "java"),
+        compile_memory_mb=3072,
+        run_memory_mb=3072,
+        nproc=96,
+        memory_markers=("java.lang.OutOfMemoryError",),
+    ),
+    "csharp": Language(
+        "csharp",
+        "program.cs",
+        ("mcs", "-target:library", "-out:program.dll", "{src}"),
+        ("mcs", "-out:program.exe", "{src}"),
+        ("mono", "program.exe"),
+        ("mcs", "mono"),
+        run_memory_mb=2048,
+        nproc=64,
+        memory_markers=("System.OutOfMemoryException",),
+    ),
+    "php": Language(
+        "php",
+        "program.php",
+        ("php", "-n", "-l", "{src}"),
+        ("php", "-n", "-l", "{src}"),
+        ("php", "-n", "-d", "memory_limit=512M", "{src}"),
+        ("php",),
+        memory_markers=("Allowed memory size", "Out of memory"),
+    ),
+    "javascript": Language(
+        "javascript",
+        "program.js",
+        ("node", "--check", "{src}"),
+        ("node", "--check", "{src}"),
+        ("node", "--max-old-space-size=512", "--stack-size=8000", "{src}"),
+        ("node",),
+        run_memory_mb=2048,
+        nproc=64,
+        memory_markers=("heap out of memory", "Allocation failed"),
+    ),
+}
+
+
+def canonical_language(lang: str) -> str:
+    """'C++' -> 'cpp' etc.; raises ValueError for an unknown language."""
+    key = lang.strip().lower()
+    key = ALIASES.get(key, key)
+    if key not in SPECS:
+        raise ValueError(f"unknown language {lang!r}; expected one of {', '.join(LANGUAGES)}")
+    return key
+
+
+def missing_tools(spec: Language) -> list[str]:
+    return [t for t in spec.tools if shutil.which(t) is None]
+
+
+def fill(cmd: tuple[str, ...], **values: str) -> list[str]:
+    return [part.format(**values) if "{" in part else part for part in cmd]
+
+
+# --- Java: a public top-level class must live in a file of its own name ---------------------
+_PUBLIC_TYPE = re.compile(
+    r"^\s*public\s+(?:(?:final|abstract|sealed|strictfp|non-sealed)\s+)*"
+    r"(?:class|interface|enum|record|@interface)\s+([A-Za-z_$][\w$]*)",
+    re.MULTILINE,
+)
+_TYPE_DECL = re.compile(r"\b(?:class|interface|enum|record)\s+([A-Za-z_$][\w$]*)")
+_JAVA_MAIN = re.compile(r"\bstatic\s+(?:final\s+)?void\s+main\s*\(")
+_COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
+_STRINGS = re.compile(r'"(?:\\.|[^"\\\n])*"')
+
+
+def _strip_java_noise(source: str) -> str:
+    return _COMMENTS.sub(" ", _STRINGS.sub('""', source))
+
+
+def java_file_name(source: str) -> str:
+    """Name the file after the first public top-level type (javac requires it), else Main."""
+    match = _PUBLIC_TYPE.search(_strip_java_noise(source))
+    return f"{match.group(1)}.java" if match else "Main.java"
+
+
+_JAVA_TOKENS = re.compile(
+    r"\b(?:class|interface|enum|record)\s+([A-Za-z_$][\w$]*)|([{}])|\bstatic\s+(?:final\s+)?void\s+main\s*\("
+)
+_CHARS = re.compile(r"'(?:\\.|[^'\\\n])'")
+
+
+def java_main_class(source: str) -> str | None:
+    """The type whose body declares `static void main(` (tracks braces, skips nested types)."""
+    clean = _CHARS.sub("' '", _strip_java_noise(source))
+    stack: list[str | None] = []
+    pending: str | None = None
+    for token in _JAVA_TOKENS.finditer(clean):
+        name, brace = token.group(1), token.group(2)
+        if name:
+            pending = name
+        elif brace == "{":
+            stack.append(pending)
+            pending = None
+        elif brace == "}":
+            if stack:
+                stack.pop()
+        else:
+            owners = [s for s in stack if s]
+            return owners[-1] if owners else None
+    return None
