@@ -13,7 +13,6 @@ import itertools
 import json
 import logging
 import os
-import re
 import secrets
 import sys
 import tempfile
@@ -51,8 +50,7 @@ from ppocoder_jax.rewards.execution.verdicts import (
 log = logging.getLogger(__name__)
 
 _PY_FILENAME = "<ppocoder-program>"
-# SyntaxWarning/DeprecationWarning from compiling candidate programs must not flood the trainer.
-warnings.filterwarnings("ignore", module=re.escape(_PY_FILENAME))
+_COMPILE_LOCK = threading.Lock()
 _IN_PROCESS_PY_LIMIT = 200_000  # characters; larger programs are byte-compiled in the sandbox
 _STARTUP_SLACK_S = {"java": 1.5, "csharp": 1.0, "javascript": 0.5}
 
@@ -65,10 +63,13 @@ def _tail(data: bytes | str, n: int = 600) -> str:
 
 def python_compiles(program: str) -> tuple[bool, str]:
     """Byte-compile the program text (like py_compile: bytes in, so coding cookies count)."""
+    source = program.encode("utf-8", errors="surrogatepass")
     try:
-        compile(
-            program.encode("utf-8", errors="surrogatepass"), _PY_FILENAME, "exec", dont_inherit=True
-        )
+        # Warnings must neither print nor, under a "-W error" filter, turn into SyntaxErrors.
+        # catch_warnings swaps process-global state, hence the lock.
+        with _COMPILE_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(source, _PY_FILENAME, "exec", dont_inherit=True)
     except (SyntaxError, ValueError, OverflowError, MemoryError, RecursionError) as err:
         return False, f"{type(err).__name__}: {err}"
     return True, ""
