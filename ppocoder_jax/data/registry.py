@@ -62,7 +62,7 @@ def load_task(data_cfg, tokenizer=None) -> Task:
     elif name == "apps":
         from ppocoder_jax.data.apps import load_apps
 
-        task = load_apps(_needs_path(data_cfg), seed=data_cfg.seed)
+        task = load_apps(_needs_path(data_cfg))
     elif name == "mbpp":
         from ppocoder_jax.data.mbpp import load_mbpp
 
