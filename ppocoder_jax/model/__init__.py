@@ -1,1 +1,32 @@
-"""See docs/ARCHITECTURE.md."""
+"""T5 / CodeT5 policy with a value head (Flax), HF import/export and tokenizers.
+
+See docs/ARCHITECTURE.md (Model) and the docstring of `ppocoder_jax.model.t5`.
+"""
+
+from ppocoder_jax.model.t5 import (
+    decode_step,
+    encode,
+    forward,
+    init_cache,
+    init_params,
+    param_logical_axes,
+    score,
+    shift_right,
+    token_logprobs,
+    value_head,
+)
+from ppocoder_jax.model.t5_config import T5Config
+
+__all__ = [
+    "T5Config",
+    "decode_step",
+    "encode",
+    "forward",
+    "init_cache",
+    "init_params",
+    "param_logical_axes",
+    "score",
+    "shift_right",
+    "token_logprobs",
+    "value_head",
+]
