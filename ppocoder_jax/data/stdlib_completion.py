@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import os
+import sys
 import sysconfig
+import tempfile
 import textwrap
 import warnings
 from functools import cache
 from pathlib import Path
 
 from ppocoder_jax.data.completion import compiles, completion_examples
-from ppocoder_jax.data.task import Task
+from ppocoder_jax.data.task import Example, Task
 from ppocoder_jax.errors import UserError
 
 SKIP_DIRS = frozenset(
@@ -97,16 +100,33 @@ def stdlib_functions(root: str | None = None) -> tuple[tuple[str, str, int, str]
     return tuple(out)
 
 
-def load_stdlib_completion(data_cfg, tokenizer=None, root: str | None = None) -> Task:
-    if tokenizer is None:
-        from ppocoder_jax.data.embedded_tokenizer import embedded_tokenizer
+def _cache_key(data_cfg, tokenizer, root: str | None) -> str | None:
+    """Key of the built task on disk, or None when the tokenizer cannot be fingerprinted."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    from ppocoder_jax.data import completion
 
-        tokenizer = embedded_tokenizer()
+    h = hashlib.sha256(backend.to_str().encode())
+    for mod in (completion, sys.modules[__name__]):
+        h.update(Path(mod.__file__).read_bytes())
+    settings = (
+        data_cfg.completion_tokens,
+        data_cfg.completion_min_tokens,
+        data_cfg.max_source_length,
+        str(Path(root) if root else stdlib_root()),
+        sys.version,
+    )
+    h.update(repr(settings).encode())
+    return h.hexdigest()[:20]
+
+
+def _build(data_cfg, tokenizer, root: str | None) -> dict[str, list[Example]]:
     splits: dict[str, list] = {"train": [], "val": [], "test": []}
     for module, qualname, lineno, code in stdlib_functions(root):
         item = (f"stdlib/{module}:{qualname}:{lineno}", code, {"module": module, "name": qualname})
         splits[module_split(module)].append(item)
-    built = {
+    return {
         name: completion_examples(
             items,
             tokenizer,
@@ -116,4 +136,51 @@ def load_stdlib_completion(data_cfg, tokenizer=None, root: str | None = None) ->
         )
         for name, items in splits.items()
     }
+
+
+def load_stdlib_completion(
+    data_cfg, tokenizer=None, root: str | None = None, cache_dir: str | None = None
+) -> Task:
+    """The task; built once per (tokenizer, settings, stdlib) and cached as JSON on disk."""
+    from ppocoder_jax.data.embedded_tokenizer import default_cache_dir, embedded_tokenizer
+
+    if tokenizer is None:
+        tokenizer = embedded_tokenizer()
+    key = _cache_key(data_cfg, tokenizer, root)
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = cache / f"stdlib_completion-{key}.json" if key else None
+    if path is not None and path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            built = {
+                split: [
+                    Example(
+                        e["id"], e["prompt"], e["target"], "python", None, e["prompt"], e["meta"]
+                    )
+                    for e in data[split]
+                ]
+                for split in ("train", "val", "test")
+            }
+        except (json.JSONDecodeError, KeyError, TypeError, OSError):
+            built = None  # a damaged cache entry is rebuilt
+        if built is not None:
+            return Task(
+                "completion_stdlib", "completion", built["train"], built["val"], built["test"]
+            )
+    built = _build(data_cfg, tokenizer, root)
+    if path is not None:
+        data = {
+            split: [
+                {"id": e.id, "prompt": e.prompt, "target": e.target, "meta": e.meta} for e in exs
+            ]
+            for split, exs in built.items()
+        }
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=path.name, dir=cache)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(data, fh)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # caching is an optimisation only
     return Task("completion_stdlib", "completion", built["train"], built["val"], built["test"])

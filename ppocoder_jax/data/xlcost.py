@@ -232,7 +232,10 @@ def load_xlcost(path: str, source_lang: str, target_lang: str) -> Task:
         raise UserError(f"config key 'data.target_lang': same as data.source_lang ({src})")
     root = Path(path).expanduser()
     if not root.is_dir():
-        raise UserError(f"XLCoST: dataset directory {str(root)!r} not found")
+        raise UserError(
+            f"XLCoST: dataset directory {str(root)!r} not found (the program-level pairs load "
+            "from a local copy of XLCoST's pair_data_tok_full directory)"
+        )
     pair, x, y = _pair_dir(root, src, tgt)
     splits: dict[str, list[Example]] = {}
     for split in ("train", "val", "test"):
