@@ -270,3 +270,21 @@ def test_kl_controllers():
         beta = beta * (1 + err * n / 10000)
         assert float(st.coef) == pytest.approx(beta, rel=1e-6)
     assert jnp.asarray(st.coef).dtype == jnp.float32
+
+
+def test_padding_garbage_never_leaks():
+    """NaN/inf on padded positions (e.g. an uninitialised buffer) must not reach any result."""
+    rng = _rng(10)
+    x = rng.normal(size=MASK.shape).astype(np.float32)
+    bad = np.where(MASK > 0, x, np.nan).astype(np.float32)
+    bad_inf = np.where(MASK > 0, x, np.inf).astype(np.float32)
+    score = np.ones(4, np.float32)
+    r, kl = K.kl_penalised_rewards(bad, bad_inf, MASK, score, 0.1)
+    adv, ret = K.gae(bad, bad_inf, MASK, 1.0, 0.95)
+    outs = [r, kl, adv, ret, K.whiten(bad, MASK, "batch"), K.whiten(bad, MASK, "sample")]
+    outs += list(K.policy_loss(bad, bad_inf, bad, MASK, 0.2)[:2])
+    outs += list(K.value_loss(bad, bad_inf, bad, MASK, 0.2)[:2])
+    for o in outs:
+        assert np.all(np.isfinite(np.asarray(o)))
+    clean_r, _ = K.kl_penalised_rewards(x * MASK, x * MASK, MASK, score, 0.1)
+    np.testing.assert_array_equal(np.asarray(r), np.asarray(clean_r))

@@ -22,6 +22,7 @@ from ppocoder_jax.ppo.train_step import (
 
 V = 16
 PPO = PPOConfig(vf_coef=0.5, entropy_coef=0.01, ppo_epochs=2, num_minibatches=2)
+GRAD_FN = build_loss_and_grads(toy_apply, PPO)  # one compiled function shared by the tests
 
 
 def _batch(seed=0, b=8):
@@ -37,7 +38,7 @@ def _np_log_softmax(x):
 def test_loss_matches_numpy_loop():
     params = init_toy_params(jax.random.PRNGKey(0), vocab=V)
     batch = _batch()
-    fn = build_loss_and_grads(toy_apply, PPO)
+    fn = GRAD_FN
     loss, _, sums = fn(params, batch, jax.random.PRNGKey(1))
     dec_in = np.concatenate([np.zeros((8, 1), np.int32), batch.tokens[:, :-1]], axis=1)
     logits, values = toy_forward(params, batch.prompt_ids, batch.prompt_mask, dec_in)
@@ -72,7 +73,7 @@ def test_grad_accumulation_is_exact():
     params = init_toy_params(jax.random.PRNGKey(0), vocab=V)
     batch = _batch(b=8)
     key = jax.random.PRNGKey(1)
-    l1, g1, s1 = build_loss_and_grads(toy_apply, PPO)(params, batch, key)
+    l1, g1, s1 = GRAD_FN(params, batch, key)
     cfg4 = dataclasses.replace(PPO, grad_accum_steps=4)
     l4, g4, s4 = build_loss_and_grads(toy_apply, cfg4)(params, batch, key)
     assert float(l4) == pytest.approx(float(l1), rel=1e-5)
@@ -92,7 +93,7 @@ def test_masked_rows_do_not_matter():
     other.tokens[-1] = 5  # the last row is fully masked
     other.advantages[-1] = 100.0
     other.returns[-1] = -100.0
-    fn = build_loss_and_grads(toy_apply, PPO)
+    fn = GRAD_FN
     la, ga, _ = fn(params, batch, jax.random.PRNGKey(1))
     lb, gb, _ = fn(params, other, jax.random.PRNGKey(1))
     assert float(la) == float(lb)
@@ -104,7 +105,7 @@ def test_train_step_and_ppo_update():
     tx = make_optimizer(OptimConfig(learning_rate=3e-2, weight_decay=0.0))
     state = init_train_state(params, tx, KLConfig(), jax.random.PRNGKey(3))
     batch = _batch()
-    fn = build_loss_and_grads(toy_apply, PPO)
+    fn = GRAD_FN
     before, _, _ = fn(state.params, batch, jax.random.PRNGKey(1))
     step = build_train_step(toy_apply, tx, PPO, donate=False)
     new_state, metrics = ppo_update(state, batch, step, PPO)
@@ -140,6 +141,7 @@ def test_compute_advantages_composes_kernels_and_masks_invalid():
     exact = rng.uniform(size=(8, 6)).astype(np.float32)
     valid = np.ones(8, bool)
     valid[2] = False
+    score[2] = np.nan  # e.g. the reward of an infrastructure error
     cfg = PPOConfig(gamma=0.99, lam=0.9, whiten="sample")
     out = compute_advantages(
         b.old_logprobs,
@@ -153,13 +155,17 @@ def test_compute_advantages_composes_kernels_and_masks_invalid():
         cfg=cfg,
     )
     mask = b.token_mask * valid[:, None]
-    r, kl = K.kl_penalised_rewards(b.old_logprobs, b.ref_logprobs, mask, score, 0.1, exact)
+    score0 = np.where(valid, score, 0.0)
+    r, kl = K.kl_penalised_rewards(b.old_logprobs, b.ref_logprobs, mask, score0, 0.1, exact)
     adv, ret = K.gae(r, b.old_values, mask, 0.99, 0.9)
     np.testing.assert_allclose(out["advantages"], K.whiten(adv, mask, "sample"), rtol=1e-6)
     np.testing.assert_allclose(out["returns"], ret, rtol=1e-6)
     assert np.all(np.asarray(out["token_mask"])[2] == 0)
     assert np.all(np.asarray(out["rewards"])[2] == 0)
     assert float(out["num_invalid"]) == 1
+    assert float(out["mean_score"]) == pytest.approx(score0.sum() / 7, rel=1e-6)
+    for k, v in out.items():
+        assert np.all(np.isfinite(np.asarray(v))), k
     kl = np.asarray(kl)
     assert float(out["mean_kl"]) == pytest.approx(kl[valid].sum() / valid.sum(), rel=1e-6)
 

@@ -28,7 +28,8 @@ _EPS = 1e-8
 
 
 def masked_sum(x: Array, mask: Array, axis=None) -> Array:
-    return jnp.sum(x * mask, axis=axis)
+    """Sum of ``x`` where ``mask > 0`` (``where``, so NaN/inf on padding cannot leak in)."""
+    return jnp.sum(jnp.where(mask > 0, x, 0.0), axis=axis)
 
 
 def masked_mean(x: Array, mask: Array, axis=None) -> Array:
@@ -97,11 +98,11 @@ def kl_penalised_rewards(
         kl = logprobs.astype(jnp.float32) - ref_logprobs.astype(jnp.float32)
     else:
         kl = exact_kl.astype(jnp.float32)
-    kl = kl * mask
+    kl = jnp.where(mask > 0, kl, 0.0)
     rewards = -jnp.asarray(kl_coef, jnp.float32) * kl
     last = last_valid_index(mask)
-    at_last = (jnp.arange(mask.shape[-1])[None, :] == last[:, None]).astype(jnp.float32)
-    rewards = rewards + at_last * score.astype(jnp.float32)[:, None]
+    at_last = jnp.arange(mask.shape[-1])[None, :] == last[:, None]
+    rewards = rewards + jnp.where(at_last, score.astype(jnp.float32)[:, None], 0.0)
     return rewards, jnp.sum(kl, axis=-1)
 
 
@@ -123,8 +124,8 @@ def gae(
     valid positions.
     """
     mask = mask.astype(jnp.float32)
-    rewards = rewards.astype(jnp.float32) * mask
-    values = values.astype(jnp.float32) * mask
+    rewards = jnp.where(mask > 0, rewards.astype(jnp.float32), 0.0)
+    values = jnp.where(mask > 0, values.astype(jnp.float32), 0.0)
     # next-step value and mask (0 beyond the end of the array)
     next_values = jnp.concatenate([values[:, 1:], jnp.zeros_like(values[:, :1])], axis=1)
     next_mask = jnp.concatenate([mask[:, 1:], jnp.zeros_like(mask[:, :1])], axis=1)
@@ -161,7 +162,7 @@ def whiten(
     mask = mask.astype(jnp.float32)
     x = x.astype(jnp.float32)
     if mode == "none":
-        return x * mask
+        return jnp.where(mask > 0, x, 0.0)
     if mode == "batch":
         axis = None
         mean = masked_mean(x, mask)
@@ -175,7 +176,7 @@ def whiten(
     out = (x - mean) * jax.lax.rsqrt(var + eps)
     if not shift_mean:
         out = out + mean
-    return out * mask
+    return jnp.where(mask > 0, out, 0.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,7 +198,7 @@ def policy_loss(
     ``r = pi_new / pi_old`` (unbiased, always >= 0; Schulman 2020).
     """
     mask = mask.astype(jnp.float32)
-    log_ratio = (logprobs_new - logprobs_old) * mask
+    log_ratio = jnp.where(mask > 0, logprobs_new - logprobs_old, 0.0)
     ratio = jnp.exp(log_ratio)
     unclipped = -advantages * ratio
     clipped = -advantages * jnp.clip(ratio, 1.0 - clip, 1.0 + clip)

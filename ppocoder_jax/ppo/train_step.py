@@ -101,8 +101,10 @@ def compute_advantages(
     else:
         valid = sample_valid.astype(jnp.float32)
     mask = mask * valid[:, None]
+    # where, not multiply: an invalid sample's score may be NaN
+    score = jnp.where(valid > 0, score.astype(jnp.float32), 0.0)
     rewards, kl_rows = K.kl_penalised_rewards(
-        logprobs, ref_logprobs, mask, score * valid, kl_coef, exact_kl
+        logprobs, ref_logprobs, mask, score, kl_coef, exact_kl
     )
     adv, returns = K.gae(rewards, values, mask, cfg.gamma, cfg.lam)
     white = K.whiten(adv, mask, cfg.whiten)
@@ -114,7 +116,7 @@ def compute_advantages(
         "token_mask": mask,
         "kl_per_row": kl_rows,
         "mean_kl": jnp.sum(kl_rows * valid) / n_valid,
-        "mean_score": jnp.sum(score * valid) / n_valid,
+        "mean_score": jnp.sum(score) / n_valid,
         "num_invalid": jnp.sum(1.0 - valid),
         "explained_variance": K.explained_variance(values, returns, mask),
         "mean_length": jnp.sum(mask) / n_valid,
