@@ -82,3 +82,32 @@ def test_stdlib_completion_set(tok):
         assert ex.meta["num_tokens"] >= 64
         assert len(tok(ex.prompt)["input_ids"]) <= cfg.max_source_length
     assert any(not compiles(ex.program("")) for ex in task.test)
+
+
+def test_stdlib_cache_roundtrip(tmp_path, tok):
+    from ppocoder_jax.data.stdlib_completion import load_stdlib_completion
+
+    src = tmp_path / "lib"
+    src.mkdir()
+    fns = [LONG_FN.replace("long_one", f"fn_{i}") for i in range(30)]
+    (src / "many.py").write_text("\n\n".join(fns) + "\n")
+    cfg = load_config(None, []).data
+    cache = tmp_path / "cache"
+    fresh = load_stdlib_completion(cfg, tok, root=str(src), cache_dir=str(cache))
+    assert len(fresh.train + fresh.val + fresh.test) == 30
+    files = list(cache.glob("stdlib_completion-*.json"))
+    assert len(files) == 1
+    again = load_stdlib_completion(cfg, tok, root=str(src), cache_dir=str(cache))
+    assert again == fresh
+    files[0].write_text("{damaged")
+    assert load_stdlib_completion(cfg, tok, root=str(src), cache_dir=str(cache)) == fresh
+    other = load_config(None, ["data.completion_tokens=10"]).data
+    shorter = load_stdlib_completion(other, tok, root=str(src), cache_dir=str(cache))
+    assert (
+        len(
+            tok((shorter.train + shorter.val + shorter.test)[0].target, add_special_tokens=False)[
+                "input_ids"
+            ]
+        )
+        == 10
+    )

@@ -10,6 +10,7 @@ from ppocoder_jax.data.synthesis_demo import (
     SynthesisDemoConfig,
     build_synthesis_demo,
     corpus_stats,
+    rates_by_template,
 )
 
 
@@ -103,3 +104,13 @@ def test_rates_change_the_corpus():
     assert all(ex.meta["is_correct"] for ex in clean.train)
     with pytest.raises(ValueError, match="unknown popular template"):
         SynthesisDemoConfig(popular_templates=("nope",))
+
+
+def test_rates_by_template(task):
+    exs = task.test[:44]
+    passed = [ex.meta["template"] != "mod" for ex in exs]
+    rates = rates_by_template(exs, passed)
+    assert rates["mod"] == 0.0 and rates["sum_gt"] == 1.0 and rates["other"] == 1.0
+    assert 0 < rates["popular"] < 1
+    with pytest.raises(ValueError):
+        rates_by_template(exs, passed[:-1])

@@ -1,9 +1,17 @@
 """The embedded byte-level BPE code tokenizer."""
 
+from pathlib import Path
+
 import pytest
 from transformers import AutoTokenizer
 
-from ppocoder_jax.data.embedded_tokenizer import embedded_tokenizer, train_tokenizer
+from ppocoder_jax.data.embedded_tokenizer import (
+    FINGERPRINT_FILE,
+    corpus_fingerprint,
+    embedded_tokenizer,
+    tokenizer_corpus,
+    train_tokenizer,
+)
 from ppocoder_jax.data.synthesis_demo import SynthesisDemoConfig, build_synthesis_demo
 from ppocoder_jax.errors import UserError
 
@@ -53,3 +61,10 @@ def test_embedded_tokenizer_builds_identically(tmp_path):
     b = embedded_tokenizer(cache_dir=tmp_path / "b")
     assert a.backend_tokenizer.to_str() == b.backend_tokenizer.to_str()
     assert a.name_or_path != b.name_or_path
+
+
+def test_cached_tokenizer_matches_the_current_corpus():
+    """The cache key is a VERSION constant: this fails when the corpus changed without a bump."""
+    tok = embedded_tokenizer()
+    stored = (Path(tok.name_or_path) / FINGERPRINT_FILE).read_text().strip()
+    assert stored == corpus_fingerprint(tokenizer_corpus()), "bump embedded_tokenizer.VERSION"

@@ -19,10 +19,11 @@ from pathlib import Path
 
 from ppocoder_jax.errors import UserError
 
-VERSION = 1
+VERSION = 2  # bump when the corpus recipe (templates, stdlib walk, settings) changes
 DEFAULT_VOCAB_SIZE = 4096
 DEFAULT_STDLIB_CHARS = 3_000_000
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")
+FINGERPRINT_FILE = "corpus_sha256.txt"
 
 
 def default_cache_dir() -> Path:
@@ -86,14 +87,20 @@ def train_tokenizer(texts: list[str], vocab_size: int = DEFAULT_VOCAB_SIZE):
     )
 
 
-def _recipe_key(vocab_size: int, max_stdlib_chars: int) -> str:
-    from ppocoder_jax.data import embedded_tokenizer, stdlib_completion, synthesis_demo
-
+def corpus_fingerprint(texts: list[str]) -> str:
     h = hashlib.sha256()
-    for mod in (synthesis_demo, stdlib_completion, embedded_tokenizer):
-        h.update(Path(mod.__file__).read_bytes())
-    h.update(f"{VERSION}|{vocab_size}|{max_stdlib_chars}|{sys.version}".encode())
-    h.update(str(stdlib_completion.stdlib_root()).encode())
+    for t in texts:
+        h.update(hashlib.sha256(t.encode()).digest())
+    return h.hexdigest()
+
+
+def _recipe_key(vocab_size: int, max_stdlib_chars: int) -> str:
+    # Deliberately not a hash of the corpus (building it takes seconds): bump VERSION whenever
+    # the corpus recipe changes. tests/test_data_tokenizer.py checks the stored fingerprint.
+    from ppocoder_jax.data.stdlib_completion import stdlib_root
+
+    h = hashlib.sha256(f"{VERSION}|{vocab_size}|{max_stdlib_chars}|{sys.version}".encode())
+    h.update(str(stdlib_root()).encode())
     return h.hexdigest()[:16]
 
 
@@ -108,10 +115,12 @@ def embedded_tokenizer(
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     path = root / f"tokenizer-v{VERSION}-{vocab_size}-{_recipe_key(vocab_size, max_stdlib_chars)}"
     if not (path / "tokenizer.json").is_file():
-        tokenizer = train_tokenizer(tokenizer_corpus(max_stdlib_chars), vocab_size)
+        corpus = tokenizer_corpus(max_stdlib_chars)
+        tokenizer = train_tokenizer(corpus, vocab_size)
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=root))
         tokenizer.save_pretrained(tmp)
+        (tmp / FINGERPRINT_FILE).write_text(corpus_fingerprint(corpus) + "\n")
         try:
             os.replace(tmp, path)  # atomic; a concurrent builder may have won the race
         except OSError:

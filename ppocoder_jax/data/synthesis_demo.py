@@ -781,3 +781,14 @@ def corpus_stats(examples: list[Example]) -> dict:
         if not ex.meta["is_correct"]:
             s["bugs"][ex.meta["bug"]] = s["bugs"].get(ex.meta["bug"], 0) + 1
     return stats
+
+
+def rates_by_template(examples: list[Example], passed: list[float]) -> dict[str, float]:
+    """Mean of `passed` (e.g. 0/1 test outcomes) per template, plus 'popular' / 'other'."""
+    if len(examples) != len(passed):
+        raise ValueError(f"{len(examples)} examples but {len(passed)} outcomes")
+    sums: dict[str, list[float]] = {}
+    for ex, v in zip(examples, passed, strict=True):
+        for key in (ex.meta["template"], "popular" if ex.meta["popular"] else "other"):
+            sums.setdefault(key, []).append(float(v))
+    return {k: sum(v) / len(v) for k, v in sorted(sums.items())}
