@@ -42,3 +42,8 @@ def canonical_language(lang: str) -> str:
     if key not in LANGUAGES:
         raise UserError(f"unknown language {lang!r}; expected one of {', '.join(LANGUAGES)}")
     return key
+
+
+DFG_STRING_TYPES_BY_LANG: dict[str, frozenset[str]] = {
+    lang: C_DFG_STRING_TYPES if lang in ("c", "cpp") else DFG_STRING_TYPES for lang in LANGUAGES
+}

@@ -13,125 +13,207 @@ them is linear in the tree size (no S-expression strings are built).
 
 from __future__ import annotations
 
-from ppocoder_jax.rewards.matching.languages import COMMENT_TYPES
+import re
+
+from ppocoder_jax.rewards.matching.languages import COMMENT_TYPES, DFG_STRING_TYPES_BY_LANG
 from ppocoder_jax.rewards.matching.parsers import parse
+
+_COMMENT_SEXP = {
+    lang: re.compile(r" ?\((?:" + "|".join(sorted(types)) + r")\)")
+    for lang, types in COMMENT_TYPES.items()
+}
+
+
+def _drop_lone_strings(sexp: str) -> str:
+    """Remove `(expression_statement (string ...))` groups that hold only a string."""
+    needle = "(expression_statement (string "
+    pos = 0
+    while True:
+        start = sexp.find(needle, pos)
+        if start < 0:
+            return sexp
+        depth, i, inner_end = 0, start, None
+        while i < len(sexp):
+            ch = sexp[i]
+            if ch == "(":
+                depth += 1
+            elif ch == ")":
+                depth -= 1
+                if depth == 1 and inner_end is None:
+                    inner_end = i
+                if depth == 0:
+                    break
+            i += 1
+        if inner_end is not None and inner_end == i - 1:
+            lead = 1 if start > 0 and sexp[start - 1] == " " else 0
+            sexp = sexp[: start - lead] + sexp[i + 1 :]
+            pos = start - lead
+        else:
+            pos = start + 1
 
 
 class TNode:
-    """A visible tree-sitter node (comments removed)."""
+    """A visible tree-sitter node (comments removed); `sb`/`eb` are its byte offsets."""
 
-    __slots__ = (
-        "type",
-        "named",
-        "missing",
-        "field",
-        "children",
-        "sp",
-        "ep",
-        "key",
-        "entries",
-        "tok",
-    )
+    __slots__ = ("type", "named", "field", "children", "sb", "eb", "key", "entries", "tok", "err")
 
-    def __init__(self, type_, named, missing, field, sp, ep):
+    def __init__(self, type_, named, field, sb, eb):
         self.type = type_
         self.named = named
-        self.missing = missing
         self.field = field
         self.children = []
-        self.sp = sp
-        self.ep = ep
+        self.sb = sb
+        self.eb = eb
         self.key = -1
         self.entries = None
-        self.tok = None
+        self.tok = None  # (token index, text) for DFG token leaves
+        self.err = None  # the tree-sitter node, kept for subtrees with errors
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return f"TNode({self.type!r}, {len(self.children)} children)"
 
 
 class Program:
-    """A parsed program: its light tree, source bytes and AST subtree keys."""
+    """A parsed program: its light tree, source bytes, AST subtree keys and DFG tokens."""
 
-    __slots__ = ("root", "data", "subtree_keys", "lang", "empty")
+    __slots__ = ("root", "data", "subtree_keys", "lang", "empty", "tokens")
 
-    def __init__(self, root, data, subtree_keys, lang, empty):
+    def __init__(self, root, data, subtree_keys, lang, empty, tokens):
         self.root = root
         self.data = data
         self.subtree_keys = subtree_keys
         self.lang = lang
         self.empty = empty
+        self.tokens = tokens
 
 
-def _finalize(node: TNode, data: bytes, intern: dict) -> None:
-    """Compute the node's S-expression key from its children's keys."""
-    entries = []
-    for child in node.children:
-        if child.named or child.missing:
-            entries.append((child.field, child.key))
-        elif child.entries:  # an anonymous node with children: its named children show inline
-            entries.extend(child.entries)
-    if node.missing:
-        label = ("MISSING", node.type, node.named)
-    elif node.type == "ERROR" and not node.children and node.sp != node.ep:
-        # tree-sitter prints an error leaf as (UNEXPECTED 'c') with its first character
-        text = data[node.sp[2] : node.ep[2]].decode("utf-8", errors="replace")
-        label = ("UNEXPECTED", text[:1])
-    else:
-        label = node.type
-    if node.named or node.missing:
-        key = (label, tuple(entries))
-        node.key = intern.setdefault(key, len(intern))
-    else:
-        node.entries = entries
+_SHARED: dict = {}  # anonymous token type -> its UTF-8 text
+_SHARED_LEAVES: dict = {}  # (type, field) -> shared TNode
+
+
+def _shared_leaf(type_: str, field) -> TNode:
+    leaf = _SHARED_LEAVES.get((type_, field))
+    if leaf is None:
+        leaf = TNode(type_, False, field, -1, -1)
+        leaf.tok = (-1, type_)  # type == text: the data-flow walk skips it
+        leaf = _SHARED_LEAVES.setdefault((type_, field), leaf)
+    return leaf
 
 
 def build_program(code: str, lang: str, intern: dict) -> Program:
-    """Parse `code` once and build the comment-free light tree with AST keys."""
+    """Parse `code` once; build the comment-free light tree, its AST keys and DFG tokens.
+
+    AST keys: an error-free node's key is interned from (type, ((field, child key)...)) over
+    its named children, which is what tree-sitter prints. Subtrees with errors can hold MISSING
+    tokens of hidden symbols that tree-sitter prints but no node API shows: they are keyed by
+    their printed S-expression (comments and docstrings removed); these keys never collide
+    with error-free ones (their text holds ERROR or MISSING).
+
+    DFG tokens: the leaves in order, where string literals count as one leaf, each with its
+    index and text (CodeXGLUE's index_to_code; equal byte ranges share the last index).
+    """
     tree, data = parse(code, lang)
     comments = COMMENT_TYPES[lang]
-    drop_docstrings = lang == "python"
+    string_types = DFG_STRING_TYPES_BY_LANG[lang]
+    python = lang == "python"
+    comment_sexp = _COMMENT_SEXP[lang]
+    setdefault = intern.setdefault
     cursor = tree.walk()
     n = cursor.node
-    root = TNode(
-        n.type,
-        n.is_named,
-        n.is_missing,
-        None,
-        (*n.start_point, n.start_byte),
-        (*n.end_point, n.end_byte),
-    )
+    has_errors = n.has_error
+    root = TNode(n.type, n.is_named, None, n.start_byte, n.end_byte)
+    if has_errors:
+        root.err = n
+    root.tok = 0
     stack = [root]
+    leaves: list = []
     pushed = True  # whether the cursor's current node is on the stack (not a comment)
+    goto_first_child = cursor.goto_first_child
+    goto_next_sibling = cursor.goto_next_sibling
+    goto_parent = cursor.goto_parent
     while True:
-        if pushed and cursor.goto_first_child():
+        if pushed and goto_first_child():
             pass
         else:
-            if pushed:
-                _close(stack, data, intern, drop_docstrings)
-            done = False
-            while not cursor.goto_next_sibling():
-                if not cursor.goto_parent():
-                    done = True
+            closing = pushed
+            while True:
+                if closing:
+                    # ---- close the node on top of the stack
+                    node = stack.pop()
+                    children = node.children
+                    if node.err is not None:
+                        if node.named:
+                            sexp = comment_sexp.sub("", str(node.err))
+                            if python:
+                                sexp = _drop_lone_strings(sexp)
+                            node.key = setdefault(("S", sexp), len(intern))
+                    elif not children:
+                        if node.named:
+                            node.key = setdefault((node.type, ()), len(intern))
+                    else:
+                        entries = []
+                        for child in children:
+                            if child.named:
+                                entries.append((child.field, child.key))
+                            elif child.entries:  # anonymous with children: shown inline
+                                entries.extend(child.entries)
+                        if node.named:
+                            node.key = setdefault((node.type, tuple(entries)), len(intern))
+                        else:
+                            node.entries = entries
+                    start = node.tok
+                    if not children:
+                        leaves.append(node)
+                    elif node.type in string_types:
+                        del leaves[start:]
+                        leaves.append(node)
+                    if stack:
+                        if (
+                            python
+                            and node.type == "expression_statement"
+                            and len(children) == 1
+                            and children[0].type == "string"
+                        ):
+                            del leaves[start:]  # a docstring: removed like a comment
+                        else:
+                            stack[-1].children.append(node)
+                if goto_next_sibling():
                     break
-                _close(stack, data, intern, drop_docstrings)
-            if done:
+                if not goto_parent():
+                    break
+                closing = True
+            if not stack:
                 break
         n = cursor.node
         type_ = n.type
         if type_ in comments:
             pushed = False
             continue
+        named = n.is_named
+        sb = n.start_byte
+        eb = n.end_byte
+        if not named and (not has_errors or not n.is_missing):
+            # punctuation / keywords whose text is their type: one shared leaf per (type, field)
+            # (they carry no AST key and no data flow; CodeXGLUE skips them by `type == text`)
+            shared = _SHARED.get(type_)
+            if shared is None:
+                shared = _SHARED[type_] = type_.encode("utf-8")
+            if eb - sb == len(shared) and data[sb:eb] == shared and n.child_count == 0:
+                field = cursor.field_name
+                leaf = _shared_leaf(type_, field)
+                stack[-1].children.append(leaf)
+                pushed = False
+                continue
         pushed = True
-        stack.append(
-            TNode(
-                type_,
-                n.is_named,
-                n.is_missing,
-                cursor.field_name,
-                (*n.start_point, n.start_byte),
-                (*n.end_point, n.end_byte),
-            )
-        )
+        child = TNode(type_, named, cursor.field_name, sb, eb)
+        if has_errors:
+            if n.is_missing:
+                child.named = True  # tree-sitter prints MISSING tokens, named or not
+                child.err = n
+            elif n.has_error:
+                child.err = n
+        child.tok = len(leaves)
+        stack.append(child)
     # AST subtrees: the root and every node with children, with multiplicity
     subtree_keys = [root.key]
     todo = list(root.children)
@@ -140,20 +222,13 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
         if node.children:
             subtree_keys.append(node.key)
             todo.extend(node.children)
-    return Program(root, data, subtree_keys, lang, not root.children)
-
-
-def _close(stack: list, data: bytes, intern: dict, drop_docstrings: bool) -> None:
-    """Finish the node on top of the stack and attach it to its parent."""
-    node = stack.pop()
-    _finalize(node, data, intern)
-    if not stack:
-        return
-    if (
-        drop_docstrings
-        and node.type == "expression_statement"
-        and len(node.children) == 1
-        and node.children[0].type == "string"
-    ):
-        return  # a docstring / lone string statement: removed like a comment
-    stack[-1].children.append(node)
+    # DFG tokens
+    table = {}
+    for i, leaf in enumerate(leaves):
+        text = data[leaf.sb : leaf.eb].decode("utf-8", errors="replace")
+        if "\n" in text:
+            text = text.replace("\n", "")  # the reference joins a token's lines
+        table[(leaf.sb, leaf.eb)] = (i, text)
+    for leaf in leaves:
+        leaf.tok = table[(leaf.sb, leaf.eb)]
+    return Program(root, data, subtree_keys, lang, not root.children, leaves)

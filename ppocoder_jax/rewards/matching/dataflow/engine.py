@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from ppocoder_jax.rewards.matching.languages import DFG_STRING_TYPES
+
 COMES = "comesFrom"
 COMPUTED = "computedFrom"
 
@@ -39,7 +41,7 @@ def field(node, name: str):
 class Extractor:
     """Language-independent part of the DFG; subclasses fill the tables and handlers."""
 
-    string_types: frozenset = frozenset({"string_literal", "string", "character_literal"})
+    string_types: frozenset = DFG_STRING_TYPES  # must match tree.build_program's token leaves
     # True: replicate the reference, where a missing part (a None child) raises and the whole
     # program gets an empty graph. False (our C/C++ rules): skip the missing part.
     strict = True
@@ -48,28 +50,6 @@ class Extractor:
     def __init__(self) -> None:
         # node type -> bound handler
         self.handlers: dict = {}
-
-    # ----------------------------------------------------------------- tokens
-    def tokenize(self, program) -> None:
-        """Give every token leaf its (index, text), as CodeXGLUE's index_to_code does."""
-        string_types = self.string_types
-        data = program.data
-        leaves = []
-        stack = [program.root]
-        while stack:
-            node = stack.pop()
-            if not node.children or node.type in string_types:
-                leaves.append(node)
-            else:
-                stack.extend(reversed(node.children))
-        table = {}
-        for i, leaf in enumerate(leaves):
-            text = data[leaf.sp[2] : leaf.ep[2]].decode("utf-8", errors="replace")
-            if "\n" in text:
-                text = text.replace("\n", "")  # the reference joins a token's lines
-            table[(leaf.sp, leaf.ep)] = (i, text)
-        for leaf in leaves:
-            leaf.tok = table[(leaf.sp, leaf.ep)]
 
     def variables(self, node) -> list:
         """(index, text) of the token leaves under `node` that are not keywords/punctuation."""
@@ -125,9 +105,13 @@ class Extractor:
                     got, states = self.dfg(child, states)
                     items += got
             return items, states
+        dfg = self.dfg
         for child in node.children:
-            got, states = self.dfg(child, states)
-            items += got
+            if child.sb < 0:  # a shared punctuation / keyword leaf
+                continue
+            got, states = dfg(child, states)
+            if got:
+                items += got
         return items, states
 
     # ------------------------------------------------------- shared handlers
@@ -200,7 +184,6 @@ class Extractor:
     # ------------------------------------------------------------ the graph
     def extract(self, program) -> list:
         """The merged DFG of a program, as CodeXGLUE's get_data_flow returns it."""
-        self.tokenize(program)
         try:
             items, _ = self.dfg(program.root, {})
         except (Abort, RecursionError):
