@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 import warnings
+import weakref
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -113,6 +114,8 @@ class Executor:
         self._ids = itertools.count()
         self._closed = False
         self.stats: Counter = Counter()
+        # If close() is never called: still stop the javac servers and remove the job area.
+        self._finalizer = weakref.finalize(self, _cleanup, self._javac, self.root)
 
     # --- public API ---------------------------------------------------------------------------
     def submit(
@@ -168,8 +171,7 @@ class Executor:
                 return
             self._closed = True
         self._pool.shutdown(wait=True)
-        self._javac.close()
-        sandbox.remove_tree(self.root)
+        self._finalizer()
 
     def __enter__(self) -> Executor:
         return self
@@ -462,3 +464,8 @@ class Executor:
 
 def _error_verdict(description: str) -> Verdict:
     return Verdict.MEMORY_LIMIT if description.startswith("MemoryError") else Verdict.RUNTIME_ERROR
+
+
+def _cleanup(javac: JavacServerPool, root: Path) -> None:
+    javac.close()
+    sandbox.remove_tree(root)
