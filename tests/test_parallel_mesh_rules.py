@@ -39,6 +39,7 @@ def test_rules_table():
     # unknown / None names replicate; None logical tuple -> fully replicated
     assert spec((None, "what"), mesh) == PartitionSpec(None, None)
     assert spec(None, mesh) == PartitionSpec()
+    assert spec(PartitionSpec("embed", "mlp"), mesh) == PartitionSpec("fsdp", "tensor")
     # divisibility fallback with shapes: vocab 32101 is not divisible by tensor=2
     assert spec(("vocab", "embed"), mesh, shape=(32101, 512)) == PartitionSpec(None, "fsdp")
     assert spec(("vocab", "embed"), mesh, shape=(32100, 512)) == PartitionSpec("tensor", "fsdp")
@@ -54,7 +55,7 @@ def test_rules_table():
 def test_logical_to_shardings_tree_and_batch_placement():
     mesh = M.make_mesh(MeshConfig(), jax.devices()[:1])
     assert mesh.axis_names == M.MESH_AXES and mesh.devices.shape == (1, 1, 1)
-    tree = {"a": ("vocab", "embed"), "b": {"c": (None,)}, "d": None}
+    tree = {"a": PartitionSpec("vocab", "embed"), "b": {"c": (None,)}, "d": None}
     shapes = {"a": np.zeros((4, 6)), "b": {"c": np.zeros(3)}, "d": np.zeros(())}
     sh = logical_to_shardings(tree, mesh, shapes=shapes)
     assert sh["a"].spec == PartitionSpec("tensor", "fsdp")

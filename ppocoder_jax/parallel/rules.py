@@ -58,6 +58,7 @@ def logical_to_partition_spec(
     """
     if logical is None:
         return PartitionSpec()
+    logical = tuple(logical)  # a tuple or a PartitionSpec of logical names
     if shape is not None and len(shape) != len(logical):
         raise ValueError(f"logical axes {tuple(logical)} do not match shape {tuple(shape)}")
     used: set[str] = set()
@@ -83,7 +84,9 @@ def logical_to_partition_spec(
 
 
 def _is_axes_leaf(x) -> bool:
-    return x is None or (isinstance(x, tuple) and all(isinstance(a, (str, type(None))) for a in x))
+    if x is None or isinstance(x, PartitionSpec):
+        return True
+    return isinstance(x, tuple) and all(isinstance(a, (str, type(None))) for a in x)
 
 
 def logical_to_shardings(
@@ -92,7 +95,8 @@ def logical_to_shardings(
     rules: Rules = DEFAULT_RULES,
     shapes=None,
 ):
-    """Map a pytree of logical-name tuples to a pytree of ``NamedSharding``.
+    """Map a pytree of logical names (tuples or ``PartitionSpec`` of names, as
+    ``model.param_logical_axes`` returns) to a pytree of ``NamedSharding``.
 
     ``shapes`` (optional) is a matching pytree of arrays / ``ShapeDtypeStruct`` used for the
     divisibility fallback; pass the params (or ``jax.eval_shape`` of them).

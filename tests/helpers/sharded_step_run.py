@@ -1,6 +1,7 @@
 """Run one PPO train step of the toy policy on several meshes; save loss/grads/params to npz.
 
-Usage: XLA_FLAGS=--xla_force_host_platform_device_count=8 python sharded_step_run.py OUT.npz
+Usage: XLA_FLAGS=--xla_force_host_platform_device_count=8 \
+    python sharded_step_run.py OUT.npz [GRAD_ACCUM] [toy|t5]
 (the flag must be set before jax is imported, hence a separate process). Mesh "single" uses
 one device; the others use all 8. tests/test_parallel_sharded_step.py compares them.
 """
@@ -37,9 +38,48 @@ def flat(prefix, tree, out):
         out[prefix + jax.tree_util.keystr(path)] = np.asarray(jax.device_get(leaf))
 
 
-def main(out_path, grad_accum):
+def _t5_model(vocab):
+    """A tiny random T5 policy (ppocoder_jax.model) with a random value head, dropout on."""
+    import jax.numpy as jnp
+
+    from ppocoder_jax.model import T5Config, init_params, param_logical_axes
+    from ppocoder_jax.ppo.t5_apply import make_t5_apply_fn
+
+    cfg = T5Config(
+        vocab_size=vocab,
+        d_model=32,
+        d_kv=8,
+        d_ff=48,
+        num_layers=1,
+        num_decoder_layers=1,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        relative_attention_max_distance=16,
+    )
+
+    def init(k):
+        p = init_params(cfg, k)
+        kv = jax.random.fold_in(k, 1)
+        p["value_head"] = {
+            "kernel": jax.random.normal(kv, p["value_head"]["kernel"].shape) * 0.2,
+            "bias": jnp.full((1,), 0.5, jnp.float32),
+        }
+        return p
+
+    return init, param_logical_axes, make_t5_apply_fn(cfg, dropout=True)
+
+
+def main(out_path, grad_accum, model="toy"):
     assert jax.device_count() == 8, jax.devices()
     vocab, batch_size = 32, 16
+    if model == "t5":
+        init_fn, axes_fn, apply_fn = _t5_model(vocab)
+    else:
+        init_fn, axes_fn, apply_fn = (
+            lambda k: init_toy_params(k, vocab=vocab, d_model=8, d_ff=16),
+            toy_logical_axes,
+            toy_apply,
+        )
     ppo = PPOConfig(vf_coef=0.5, entropy_coef=0.01, grad_accum_steps=grad_accum)
     tx = make_optimizer(OptimConfig(learning_rate=1e-2, max_grad_norm=1.0))
     batch_np = random_ppo_batch(0, batch_size, 5, 7, vocab)
@@ -48,8 +88,8 @@ def main(out_path, grad_accum):
         devices = jax.devices()[:1] if name == "single" else jax.devices()
         mesh = make_mesh(MeshConfig(data=shape[0], fsdp=shape[1], tensor=shape[2]), devices)
         state, shardings = create_sharded_train_state(
-            lambda k: init_toy_params(k, vocab=vocab, d_model=8, d_ff=16),
-            toy_logical_axes,
+            init_fn,
+            axes_fn,
             tx,
             KLConfig(),
             jax.random.PRNGKey(0),
@@ -58,18 +98,24 @@ def main(out_path, grad_accum):
         batch = shard_batch(batch_np, mesh)
         out = {}
         # the params really are sharded as the rules say
-        out["spec_embed"] = np.array(str(state.params["body"]["embed"].sharding.spec))
-        out["spec_wi"] = np.array(str(state.params["body"]["wi"].sharding.spec))
-        out["spec_mu_wi"] = np.array(str(state.opt_state[1][0].mu["body"]["wi"].sharding.spec))
+        if model == "toy":
+            out["spec_embed"] = np.array(str(state.params["body"]["embed"].sharding.spec))
+            out["spec_wi"] = np.array(str(state.params["body"]["wi"].sharding.spec))
+            mu = state.opt_state[1][0].mu
+            out["spec_mu_wi"] = np.array(str(mu["body"]["wi"].sharding.spec))
+        out["specs"] = np.array(
+            sorted({str(x.sharding.spec) for x in jax.tree.leaves(state.params)})
+        )
         out["spec_tokens"] = np.array(str(batch.tokens.sharding.spec))
-        grad_fn = build_loss_and_grads(toy_apply, ppo, mesh, shardings.params)
+        grad_fn = build_loss_and_grads(apply_fn, ppo, mesh, shardings.params)
         loss, grads, _ = grad_fn(state.params, batch, jax.random.PRNGKey(7))
         out["loss"] = np.asarray(loss)
         flat("grad", grads, out)
-        step = build_train_step(toy_apply, tx, ppo, mesh, shardings)
+        step = build_train_step(apply_fn, tx, ppo, mesh, shardings)
         idx = np.arange(batch_size, dtype=np.int32)[::-1].copy()
         new_state, metrics = step(state, batch, idx)
-        out["spec_new_wi"] = np.array(str(new_state.params["body"]["wi"].sharding.spec))
+        if model == "toy":
+            out["spec_new_wi"] = np.array(str(new_state.params["body"]["wi"].sharding.spec))
         flat("param", new_state.params, out)
         flat("opt", new_state.opt_state, out)
         flat("metric", metrics, out)
@@ -79,4 +125,8 @@ def main(out_path, grad_accum):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 1)
+    main(
+        sys.argv[1],
+        int(sys.argv[2]) if len(sys.argv) > 2 else 1,
+        sys.argv[3] if len(sys.argv) > 3 else "toy",
+    )
