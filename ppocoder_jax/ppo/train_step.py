@@ -247,7 +247,11 @@ def _train_step(
 ):
     mb = jax.tree.map(lambda x: jnp.take(x, idx, axis=0), batch)
     if mb_sharding is not None:
-        mb = jax.lax.with_sharding_constraint(mb, mb_sharding)
+        mesh = mb_sharding.tokens.mesh
+        if idx.shape[0] % (mesh.shape["data"] * mesh.shape["fsdp"]) == 0:
+            mb = jax.lax.with_sharding_constraint(mb, mb_sharding)
+        else:  # e.g. the authors' one-sample minibatches on a multi-device mesh
+            mb = jax.lax.with_sharding_constraint(mb, NamedSharding(mesh, PartitionSpec()))
     rng, step_key = jax.random.split(state.rng)
     loss, grads, sums = loss_and_grads(state.params, mb, step_key, apply_fn, cfg, value_only)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
