@@ -2,17 +2,17 @@
 
 Over the reference's subtrees that have children (the root included, with multiplicity), the
 fraction whose S-expression (node types and field names, as tree-sitter prints them) also
-occurs among the candidate's subtrees. Comments are removed first (see `tree`).
+occurs among the candidate's subtrees. Comments are removed first (see `tree`); subtrees are
+compared by interned keys (`tree.build_program`), not by strings.
 """
 
 from __future__ import annotations
 
 
-def syntax_counts(reference, candidate) -> tuple[int, int]:
-    """(matched, total) reference subtrees; both programs must share one intern table."""
-    candidate_keys = set(candidate.subtree_keys)
+def count_subtree_matches(reference_keys: list, candidate_keys: set) -> int:
+    """How many of the reference's subtree keys (with multiplicity) the candidate has."""
     matched = 0
-    for key in reference.subtree_keys:
+    for key in reference_keys:
         if key in candidate_keys:
             matched += 1
-    return matched, len(reference.subtree_keys)
+    return matched

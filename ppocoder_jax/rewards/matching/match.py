@@ -2,13 +2,19 @@
 
 Each program is parsed once; its light tree (comments removed) serves both the syntax and the
 data-flow part. Parsers are per thread, so these functions can run on a thread pool.
+
+Each thread also keeps a small LRU cache of analysed programs (AST subtree keys and normalised
+data flow, keyed by language and text): in RL the same reference is matched against many
+samples, and repeated samples are common. `set_cache_size(0)` turns it off.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import NamedTuple
 
-from ppocoder_jax.rewards.matching.ast_match import syntax_counts
+from ppocoder_jax.rewards.matching.ast_match import count_subtree_matches
 from ppocoder_jax.rewards.matching.dataflow import count_matches, normalized_data_flow
 from ppocoder_jax.rewards.matching.languages import canonical_language
 from ppocoder_jax.rewards.matching.tree import build_program
@@ -28,31 +34,75 @@ class MatchCounts(NamedTuple):
     dfg_total: int
 
 
+_local = threading.local()
+_cache_size = 1024  # programs per thread
+_MAX_INTERN = 500_000  # distinct subtree shapes per thread before the tables are reset
+_generation = 0
+
+
+def set_cache_size(size: int) -> None:
+    """Programs kept per thread (0 disables the cache); clears every thread's cache."""
+    global _cache_size, _generation
+    _cache_size = max(0, int(size))
+    _generation += 1
+
+
+class _Analysis(NamedTuple):
+    keys: list  # AST subtree keys (ints in this thread's intern table)
+    flow: list | None  # normalised data flow (None: not computed)
+
+
+def _tables():
+    state = getattr(_local, "state", None)
+    if state is None or state[2] != _generation or len(state[0]) > _MAX_INTERN:
+        state = _local.state = ({}, OrderedDict(), _generation)
+    return state
+
+
+def _analyse(text: str, lang: str, intern: dict, cache, dfg: bool) -> _Analysis:
+    if cache is None:
+        prog = build_program(text, lang, intern)
+        return _Analysis(prog.subtree_keys, normalized_data_flow(prog) if dfg else None)
+    key = (lang, text)
+    hit = cache.get(key)
+    if hit is not None and (hit.flow is not None or not dfg):
+        cache.move_to_end(key)
+        return hit
+    prog = build_program(text, lang, intern)
+    result = _Analysis(prog.subtree_keys, normalized_data_flow(prog) if dfg else None)
+    if _cache_size:
+        cache[key] = result
+        if len(cache) > _cache_size:
+            cache.popitem(last=False)
+    return result
+
+
 def _as_list(references) -> list[str]:
     if isinstance(references, str):
         return [references]
     return list(references)
 
 
-def match_counts(references, candidate: str, lang: str, *, dfg: bool = True) -> MatchCounts:
-    """Counts of matched / total reference subtrees and data-flow edges (all references)."""
+def match_counts(
+    references, candidate: str, lang: str, *, dfg: bool = True, cache: bool = True
+) -> MatchCounts:
+    """Counts of matched / total reference subtrees and data-flow edges (all references);
+    `cache=False` analyses every program afresh (the thread's program cache is bypassed)."""
     lang = canonical_language(lang)
     refs = [r.strip() for r in _as_list(references)]
     cand = candidate.strip()
-    intern: dict = {}
-    cand_prog = build_program(cand, lang, intern)
-    cand_flow = normalized_data_flow(cand_prog) if dfg else []
+    intern, programs, _ = _tables()  # reset (if due) before analysing: keys share a table
+    programs = programs if cache else None
+    cand_a = _analyse(cand, lang, intern, programs, dfg)
+    cand_keys = set(cand_a.keys)
     ast_m = ast_t = dfg_m = dfg_t = 0
     for ref in refs:
-        ref_prog = build_program(ref, lang, intern)
-        m, t = syntax_counts(ref_prog, cand_prog)
-        ast_m += m
-        ast_t += t
-        if dfg:
-            ref_flow = normalized_data_flow(ref_prog)
-            if ref_flow:
-                dfg_m += count_matches(ref_flow, cand_flow)
-                dfg_t += len(ref_flow)
+        ref_a = _analyse(ref, lang, intern, programs, dfg)
+        ast_m += count_subtree_matches(ref_a.keys, cand_keys)
+        ast_t += len(ref_a.keys)
+        if dfg and ref_a.flow:
+            dfg_m += count_matches(ref_a.flow, cand_a.flow)
+            dfg_t += len(ref_a.flow)
     if not cand:  # an empty candidate matches nothing
         ast_m = dfg_m = 0
     return MatchCounts(ast_m, ast_t, dfg_m, dfg_t)

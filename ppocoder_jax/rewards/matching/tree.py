@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from ppocoder_jax.rewards.matching.languages import COMMENT_TYPES, DFG_STRING_TYPES_BY_LANG
-from ppocoder_jax.rewards.matching.parsers import parse
+from ppocoder_jax.rewards.matching.parsers import get_language, parse
 
 _COMMENT_SEXP = {
     lang: re.compile(r" ?\((?:" + "|".join(sorted(types)) + r")\)")
@@ -87,16 +87,38 @@ class Program:
         self.tokens = tokens
 
 
-_SHARED: dict = {}  # anonymous token type -> its UTF-8 text
-_SHARED_LEAVES: dict = {}  # (type, field) -> shared TNode
+# Per-language tables, filled lazily (dict operations are atomic under the GIL).
+_KINDS: dict = {lang: {} for lang in COMMENT_TYPES}  # kind id -> (type, named, text, comment)
+_FIELDS: dict = {}  # lang -> list: field id -> name
+_SHARED_LEAVES: dict = {lang: {} for lang in COMMENT_TYPES}  # (type, field id) -> TNode
 
 
-def _shared_leaf(type_: str, field) -> TNode:
-    leaf = _SHARED_LEAVES.get((type_, field))
-    if leaf is None:
-        leaf = TNode(type_, False, field, -1, -1)
-        leaf.tok = (-1, type_)  # type == text: the data-flow walk skips it
-        leaf = _SHARED_LEAVES.setdefault((type_, field), leaf)
+def _kind(lang: str, kind_id: int) -> tuple:
+    language = get_language(lang)
+    type_ = language.node_kind_for_id(kind_id)
+    info = (
+        type_,
+        language.node_kind_is_named(kind_id),
+        type_.encode("utf-8"),
+        type_ in COMMENT_TYPES[lang],
+    )
+    _KINDS[lang][kind_id] = info
+    return info
+
+
+def _fields(lang: str) -> list:
+    table = _FIELDS.get(lang)
+    if table is None:
+        language = get_language(lang)
+        table = [None] + [language.field_name_for_id(i) for i in range(1, language.field_count + 1)]
+        _FIELDS[lang] = table
+    return table
+
+
+def _shared_leaf(type_: str, field_id, fields: list) -> TNode:
+    """The shared leaf of an anonymous token whose text is its type (never mutated)."""
+    leaf = TNode(type_, False, fields[field_id] if field_id else None, -1, -1)
+    leaf.tok = (-1, type_)  # type == text: the data-flow walk skips it
     return leaf
 
 
@@ -113,7 +135,9 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
     index and text (CodeXGLUE's index_to_code; equal byte ranges share the last index).
     """
     tree, data = parse(code, lang)
-    comments = COMMENT_TYPES[lang]
+    kinds = _KINDS[lang]
+    fields = _fields(lang)
+    shared = _SHARED_LEAVES[lang]
     string_types = DFG_STRING_TYPES_BY_LANG[lang]
     python = lang == "python"
     comment_sexp = _COMMENT_SEXP[lang]
@@ -185,27 +209,39 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
             if not stack:
                 break
         n = cursor.node
-        type_ = n.type
-        if type_ in comments:
+        kind = kinds.get(n.kind_id)
+        if kind is None:
+            kind = _kind(lang, n.kind_id)
+        type_, named, text, is_comment = kind
+        if is_comment:
             pushed = False
             continue
-        named = n.is_named
         sb = n.start_byte
         eb = n.end_byte
         if not named and (not has_errors or not n.is_missing):
             # punctuation / keywords whose text is their type: one shared leaf per (type, field)
             # (they carry no AST key and no data flow; CodeXGLUE skips them by `type == text`)
-            shared = _SHARED.get(type_)
-            if shared is None:
-                shared = _SHARED[type_] = type_.encode("utf-8")
-            if eb - sb == len(shared) and data[sb:eb] == shared and n.child_count == 0:
-                field = cursor.field_name
-                leaf = _shared_leaf(type_, field)
+            if eb - sb == len(text) and data[sb:eb] == text and n.child_count == 0:
+                fid = cursor.field_id
+                leaf = shared.get((type_, fid))
+                if leaf is None:
+                    leaf = shared.setdefault((type_, fid), _shared_leaf(type_, fid, fields))
                 stack[-1].children.append(leaf)
                 pushed = False
                 continue
+        if not has_errors and n.child_count == 0:
+            # a leaf of an error-free tree: finish it here (what closing it would do)
+            fid = cursor.field_id
+            child = TNode(type_, named, fields[fid] if fid else None, sb, eb)
+            if named:
+                child.key = setdefault((type_, ()), len(intern))
+            leaves.append(child)
+            stack[-1].children.append(child)
+            pushed = False
+            continue
         pushed = True
-        child = TNode(type_, named, cursor.field_name, sb, eb)
+        fid = cursor.field_id
+        child = TNode(type_, named, fields[fid] if fid else None, sb, eb)
         if has_errors:
             if n.is_missing:
                 child.named = True  # tree-sitter prints MISSING tokens, named or not

@@ -105,11 +105,28 @@ class Extractor:
                     got, states = self.dfg(child, states)
                     items += got
             return items, states
-        dfg = self.dfg
+        string_types = self.string_types
+        handlers = self.handlers
         for child in node.children:
             if child.sb < 0:  # a shared punctuation / keyword leaf
                 continue
-            got, states = dfg(child, states)
+            if not child.children or child.type in string_types:
+                # a token leaf (inlined `dfg` leaf case)
+                idx, code = child.tok
+                if child.type == code:
+                    continue
+                if code in states:
+                    items.append((code, idx, COMES, [code], list(states[code])))
+                else:
+                    if child.type == "identifier":
+                        states[code] = [idx]
+                    items.append((code, idx, COMES, [], []))
+                continue
+            handler = handlers.get(child.type)
+            if handler is not None:
+                got, states = handler(child, states)
+            else:
+                got, states = self.sequence(child, states)
             if got:
                 items += got
         return items, states
@@ -178,7 +195,8 @@ class Extractor:
                 else:
                     merged[key] = list(value)
         for key, value in merged.items():
-            merged[key] = sorted(set(value))
+            if len(value) > 1:
+                merged[key] = list(set(value))  # (the order of token indices never matters)
         return merged
 
     # ------------------------------------------------------------ the graph
@@ -208,7 +226,7 @@ class Extractor:
                     idx,
                     item[2],
                     _union(old[3], item[3]),
-                    sorted(set(old[4] + item[4])),
+                    list(set(old[4] + item[4])),
                 )
         return list(merged.values())
 
@@ -223,22 +241,23 @@ def dedup(items: list) -> list:
             table[key] = [names, idxs]
         else:
             old[0] = _union(old[0], names)
-            old[1] = sorted(set(old[1] + idxs))
+            old[1] = list(set(old[1] + idxs))
     ordered = sorted(table.items(), key=lambda kv: kv[0][1])
     return [(k[0], k[1], k[2], v[0], v[1]) for k, v in ordered]
 
 
 def normalize(dfg: list) -> list:
-    """Rename variables var_0, var_1... by order of first appearance (parents first)."""
+    """Rename variables 0, 1, 2... (CodeXGLUE: var_0, var_1...) by order of first appearance,
+    parents first."""
     names: dict = {}
     out = []
     for code, _idx, rel, parents, _pidx in dfg:
         for name in parents:
             if name not in names:
-                names[name] = f"var_{len(names)}"
+                names[name] = len(names)
         if code not in names:
-            names[code] = f"var_{len(names)}"
-        out.append((names[code], rel, tuple(names[p] for p in parents)))
+            names[code] = len(names)
+        out.append((names[code], rel, tuple([names[p] for p in parents])))
     return out
 
 
