@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import secrets
-import sys
 import tempfile
 import threading
 import time
@@ -265,7 +264,7 @@ class Executor:
                 )
         if spec.name == "python":
             cmd = [
-                sys.executable,
+                self.sandbox.python,
                 "-I",
                 "-c",
                 "import sys; compile(open(sys.argv[1], 'rb').read(), sys.argv[1], 'exec', dont_inherit=True)",
@@ -353,7 +352,7 @@ class Executor:
         return None
 
     def _run_stdio(self, spec, work, io, source, main, tests) -> ExecutionResult:
-        cmd = fill(spec.run_cmd, src=source, main=main or "Main")
+        cmd = fill(spec.run_cmd, src=source, main=main or "Main", python=self.sandbox.python)
         wall = self.timeout_s + _STARTUP_SLACK_S.get(spec.name, 0.0)
         verdict, passed, detail = Verdict.PASS, 0, ""
         for i, (given, expected) in enumerate(zip(tests.inputs, tests.outputs)):
@@ -396,7 +395,7 @@ class Executor:
         job = harness.runner_job(tests, source, self.timeout_s)
         stdin = (nonce + "\n" + json.dumps(job)).encode("utf-8")
         wall = min(self.timeout_s * (tests.total + 1) + 2.0, max(60.0, self.timeout_s + 2.0))
-        cmd = [sys.executable, "-I", harness.RUNNER_NAME]
+        cmd = [self.sandbox.python, "-I", harness.RUNNER_NAME]
         out = sandbox.run_sandboxed(cmd, work, io, self._limits(spec, wall), stdin=stdin)
         report = harness.parse_channel(out.stdout, nonce)
         total = tests.total

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import sys
 from dataclasses import dataclass, field
 
 LANGUAGES = ("python", "java", "cpp", "c", "csharp", "php", "javascript")
@@ -46,7 +45,7 @@ SPECS: dict[str, Language] = {
         "program.py",
         None,
         None,
-        (sys.executable, "-I", "{src}"),
+        ("{python}", "-I", "{src}"),
         (),
         memory_markers=("MemoryError",),
     ),

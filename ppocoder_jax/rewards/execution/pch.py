@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 
 
 def _cache_root() -> Path:
+    if os.geteuid() == 0:
+        # Jobs run as other uids and must read it; only root may write here.
+        return Path("/var/cache/ppocoder_jax/pch")
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "ppocoder_jax" / "pch"
 
@@ -73,8 +76,9 @@ class StdcxxPch:
                 )
                 os.chmod(tmp, 0o644)
                 os.replace(tmp, target)  # atomic: concurrent builders never see half a file
-            for d in (out_dir, out_dir / "bits"):
-                os.chmod(d, 0o755)
+            if os.geteuid() == 0:  # readable by the jobs' unprivileged uids
+                for d in (out_dir.parent.parent, out_dir.parent, out_dir, out_dir / "bits"):
+                    os.chmod(d, 0o755)
             self._dir = out_dir
             self._state = "ready"
         except (OSError, subprocess.SubprocessError, RuntimeError, IndexError) as err:

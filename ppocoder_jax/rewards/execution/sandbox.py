@@ -85,6 +85,7 @@ class SandboxInfo:
     drop_uid: bool  # root: switch to a random unprivileged uid per job
     reason: str = ""
     ro_binds: list[str] = field(default_factory=list)
+    python: str = sys.executable  # the interpreter that runs Python tests, reachable by the job
 
 
 _info: SandboxInfo | None = None
@@ -195,6 +196,27 @@ def _probe_bwrap(drop_uid: bool, ro_binds: list[str]) -> str:
         shutil.rmtree(probe_dir, ignore_errors=True)
 
 
+def _python_for_dropped_uid() -> str:
+    """Without bwrap, an unprivileged uid may not reach our interpreter (e.g. under /root)."""
+    for exe in (sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"):
+        limits = _limit_prefix(Limits(wall_s=10))  # the same chain as a real job
+        cmd = [*_drop_uid_prefix(random_uid()), *limits, exe, "-I", "-c", "print('ok')"]
+        try:
+            proc = subprocess.run(
+                cmd, capture_output=True, timeout=30, cwd="/", env={"PATH": _PATH}
+            )
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if proc.stdout.strip() == b"ok":
+            if exe != sys.executable:
+                log.warning(
+                    "sandboxed Python tests run with %s (cannot reach %s)", exe, sys.executable
+                )
+            return exe
+    log.warning("no Python interpreter is reachable by the sandbox uid; Python tests will fail")
+    return sys.executable
+
+
 def sandbox_info() -> SandboxInfo:
     """Detect (once per process) how programs are isolated on this machine."""
     global _info
@@ -215,6 +237,8 @@ def sandbox_info() -> SandboxInfo:
             log.warning(msg, reason)
             print(msg % reason, file=sys.stderr, flush=True)
             _info = SandboxInfo("limits-only", drop_uid, reason, ro_binds)
+            if drop_uid:
+                _info.python = _python_for_dropped_uid()
         else:
             _info = SandboxInfo("bwrap", drop_uid, "", ro_binds)
         if os.geteuid() == 0 and not drop_uid:
@@ -289,7 +313,9 @@ def run_sandboxed(
             _kill(proc, info.mode)
             proc.wait()
         if info.mode != "bwrap":
-            _kill_group(proc.pid)  # stragglers left in the session (setsid daemons escape it)
+            _kill_group(proc.pid)  # stragglers left in the process group
+            if info.drop_uid:
+                _kill_uid(uid)  # setsid daemons escape the group, not the job's own uid
         duration = time.monotonic() - start
     stdout, out_full = _read_capped(iodir / "stdout", limits.output_bytes)
     stderr, err_full = _read_capped(iodir / "stderr", limits.output_bytes)
@@ -307,6 +333,20 @@ def run_sandboxed(
         outcome.started = False
         outcome.infra_detail = "sandbox failed to start: " + stderr.decode(errors="replace")[:300]
     return outcome
+
+
+def _kill_uid(uid: int) -> None:
+    """SIGKILL every process of this job's private uid: kill(-1) sent *as* that uid."""
+    for _ in range(2):  # a second pass for anything that was mid-fork
+        try:
+            subprocess.run(
+                [*_drop_uid_prefix(uid), "/bin/sh", "-c", "kill -9 -1 2>/dev/null; true"],
+                env={"PATH": _PATH},
+                timeout=30,
+                capture_output=True,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return
 
 
 def _kill_group(pgid: int) -> None:
