@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from jax.sharding import AbstractMesh, PartitionSpec
 
-from ppocoder_jax.config import KLConfig, OptimConfig, PPOConfig
+from ppocoder_jax.config import KLConfig, MeshConfig, OptimConfig, PPOConfig
 from ppocoder_jax.model import T5Config, init_params, param_logical_axes
-from ppocoder_jax.parallel.mesh import MESH_AXES
+from ppocoder_jax.parallel.mesh import MESH_AXES, make_mesh
 from ppocoder_jax.parallel.rules import logical_to_partition_spec
-from ppocoder_jax.ppo.state import init_train_state, make_optimizer
+from ppocoder_jax.ppo.state import create_train_state_from_params, make_optimizer
 from ppocoder_jax.ppo.t5_apply import make_t5_apply_fn
 from ppocoder_jax.ppo.toy_model import random_ppo_batch
 from ppocoder_jax.ppo.train_step import build_loss_and_grads, build_train_step, ppo_update
@@ -31,7 +31,7 @@ CFG = T5Config(
 
 def test_t5_params_map_onto_the_mesh():
     """Every T5 parameter gets a valid layout on a (2,2,2) mesh, and the big ones are sharded."""
-    abstract = jax.eval_shape(lambda: init_params(CFG, jax.random.PRNGKey(0)))
+    abstract = init_params(CFG, jax.random.PRNGKey(0))
     axes = param_logical_axes(abstract)
     mesh = AbstractMesh((2, 2, 2), MESH_AXES)
     sharded = 0
@@ -63,7 +63,10 @@ def test_t5_ppo_update_lowers_its_objective_and_accumulates_exactly():
     for x, y in zip(jax.tree.leaves(g2), jax.tree.leaves(g1)):
         assert np.max(np.abs(np.asarray(x) - np.asarray(y))) <= 1e-5 * np.max(np.abs(y))
     tx = make_optimizer(OptimConfig(learning_rate=1e-3, weight_decay=0.0))
-    state = init_train_state(params, tx, KLConfig(), jax.random.PRNGKey(2))
+    mesh = make_mesh(MeshConfig(), jax.devices()[:1])
+    state, _ = create_train_state_from_params(
+        params, param_logical_axes, tx, KLConfig(), jax.random.PRNGKey(2), mesh
+    )
     step = build_train_step(apply_fn, tx, ppo, donate=False)
     state, metrics = ppo_update(state, batch, step, ppo)
     after, _, _ = grad_fn(state.params, batch, key)

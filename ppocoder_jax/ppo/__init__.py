@@ -22,6 +22,7 @@ from ppocoder_jax.ppo.kl import KLState, init_kl_state, update_kl_state
 from ppocoder_jax.ppo.state import (
     TrainState,
     create_sharded_train_state,
+    create_train_state_from_params,
     init_train_state,
     make_optimizer,
     make_schedule,
@@ -50,6 +51,7 @@ __all__ = [
     "build_train_step",
     "compute_advantages",
     "create_sharded_train_state",
+    "create_train_state_from_params",
     "entropy_from_logits",
     "exact_kl_from_logits",
     "explained_variance",

@@ -142,6 +142,35 @@ def create_sharded_train_state(
     return state, shardings
 
 
+def create_train_state_from_params(
+    params,
+    param_logical_axes,
+    tx: optax.GradientTransformation,
+    kl_cfg: KLConfig,
+    rng: jax.Array,
+    mesh: Mesh,
+    rules: Rules = DEFAULT_RULES,
+) -> tuple[TrainState, TrainState]:
+    """Like ``create_sharded_train_state`` for params that already exist (loaded weights, or
+    an init that runs on the host): params are placed onto their shardings, then the optimizer
+    state is built on device directly in its sharded layout.  ``param_logical_axes`` is the
+    logical tree (or a function of the params returning it).  ``rng`` becomes ``state.rng``
+    as is.  Returns ``(state, state_shardings)``.
+    """
+    if callable(param_logical_axes):
+        param_logical_axes = param_logical_axes(params)
+
+    def build(p, k):
+        return init_train_state(p, tx, kl_cfg, k)
+
+    abstract = jax.eval_shape(build, params, rng)
+    shardings = train_state_shardings(abstract, param_logical_axes, mesh, tx, rules)
+    params = jax.device_put(params, shardings.params)
+    rng = jax.device_put(jnp.asarray(rng, jnp.uint32), shardings.rng)
+    state = jax.jit(build, out_shardings=shardings)(params, rng)
+    return state, shardings
+
+
 def shard_train_state(state: TrainState, shardings: TrainState) -> TrainState:
     """Place an existing (e.g. host-built or restored) state onto its shardings."""
     return jax.device_put(state, shardings)

@@ -16,7 +16,11 @@ import numpy as np  # noqa: E402
 
 from ppocoder_jax.config import KLConfig, MeshConfig, OptimConfig, PPOConfig  # noqa: E402
 from ppocoder_jax.parallel.mesh import make_mesh, shard_batch  # noqa: E402
-from ppocoder_jax.ppo.state import create_sharded_train_state, make_optimizer  # noqa: E402
+from ppocoder_jax.ppo.state import (  # noqa: E402
+    create_sharded_train_state,
+    create_train_state_from_params,
+    make_optimizer,
+)
 from ppocoder_jax.ppo.toy_model import (  # noqa: E402
     init_toy_params,
     random_ppo_batch,
@@ -59,9 +63,9 @@ def _t5_model(vocab):
 
     def init(k):
         p = init_params(cfg, k)
-        kv = jax.random.fold_in(k, 1)
+        kv = np.random.default_rng(1)
         p["value_head"] = {
-            "kernel": jax.random.normal(kv, p["value_head"]["kernel"].shape) * 0.2,
+            "kernel": jnp.asarray(kv.normal(size=p["value_head"]["kernel"].shape) * 0.2, "float32"),
             "bias": jnp.full((1,), 0.5, jnp.float32),
         }
         return p
@@ -87,14 +91,14 @@ def main(out_path, grad_accum, model="toy"):
     for name, shape in MESHES.items():
         devices = jax.devices()[:1] if name == "single" else jax.devices()
         mesh = make_mesh(MeshConfig(data=shape[0], fsdp=shape[1], tensor=shape[2]), devices)
-        state, shardings = create_sharded_train_state(
-            init_fn,
-            axes_fn,
-            tx,
-            KLConfig(),
-            jax.random.PRNGKey(0),
-            mesh,
-        )
+        if model == "t5":  # the T5 init draws on the host: start from concrete params
+            state, shardings = create_train_state_from_params(
+                init_fn(jax.random.PRNGKey(0)), axes_fn, tx, KLConfig(), jax.random.PRNGKey(1), mesh
+            )
+        else:
+            state, shardings = create_sharded_train_state(
+                init_fn, axes_fn, tx, KLConfig(), jax.random.PRNGKey(0), mesh
+            )
         batch = shard_batch(batch_np, mesh)
         out = {}
         # the params really are sharded as the rules say
