@@ -10,15 +10,17 @@ limit kills the server (a fresh one starts on the next request).
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import select
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
 
-from ppocoder_jax.rewards.execution import sandbox
+from ppocoder_jax.rewards.execution import pch, sandbox
 
 SERVER_CLASS = "PpocoderJavacServer"
 SERVER_SOURCE = r"""
@@ -89,7 +91,7 @@ class JavacServer:
             "-XX:TieredStopAtLevel=1",
             "-Xmx768m",
         ]
-        inner += ["-cp", self._seen(self.class_dir), SERVER_CLASS]  # class_dir is under jobs_root
+        inner += ["-cp", str(self.class_dir), SERVER_CLASS]
         if info.drop_uid:
             self.uid = sandbox.random_uid()
         prefix = sandbox._limit_prefix(limits)
@@ -102,7 +104,7 @@ class JavacServer:
         }
         kw: dict = {}
         if info.mode == "bwrap":
-            binds = list(info.ro_binds)
+            binds = [*info.ro_binds, str(self.class_dir)]
             cmd = sandbox._bwrap_base(str(self.jobs_root), binds, info.drop_uid, None)
             cmd += prefix + inner
         else:
@@ -192,24 +194,10 @@ class JavacServerPool:
         self.broken = ""
 
     def _build(self) -> Path:
-        """Compile the server class once (trusted code, no sandbox needed)."""
+        """Compile the server class once per machine (trusted code) into a shared cache."""
         with self._build_lock:
             if self._class_dir is None:
-                class_dir = self.root / "javac-server-classes"
-                class_dir.mkdir(parents=True, exist_ok=True)
-                (class_dir / f"{SERVER_CLASS}.java").write_text(SERVER_SOURCE)
-                proc = subprocess.run(
-                    ["javac", "-d", str(class_dir), str(class_dir / f"{SERVER_CLASS}.java")],
-                    capture_output=True,
-                    timeout=120,
-                    env={"PATH": sandbox._PATH},
-                )
-                if proc.returncode != 0:
-                    raise RuntimeError(
-                        "cannot build the javac server: " + proc.stderr.decode()[:300]
-                    )
-                os.chmod(class_dir, 0o755)
-                self._class_dir = class_dir
+                self._class_dir = _cached_server_classes()
             return self._class_dir
 
     def acquire(self) -> JavacServer:
@@ -237,6 +225,37 @@ class JavacServerPool:
             servers, self._free = self._free, []
         for server in servers:
             server.close()
+
+
+def _cached_server_classes() -> Path:
+    javac = os.path.realpath(shutil.which("javac") or "javac")
+    stamp = f"{SERVER_SOURCE}|{javac}|{os.stat(javac).st_mtime_ns}".encode()
+    class_dir = pch.cache_root().parent / "javac-server" / hashlib.sha256(stamp).hexdigest()[:16]
+    if (class_dir / f"{SERVER_CLASS}.class").exists():
+        return class_dir
+    class_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="build-", dir=class_dir.parent))
+    try:
+        (tmp / f"{SERVER_CLASS}.java").write_text(SERVER_SOURCE)
+        proc = subprocess.run(
+            ["javac", "-d", str(tmp), str(tmp / f"{SERVER_CLASS}.java")],
+            capture_output=True,
+            timeout=120,
+            env={"PATH": sandbox._PATH},
+        )
+        if proc.returncode != 0:
+            raise RuntimeError("cannot build the javac server: " + proc.stderr.decode()[:300])
+        for d in (class_dir.parent.parent, class_dir.parent, tmp):
+            if os.geteuid() == 0:  # readable by the sandbox uids; only root writes
+                os.chmod(d, 0o755)
+        try:
+            os.rename(tmp, class_dir)  # atomic; a concurrent builder may have won
+        except OSError:
+            if not (class_dir / f"{SERVER_CLASS}.class").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return class_dir
 
 
 def java_available() -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def _cache_root() -> Path:
+def cache_root() -> Path:
     if os.geteuid() == 0:
         # Jobs run as other uids and must read it; only root may write here.
         return Path("/var/cache/ppocoder_jax/pch")
@@ -62,7 +62,7 @@ class StdcxxPch:
             if probe.returncode != 0 or not header.endswith("bits/stdc++.h"):
                 raise RuntimeError(f"cannot locate bits/stdc++.h: {first[:200]}")
             key = hashlib.sha256(version + repr(self.flags).encode() + header.encode()).hexdigest()
-            out_dir = _cache_root() / key[:16]
+            out_dir = cache_root() / key[:16]
             target = out_dir / "bits" / "stdc++.h.gch"
             if not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
