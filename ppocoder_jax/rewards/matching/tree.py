@@ -57,11 +57,11 @@ class TNode:
 
     __slots__ = ("type", "named", "field", "children", "sb", "eb", "key", "entries", "tok", "err")
 
-    def __init__(self, type_, named, field, sb, eb):
+    def __init__(self, type_, named, field, sb, eb, children):
         self.type = type_
         self.named = named
         self.field = field
-        self.children = []
+        self.children = children  # a list while being built; () for leaves
         self.sb = sb
         self.eb = eb
         self.key = -1
@@ -117,7 +117,7 @@ def _fields(lang: str) -> list:
 
 def _shared_leaf(type_: str, field_id, fields: list) -> TNode:
     """The shared leaf of an anonymous token whose text is its type (never mutated)."""
-    leaf = TNode(type_, False, fields[field_id] if field_id else None, -1, -1)
+    leaf = TNode(type_, False, fields[field_id] if field_id else None, -1, -1, ())
     leaf.tok = (-1, type_)  # type == text: the data-flow walk skips it
     return leaf
 
@@ -145,12 +145,15 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
     cursor = tree.walk()
     n = cursor.node
     has_errors = n.has_error
-    root = TNode(n.type, n.is_named, None, n.start_byte, n.end_byte)
+    root = TNode(n.type, n.is_named, None, n.start_byte, n.end_byte, [])
     if has_errors:
         root.err = n
     root.tok = 0
+    root.key = 0
     stack = [root]
     leaves: list = []
+    subtree_keys: list = []  # keys of the nodes with children (the root is added at the end)
+    inline = False  # whether an anonymous node with children (shown inline) was seen
     pushed = True  # whether the cursor's current node is on the stack (not a comment)
     goto_first_child = cursor.goto_first_child
     goto_next_sibling = cursor.goto_next_sibling
@@ -165,8 +168,9 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
                     # ---- close the node on top of the stack
                     node = stack.pop()
                     children = node.children
+                    kstart = node.key  # len(subtree_keys) when the node was pushed
                     if node.err is not None:
-                        if node.named:
+                        if node.named or children:
                             sexp = comment_sexp.sub("", str(node.err))
                             if python:
                                 sexp = _drop_lone_strings(sexp)
@@ -174,6 +178,9 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
                     elif not children:
                         if node.named:
                             node.key = setdefault((node.type, ()), len(intern))
+                    elif not inline and node.named:
+                        entries = tuple([(c.field, c.key) for c in children if c.named])
+                        node.key = setdefault((node.type, entries), len(intern))
                     else:
                         entries = []
                         for child in children:
@@ -183,14 +190,19 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
                                 entries.extend(child.entries)
                         if node.named:
                             node.key = setdefault((node.type, tuple(entries)), len(intern))
-                        else:
+                        else:  # str(node) of an anonymous node: "(type" and the entries
                             node.entries = entries
+                            inline = True
+                            key = ("anonymous", node.type, tuple(entries))
+                            node.key = setdefault(key, len(intern))
                     start = node.tok
                     if not children:
                         leaves.append(node)
                     elif node.type in string_types:
                         del leaves[start:]
                         leaves.append(node)
+                    if children:
+                        subtree_keys.append(node.key)
                     if stack:
                         if (
                             python
@@ -199,6 +211,7 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
                             and children[0].type == "string"
                         ):
                             del leaves[start:]  # a docstring: removed like a comment
+                            del subtree_keys[kstart:]
                         else:
                             stack[-1].children.append(node)
                 if goto_next_sibling():
@@ -232,7 +245,7 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
         if not has_errors and n.child_count == 0:
             # a leaf of an error-free tree: finish it here (what closing it would do)
             fid = cursor.field_id
-            child = TNode(type_, named, fields[fid] if fid else None, sb, eb)
+            child = TNode(type_, named, fields[fid] if fid else None, sb, eb, ())
             if named:
                 child.key = setdefault((type_, ()), len(intern))
             leaves.append(child)
@@ -241,7 +254,7 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
             continue
         pushed = True
         fid = cursor.field_id
-        child = TNode(type_, named, fields[fid] if fid else None, sb, eb)
+        child = TNode(type_, named, fields[fid] if fid else None, sb, eb, [])
         if has_errors:
             if n.is_missing:
                 child.named = True  # tree-sitter prints MISSING tokens, named or not
@@ -249,22 +262,21 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
             elif n.has_error:
                 child.err = n
         child.tok = len(leaves)
+        child.key = len(subtree_keys)
         stack.append(child)
     # AST subtrees: the root and every node with children, with multiplicity
-    subtree_keys = [root.key]
-    todo = list(root.children)
-    while todo:
-        node = todo.pop()
-        if node.children:
-            subtree_keys.append(node.key)
-            todo.extend(node.children)
+    if not root.children:
+        subtree_keys.append(root.key)
     # DFG tokens
-    table = {}
     for i, leaf in enumerate(leaves):
         text = data[leaf.sb : leaf.eb].decode("utf-8", errors="replace")
         if "\n" in text:
             text = text.replace("\n", "")  # the reference joins a token's lines
-        table[(leaf.sb, leaf.eb)] = (i, text)
-    for leaf in leaves:
-        leaf.tok = table[(leaf.sb, leaf.eb)]
+        leaf.tok = (i, text)
+    if has_errors:  # zero-width (MISSING) tokens at one position share the last index
+        table = {}
+        for leaf in leaves:
+            table[(leaf.sb, leaf.eb)] = leaf.tok
+        for leaf in leaves:
+            leaf.tok = table[(leaf.sb, leaf.eb)]
     return Program(root, data, subtree_keys, lang, not root.children, leaves)
