@@ -278,3 +278,26 @@ def test_cli_subprocess_exit_code(tmp_path):
     assert proc.stderr.strip().startswith("ppocoder import-hf: error:")
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_hub_id(tmp_path, capsys, monkeypatch, hf_dir):
+    import huggingface_hub
+
+    def unreachable(repo_id, **_kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", unreachable)
+    out = tmp_path / "out"
+    _expect_refusal(
+        capsys, ["import-hf", "Salesforce/codet5-small", str(out)], out, "hub download failed"
+    )
+
+    downloaded = []
+
+    def from_cache(repo_id, **_kwargs):
+        downloaded.append(repo_id)
+        return str(hf_dir)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", from_cache)
+    assert main(["import-hf", "Salesforce/codet5-small", str(out)]) == 0
+    assert downloaded == ["Salesforce/codet5-small"] and store.is_our_checkpoint(out)

@@ -3,6 +3,7 @@
 See docs/ARCHITECTURE.md (Model) and the docstring of `ppocoder_jax.model.t5`.
 """
 
+from ppocoder_jax.model.store import load_model, save_model
 from ppocoder_jax.model.t5 import (
     decode_step,
     encode,
@@ -16,6 +17,7 @@ from ppocoder_jax.model.t5 import (
     value_head,
 )
 from ppocoder_jax.model.t5_config import T5Config
+from ppocoder_jax.model.tokenizer import load_tokenizer, save_tokenizer
 
 __all__ = [
     "T5Config",
@@ -24,7 +26,11 @@ __all__ = [
     "forward",
     "init_cache",
     "init_params",
+    "load_model",
+    "load_tokenizer",
     "param_logical_axes",
+    "save_model",
+    "save_tokenizer",
     "score",
     "shift_right",
     "token_logprobs",

@@ -38,6 +38,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.sharding import PartitionSpec
 
 from ppocoder_jax.model.modules import T5, ValueHead
@@ -66,10 +67,55 @@ def init_params_boxed(cfg: T5Config, rng: jax.Array) -> Params:
     return {"t5": t5["params"], "value_head": head["params"]}
 
 
+def param_shapes(cfg: T5Config) -> Params:
+    """The params tree with jax.ShapeDtypeStruct leaves (tracing only, no compute)."""
+    return nn.meta.unbox(jax.eval_shape(lambda: init_params_boxed(cfg, jax.random.PRNGKey(0))))
+
+
+def init_std(cfg: T5Config, path: tuple[str, ...]) -> float:
+    """Init stddev of one parameter: the scales the modules' initializers use (HF/t5x T5)."""
+    d, h, k, f = cfg.d_model, cfg.num_heads, cfg.d_kv, cfg.d_ff
+    leaf, parent = path[-1], path[-2]
+    by_module = {
+        "query": (d * k) ** -0.5,
+        "key": d**-0.5,
+        "value": d**-0.5,
+        "out": (h * k) ** -0.5,
+        "wi": d**-0.5,
+        "wi_0": d**-0.5,
+        "wi_1": d**-0.5,
+        "wo": f**-0.5,
+        "lm_head": d**-0.5,
+    }
+    if leaf == "embedding":
+        return 1.0
+    if leaf == "rel_embedding":
+        return d**-0.5
+    return by_module[parent]
+
+
 def init_params(cfg: T5Config, rng: jax.Array) -> Params:
-    """Random T5 init (HF/t5x scales), zero value head; fp32."""
-    boxed = jax.jit(init_params_boxed, static_argnums=0)(cfg, rng)
-    return nn.meta.unbox(boxed)
+    """Random T5 init (HF/t5x scales), layer norm scales 1, zero value head; fp32 jax arrays.
+
+    Drawn on the host with numpy (seeded from `rng`): the same distributions as the modules'
+    flax initializers (`init_params_boxed`), without compiling a large random-init program
+    (seconds of XLA compile per config on CPU).
+    """
+    key = rng
+    if jnp.issubdtype(getattr(rng, "dtype", None), jax.dtypes.prng_key):
+        key = jax.random.key_data(rng)
+    gen = np.random.default_rng([int(x) for x in np.asarray(key).ravel()])
+
+    def draw(path, shape):
+        names = tuple(getattr(p, "key", str(p)) for p in path)
+        if names[0] == "value_head":
+            return np.zeros(shape.shape, np.float32)
+        if names[-1] == "scale":
+            return np.ones(shape.shape, np.float32)
+        std = init_std(cfg, names)
+        return (gen.standard_normal(shape.shape, np.float32) * std).astype(np.float32)
+
+    return jax.device_put(jax.tree_util.tree_map_with_path(draw, param_shapes(cfg)))
 
 
 def encode(params: Params, cfg: T5Config, input_ids, attention_mask, *, dtype=jnp.float32):
