@@ -1,0 +1,250 @@
+"""Jitted batched sampling with a KV cache: token ids, masks, log-probs and values in one pass.
+
+    SamplingParams(greedy=False, temperature=1.0, top_k=0, top_p=1.0, min_new_tokens=0)
+    sample(params, cfg, prompt_ids [B,S], prompt_mask [B,S], rng, sampling, max_new_tokens,
+           num_samples=1, dtype=jnp.float32) -> RolloutBatch
+
+The encoder runs once per prompt; its output and the cross-attention keys/values are repeated
+per sample (sample j of prompt i is row i*n+j). The decoder runs in a `lax.while_loop` over a
+preallocated KV cache of length `max_new_tokens`, starting from `cfg.decoder_start_token_id`,
+and stops as soon as every row has emitted `</s>` (or after `max_new_tokens` steps).
+
+Per step: the logits are divided by the temperature, filtered by top-k then top-p (top-p on the
+renormalised top-k distribution, as transformers' warpers do) and a token is drawn; greedy is
+argmax of the raw logits. The log-prob recorded for the token is always log_softmax(raw logits)
+at temperature 1 over the whole vocabulary (the PPO policy log-prob), never the filtered one.
+
+Randomness: row r at step t draws with `fold_in(fold_in(rng, r), t)`, so a row's samples do
+not depend on the batch size, on padding rows appended after it, or on the sharding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ppocoder_jax.model import t5
+
+Params = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingParams:
+    """How to pick each token (hashable: a static jit argument).
+
+    greedy: argmax (the other fields are ignored). top_k = 0 and top_p = 1.0 switch the filters
+    off. min_new_tokens > 0 forbids `</s>` before that many tokens (as transformers'
+    `min_new_tokens`); it changes what is drawn, not the recorded policy log-probs.
+    """
+
+    greedy: bool = False
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    min_new_tokens: int = 0
+
+    def __post_init__(self):
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.min_new_tokens < 0:
+            raise ValueError(f"min_new_tokens must be >= 0, got {self.min_new_tokens}")
+
+    @classmethod
+    def from_config(cls, rollout_cfg, greedy: bool = False) -> SamplingParams:
+        """From a `RolloutConfig` (temperature, top_k, top_p)."""
+        return cls(
+            greedy=greedy,
+            temperature=float(rollout_cfg.temperature),
+            top_k=int(rollout_cfg.top_k),
+            top_p=float(rollout_cfg.top_p),
+        )
+
+
+GREEDY = SamplingParams(greedy=True)
+
+
+class RolloutBatch(NamedTuple):
+    """Device arrays; B = prompts * num_samples rows, T = max_new_tokens."""
+
+    prompt_ids: jax.Array  # [B,S] int32
+    prompt_mask: jax.Array  # [B,S] int32
+    tokens: jax.Array  # [B,T] int32, pad (0) after </s>
+    token_mask: jax.Array  # [B,T] int32, 1 on generated tokens including </s>
+    logprobs: jax.Array  # [B,T] fp32, log pi(token) under the full temperature-1 policy; 0 on pad
+    values: jax.Array  # [B,T] fp32, value head at the state that produced the token; 0 on pad
+    lengths: jax.Array  # [B] int32 = token_mask.sum(1)
+
+
+def cast_params_for_compute(params: Params, dtype) -> Params:
+    """Cast the matmul weights (kernels, embedding) to the compute dtype once, outside the loop.
+
+    The model casts every weight to `dtype` where it is used, and fp32 -> dtype -> fp32 -> dtype
+    rounds the same as fp32 -> dtype, so the numbers are unchanged; norm scales, the relative
+    position tables and the value head stay fp32 as the model uses them in fp32.
+    """
+    dtype = jnp.dtype(dtype)
+    if dtype == jnp.float32:
+        return params
+
+    def cast(path, x):
+        name = getattr(path[-1], "key", "")
+        in_t5 = getattr(path[0], "key", "") == "t5"
+        return x.astype(dtype) if in_t5 and name in ("kernel", "embedding") else x
+
+    return dict(params, t5=jax.tree_util.tree_map_with_path(cast, params["t5"]))
+
+
+def _row_keys(rng: jax.Array, rows: int, step) -> jax.Array:
+    per_row = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, jnp.arange(rows))
+    return jax.vmap(jax.random.fold_in, in_axes=(0, None))(per_row, step)
+
+
+def choose_tokens(logits: jax.Array, keys: jax.Array, sampling: SamplingParams) -> jax.Array:
+    """logits [B,V] fp32, keys [B] -> token ids [B] int32 (filters as in the module docstring)."""
+    if sampling.greedy:
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    x = logits / jnp.float32(sampling.temperature)
+    vocab = x.shape[-1]
+    index = None
+    if sampling.top_k > 0 or sampling.top_p < 1.0:
+        k = min(sampling.top_k, vocab) if sampling.top_k > 0 else vocab
+        x, index = jax.lax.top_k(x, k)  # sorted, most likely first
+    if sampling.top_p < 1.0:
+        probs = jax.nn.softmax(x, axis=-1)
+        mass_before = jnp.cumsum(probs, axis=-1) - probs
+        # Keep the smallest prefix whose mass reaches top_p (the first token always stays).
+        x = jnp.where(mass_before < sampling.top_p, x, -jnp.inf)
+    choice = jax.vmap(jax.random.categorical)(keys, x).astype(jnp.int32)
+    if index is None:
+        return choice
+    return jnp.take_along_axis(index, choice[:, None], axis=-1)[:, 0].astype(jnp.int32)
+
+
+def _repeat_rows(x: jax.Array, n: int) -> jax.Array:
+    return x if n == 1 else jnp.repeat(x, n, axis=0)
+
+
+def _sample_impl(
+    params: Params,
+    prompt_ids: jax.Array,
+    prompt_mask: jax.Array,
+    rng: jax.Array,
+    limit: jax.Array,
+    *,
+    cfg,
+    sampling: SamplingParams,
+    out_len: int,
+    num_samples: int,
+    dtype: str,
+) -> RolloutBatch:
+    """`out_len` (static) sizes the buffers and the cache; `limit` (traced) <= out_len stops."""
+    dtype = jnp.dtype(dtype)
+    params = cast_params_for_compute(params, dtype)
+    prompt_ids = prompt_ids.astype(jnp.int32)
+    prompt_mask = prompt_mask.astype(jnp.int32)
+    enc = t5.encode(params, cfg, prompt_ids, prompt_mask, dtype=dtype)
+    # Cross-attention keys/values projected once per prompt, then repeated per sample.
+    cache = t5.init_cache(cfg, prompt_ids.shape[0], out_len, dtype, params=params, enc=enc)
+    cache = jax.tree.map(partial(_repeat_rows, n=num_samples), cache)
+    enc = _repeat_rows(enc, num_samples)
+    prompt_ids = _repeat_rows(prompt_ids, num_samples)
+    prompt_mask = _repeat_rows(prompt_mask, num_samples)
+    rows = prompt_ids.shape[0]
+    eos, pad = cfg.eos_token_id, cfg.pad_token_id
+    limit = jnp.minimum(jnp.asarray(limit, jnp.int32), out_len)
+
+    def cond(state):
+        step, done = state[0], state[1]
+        return (step < limit) & ~jnp.all(done)
+
+    def body(state):
+        step, done, current, lengths, cache, tokens, logprobs, values = state
+        logits, value, cache = t5.decode_step(
+            params, cfg, current, step, cache, enc, prompt_mask, dtype=dtype
+        )
+        draw_logits = logits
+        if sampling.min_new_tokens > 0:
+            draw_logits = jnp.where(
+                (step < sampling.min_new_tokens) & (jnp.arange(logits.shape[-1]) == eos),
+                -jnp.inf,
+                logits,
+            )
+        keys = None if sampling.greedy else _row_keys(rng, rows, step)
+        token = choose_tokens(draw_logits, keys, sampling)
+        active = ~done
+        token = jnp.where(active, token, pad)
+        logprob = jnp.where(active, t5.token_logprobs(logits, token), 0.0)
+        value = jnp.where(active, value, 0.0)
+        tokens = jax.lax.dynamic_update_slice(tokens, token[:, None], (0, step))
+        logprobs = jax.lax.dynamic_update_slice(logprobs, logprob[:, None], (0, step))
+        values = jax.lax.dynamic_update_slice(values, value[:, None], (0, step))
+        lengths = lengths + active.astype(jnp.int32)
+        done = done | (token == eos)
+        return step + 1, done, token, lengths, cache, tokens, logprobs, values
+
+    state = (
+        jnp.int32(0),
+        jnp.zeros((rows,), bool),
+        jnp.full((rows,), cfg.decoder_start_token_id, jnp.int32),
+        jnp.zeros((rows,), jnp.int32),
+        cache,
+        jnp.full((rows, out_len), pad, jnp.int32),
+        jnp.zeros((rows, out_len), jnp.float32),
+        jnp.zeros((rows, out_len), jnp.float32),
+    )
+    _, _, _, lengths, _, tokens, logprobs, values = jax.lax.while_loop(cond, body, state)
+    token_mask = (jnp.arange(out_len)[None, :] < lengths[:, None]).astype(jnp.int32)
+    return RolloutBatch(prompt_ids, prompt_mask, tokens, token_mask, logprobs, values, lengths)
+
+
+_sample_jit = jax.jit(
+    _sample_impl, static_argnames=("cfg", "sampling", "out_len", "num_samples", "dtype")
+)
+
+
+def _as_key(rng) -> jax.Array:
+    if isinstance(rng, int):
+        return jax.random.PRNGKey(rng)
+    return rng
+
+
+def sample(
+    params: Params,
+    cfg,
+    prompt_ids,
+    prompt_mask,
+    rng,
+    sampling: SamplingParams,
+    max_new_tokens: int,
+    num_samples: int = 1,
+    dtype=jnp.float32,
+) -> RolloutBatch:
+    """Sample `num_samples` continuations of each right-padded prompt (see module docstring).
+
+    One compiled program per (cfg, sampling, shapes, max_new_tokens, num_samples, dtype); use
+    `Sampler` to bucket shapes. `rng` is a PRNG key (or an int seed); greedy ignores it.
+    """
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    return _sample_jit(
+        params,
+        prompt_ids,
+        prompt_mask,
+        _as_key(rng),
+        max_new_tokens,
+        cfg=cfg,
+        sampling=sampling,
+        out_len=int(max_new_tokens),
+        num_samples=int(num_samples),
+        dtype=jnp.dtype(dtype).name,
+    )
