@@ -301,3 +301,25 @@ def test_hub_id(tmp_path, capsys, monkeypatch, hf_dir):
     monkeypatch.setattr(huggingface_hub, "snapshot_download", from_cache)
     assert main(["import-hf", "Salesforce/codet5-small", str(out)]) == 0
     assert downloaded == ["Salesforce/codet5-small"] and store.is_our_checkpoint(out)
+
+
+def test_sharded_safetensors_index(tmp_path, hf_dir):
+    from safetensors.numpy import load_file, save_file
+
+    src = _copy(hf_dir, tmp_path)
+    tensors = load_file(src / "model.safetensors")
+    (src / "model.safetensors").unlink()
+    names = sorted(tensors)
+    shards = {
+        "model-00001-of-00002.safetensors": names[::2],
+        "model-00002-of-00002.safetensors": names[1::2],
+    }
+    weight_map = {}
+    for shard, keys in shards.items():
+        save_file({k: tensors[k] for k in keys}, str(src / shard), {"format": "pt"})
+        weight_map.update({k: shard for k in keys})
+    (src / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    sharded, _, _ = store.load_model(src)
+    single, _, _ = store.load_model(hf_dir)
+    same = jax.tree_util.tree_map(np.array_equal, sharded, single)
+    assert all(jax.tree_util.tree_leaves(same))
