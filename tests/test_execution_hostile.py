@@ -221,6 +221,15 @@ HOSTILE = {
         ),
         {Verdict.WRONG_ANSWER},
     ),
+    "fake_infra_error": (
+        (
+            "python",
+            "import os, sys\nfor fd in range(3, 64):\n    try:\n        os.ftruncate(fd, 0)\n    except OSError:\n        pass\n"
+            'sys.stderr.write("bwrap: Can\'t find source path: No such file\\n")\nsys.exit(1)\n',
+            ECHO,
+        ),
+        {Verdict.RUNTIME_ERROR},
+    ),
     "kill_parent_and_everything": (
         (
             "python",

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 SANDBOX_CWD = "/sandbox"  # the job directory as the sandboxed program sees it (bwrap mode)
 _PATH = "/usr/local/bin:/usr/bin:/bin"
+# bash, not dash: dash cannot redirect descriptors above 9.
+_BASH = shutil.which("bash", path=_PATH) or "/bin/bash"
 SIGXCPU = int(signal.SIGXCPU)
 SIGXFSZ = int(signal.SIGXFSZ)
 SIGKILL = int(signal.SIGKILL)
@@ -283,7 +285,7 @@ def run_sandboxed(
         os.chown(workdir, uid, uid)
     cwd_seen = program_cwd(workdir)
     env = {"PATH": _PATH, "HOME": cwd_seen, "TMPDIR": cwd_seen, "LANG": "C.UTF-8"}
-    inner = [*(_drop_uid_prefix(uid) if info.drop_uid else []), *_limit_prefix(limits), *argv]
+    prefix = [*(_drop_uid_prefix(uid) if info.drop_uid else []), *_limit_prefix(limits)]
     (iodir / "stdin").write_bytes(stdin)
     with (
         open(iodir / "stdin", "rb") as fin,
@@ -291,13 +293,18 @@ def run_sandboxed(
         open(iodir / "stderr", "wb") as ferr,
         open(iodir / "info", "wb") as finfo,
     ):
+        # Once the sandbox, uid switch and limits are in place, a marker goes to the "started"
+        # file and its descriptor is closed before the command runs: no marker = our failure.
+        fd = finfo.fileno()
+        marker = [_BASH, "-c", f'printf S >&{fd}; exec {fd}>&-; exec "$@"', "bash"]
+        inner = [*prefix, *marker, *argv]
+        popen_kw: dict = {"pass_fds": (fd,)}
         if info.mode == "bwrap":
             binds = [*info.ro_binds, *extra_ro_binds]
-            cmd = _bwrap_base(str(workdir), binds, info.drop_uid, finfo.fileno()) + inner
-            popen_kw = {"pass_fds": (finfo.fileno(),)}
+            cmd = _bwrap_base(str(workdir), binds, info.drop_uid, None) + inner
         else:
             cmd = inner
-            popen_kw = {"start_new_session": True}  # setsid, not preexec_fn
+            popen_kw["start_new_session"] = True  # setsid, not preexec_fn
         start = time.monotonic()
         try:
             proc = subprocess.Popen(
@@ -329,7 +336,7 @@ def run_sandboxed(
     )
     if outcome.signal == SIGXFSZ:
         outcome.output_limited = True
-    if info.mode == "bwrap" and not (iodir / "info").read_bytes().strip():
+    if (iodir / "info").read_bytes() != b"S":
         outcome.started = False
         outcome.infra_detail = "sandbox failed to start: " + stderr.decode(errors="replace")[:300]
     return outcome
