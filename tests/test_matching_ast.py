@@ -29,13 +29,18 @@ def _programs(lang: str, limit: int = 40) -> list[str]:
 
 
 def _sexps_without_comments(code: str, lang: str) -> list[str]:
-    """str(node) of every node with children, for code that has no comments."""
+    """str(node) of every node with children (and the root), in post-order, for code that has
+    no comments: the order in which `build_program` collects its keys."""
     tree = get_parser(lang).parse(code.encode())
-    out, todo = [], [tree.root_node]
-    while todo:
-        node = todo.pop()
+    out = []
+
+    def visit(node):
+        for child in node.children:
+            if child.children:
+                visit(child)
         out.append(str(node))
-        todo.extend(c for c in node.children if c.children)
+
+    visit(tree.root_node)
     return out
 
 

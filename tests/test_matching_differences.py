@@ -135,3 +135,18 @@ def test_empty_candidate_scores_zero_even_against_an_empty_reference():
     trees are a bare root); an empty candidate scores 0 here."""
     assert match("", "", "python") == (0.0, 0.0)
     assert match("# only a comment\n", "", "python").ast_match == 0.0
+
+
+def test_docstring_only_body_stays_a_function():
+    """The package deletes docstrings from the text, so a function whose body is only a
+    docstring becomes `def f():` and parses as an ERROR; we drop the node from the tree."""
+    prog = build_program('def f(a):\n    """Only a docstring."""\n', "python", {})
+    assert [c.type for c in prog.root.children] == ["function_definition"]
+    assert ast_match('def f(a):\n    """A."""\n', 'def f(a):\n    """B."""\n', "python") == 1.0
+
+
+def test_very_deep_programs_do_not_crash():
+    deep = "x = " + " + ".join(["a"] * 3000) + "\n"
+    r = match(deep, deep, "python")
+    assert r.ast_match == 1.0
+    assert 0.0 <= r.dfg_match <= 1.0
