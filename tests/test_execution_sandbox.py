@@ -78,8 +78,8 @@ def test_javac_server_timeout_then_recovers():
         )
 
 
-def test_job_directories_removed_and_executor_closed(tmp_path):
-    ex = Executor(workers=2, work_root=str(tmp_path))
+def test_job_directories_removed_and_executor_closed():
+    ex = Executor(workers=2)
     results = ex.run_many(
         [("python", f"print({i})\n", {"inputs": [""], "outputs": [str(i)]}) for i in range(6)]
     )

@@ -102,6 +102,14 @@ class Executor:
         self.sandbox = sandbox.sandbox_info()
         self.root = Path(tempfile.mkdtemp(prefix="ppocoder-exec-", dir=work_root))
         os.chmod(self.root, 0o711)  # unprivileged sandbox uids traverse it (limits-only mode)
+        if self.sandbox.mode != "bwrap" and self.sandbox.drop_uid:
+            for parent in self.root.parents:
+                if not os.stat(parent).st_mode & 0o001:
+                    self.root.rmdir()
+                    raise ValueError(
+                        f"work_root: {parent} is not searchable by other users (o+x), "
+                        "so the sandbox uids could not reach their job directories"
+                    )
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ppocoder-exec")
         self._javac = JavacServerPool(self.root, java_servers or min(self.workers, 2))
         self._pch = {
