@@ -129,8 +129,9 @@ def test_decode_step_matches_forward(feed_forward_proj, precompute_cross):
     cfg = _small_cfg(feed_forward_proj=feed_forward_proj, num_decoder_layers=3)
     params = _randomize(t5.init_params(cfg, jax.random.PRNGKey(0)))
     enc_ids, enc_mask, dec_ids, _ = random_batch(cfg.vocab_size, seed=4)
+    # 20 positions: relative distances beyond max_distance (16) hit the clipped buckets.
     dec_ids = np.asarray(
-        np.random.default_rng(5).integers(0, cfg.vocab_size, dec_ids.shape), np.int32
+        np.random.default_rng(5).integers(0, cfg.vocab_size, (dec_ids.shape[0], 20)), np.int32
     )
     t = dec_ids.shape[1]
     full_logits, full_values = fwd(params, cfg, enc_ids, enc_mask, dec_ids, None)
@@ -317,3 +318,23 @@ def test_init_params_matches_flax_initializers():
         assert abs(a.mean() - b.mean()) <= 5 * b.std() * np.sqrt(2 / n) + 1e-6, name
 
     jax.tree_util.tree_map_with_path(compare, ours, theirs)
+
+
+def test_long_sequences_match_pytorch(tmp_path):
+    """Relative positions beyond max_distance (20 here) fall into the clipped log buckets."""
+    path = make_tiny_hf_t5(tmp_path, variant="v1.1", tied=False, with_tokenizer=False)
+    t5_params, cfg = load_hf_t5(path)
+    params = {
+        "t5": t5_params,
+        "value_head": t5.init_params(cfg, jax.random.PRNGKey(0))["value_head"],
+    }
+    rng = np.random.default_rng(9)
+    enc_mask = (np.arange(48)[None] < np.array([[48], [30]])).astype(np.int32)
+    dec_mask = (np.arange(40)[None] < np.array([[40], [25]])).astype(np.int32)
+    enc_ids = (rng.integers(3, cfg.vocab_size, enc_mask.shape) * enc_mask).astype(np.int32)
+    dec_ids = (rng.integers(3, cfg.vocab_size, dec_mask.shape) * dec_mask).astype(np.int32)
+    batch = (enc_ids, enc_mask, dec_ids, dec_mask)
+    expected = torch_logits(path, *batch)
+    logits, _ = fwd(params, cfg, *batch)
+    valid = dec_mask.astype(bool)
+    np.testing.assert_allclose(np.asarray(logits)[valid], expected[valid], atol=1e-4, rtol=0)
