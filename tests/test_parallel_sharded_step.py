@@ -72,6 +72,7 @@ def _check_toy_specs(res):
     assert str(res["2x4x1/spec_wi"]) == "P('fsdp', 'tensor')"
     assert str(res["2x2x2/spec_mu_wi"]) == "P('fsdp', 'tensor')"  # Adam moments follow params
     assert str(res["2x2x2/spec_new_wi"]) == "P('fsdp', 'tensor')"  # out_shardings kept
+    assert str(res["2x2x2/spec_grad_wi"]) == "P('fsdp', 'tensor')"
     assert str(res["8x1x1/spec_tokens"]) == "P(('data', 'fsdp'), None)"
 
 

@@ -244,6 +244,7 @@ def _train_step(
     cfg: PPOConfig,
     mb_sharding: PPOBatch | None,
     value_only: bool,
+    return_grads: bool = False,
 ):
     mb = jax.tree.map(lambda x: jnp.take(x, idx, axis=0), batch)
     if mb_sharding is not None:
@@ -260,6 +261,8 @@ def _train_step(
     metrics["loss"] = loss
     metrics["grad_norm"] = optax.tree.norm(grads)
     new_state = state.replace(params=params, opt_state=opt_state, rng=rng, step=state.step + 1)
+    if return_grads:
+        return new_state, metrics, grads
     return new_state, metrics
 
 
@@ -272,6 +275,7 @@ def build_train_step(
     *,
     donate: bool = True,
     value_only: bool = False,
+    return_grads: bool = False,
 ):
     """One optimizer step on a minibatch ``batch[idx]`` of a rollout batch, as one ``jax.jit``.
 
@@ -280,7 +284,9 @@ def build_train_step(
     ``('data','fsdp')``; ``idx`` replicated) and ``out_shardings`` (state keeps its shardings,
     metrics replicated); the state is donated (``donate_argnums=0``: its buffers are reused for
     the new state, so do not touch the old one after the call).  ``value_only=True`` trains
-    the value loss alone (weight 1; for value warm-up iterations).
+    the value loss alone (weight 1; for value warm-up iterations).  ``return_grads=True``
+    (tests, debugging) makes the step return ``(state, metric_sums, grads)``, grads sharded
+    like the params.
 
     ``metric_sums`` are sums over the minibatch's valid tokens plus ``count``, ``loss`` and
     ``grad_norm``; ``ppo_update`` turns them into means.
@@ -292,10 +298,10 @@ def build_train_step(
             raise ValueError("state_shardings are required with a mesh")
         repl = NamedSharding(mesh, PartitionSpec())
         mb_sharding = ppo_batch_shardings(mesh)
-        kwargs = dict(
-            in_shardings=(state_shardings, mb_sharding, repl),
-            out_shardings=(state_shardings, repl),
-        )
+        out = (state_shardings, repl)
+        if return_grads:
+            out = out + (state_shardings.params,)
+        kwargs = dict(in_shardings=(state_shardings, mb_sharding, repl), out_shardings=out)
     fn = functools.partial(
         _train_step,
         apply_fn=apply_fn,
@@ -303,6 +309,7 @@ def build_train_step(
         cfg=cfg,
         mb_sharding=mb_sharding,
         value_only=value_only,
+        return_grads=return_grads,
     )
     return jax.jit(fn, donate_argnums=(0,) if donate else (), **kwargs)
 

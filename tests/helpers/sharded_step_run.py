@@ -27,7 +27,7 @@ from ppocoder_jax.ppo.toy_model import (  # noqa: E402
     toy_apply,
     toy_logical_axes,
 )
-from ppocoder_jax.ppo.train_step import build_loss_and_grads, build_train_step  # noqa: E402
+from ppocoder_jax.ppo.train_step import build_train_step  # noqa: E402
 
 MESHES = {
     "single": (1, 1, 1),
@@ -85,7 +85,10 @@ def main(out_path, grad_accum, model="toy"):
             toy_apply,
         )
     ppo = PPOConfig(vf_coef=0.5, entropy_coef=0.01, grad_accum_steps=grad_accum)
-    tx = make_optimizer(OptimConfig(learning_rate=1e-2, max_grad_norm=1.0))
+    # lr 1e-3 (100x a real PPO lr): Adam's first step is lr * g / (|g| + eps) per element, which
+    # turns the ~1e-7 (of scale) summation-order noise of near-zero gradient elements into
+    # O(lr * 1e-3) parameter noise; with lr 1e-2 that reaches ~1e-5 of the weights' scale.
+    tx = make_optimizer(OptimConfig(learning_rate=1e-3, max_grad_norm=1.0))
     batch_np = random_ppo_batch(0, batch_size, 5, 7, vocab)
     results = {}
     for name, shape in MESHES.items():
@@ -111,15 +114,16 @@ def main(out_path, grad_accum, model="toy"):
             sorted({str(x.sharding.spec) for x in jax.tree.leaves(state.params)})
         )
         out["spec_tokens"] = np.array(str(batch.tokens.sharding.spec))
-        grad_fn = build_loss_and_grads(apply_fn, ppo, mesh, shardings.params)
-        loss, grads, _ = grad_fn(state.params, batch, jax.random.PRNGKey(7))
-        out["loss"] = np.asarray(loss)
-        flat("grad", grads, out)
-        step = build_train_step(apply_fn, tx, ppo, mesh, shardings)
+        # one step on the whole batch (rows reversed, so the gather is exercised); it also
+        # returns its gradients
+        step = build_train_step(apply_fn, tx, ppo, mesh, shardings, return_grads=True)
         idx = np.arange(batch_size, dtype=np.int32)[::-1].copy()
-        new_state, metrics = step(state, batch, idx)
+        new_state, metrics, grads = step(state, batch, idx)
+        out["loss"] = np.asarray(metrics["loss"])
+        flat("grad", grads, out)
         if model == "toy":
             out["spec_new_wi"] = np.array(str(new_state.params["body"]["wi"].sharding.spec))
+            out["spec_grad_wi"] = np.array(str(grads["body"]["wi"].sharding.spec))
         flat("param", new_state.params, out)
         flat("opt", new_state.opt_state, out)
         flat("metric", metrics, out)
