@@ -182,6 +182,10 @@ def test_import_no_config(tmp_path, capsys, hf_dir):
     (src / "config.json").unlink()
     out = tmp_path / "out"
     _expect_refusal(capsys, ["import-hf", str(src), str(out)], out, "config.json")
+    (src / "config.json").write_text("{not json")
+    _expect_refusal(capsys, ["import-hf", str(src), str(out)], out, "not a readable JSON file")
+    (src / "config.json").write_text(json.dumps({"model_type": "t5", "d_model": "wide"}))
+    _expect_refusal(capsys, ["import-hf", str(src), str(out)], out, "config.json")
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
@@ -234,6 +238,12 @@ def test_import_mismatched_shapes_and_missing_tensor(tmp_path, capsys, hf_dir):
         out,
         "missing tensor 'decoder.block.1.layer.1.EncDecAttention.o.weight'",
     )
+
+
+def test_import_creates_missing_parents(tmp_path, hf_dir):
+    out = tmp_path / "runs" / "models" / "tiny"
+    assert main(["import-hf", str(hf_dir), str(out)]) == 0
+    assert store.is_our_checkpoint(out)
 
 
 def test_existing_output_is_kept(tmp_path, capsys, hf_dir):

@@ -23,13 +23,19 @@ TORCH_FILE = "pytorch_model.bin"
 GENERATION_CONFIG_FILE = "generation_config.json"
 
 
+def first_line(err: BaseException) -> str:
+    """An exception as one short line (error messages must stay on one line)."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
 def read_json(path: Path) -> dict:
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f"{path}: not a readable JSON file ({err})") from None
+        raise UserError(f"{path}: not a readable JSON file ({first_line(err)})") from None
 
 
 def read_hf_config(model_dir: Path) -> T5Config:
@@ -43,8 +49,9 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
     try:
         return load_file(str(path))
     except Exception as err:  # SafetensorError, OSError, bad headers...
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise UserError(f"{path}: corrupt or truncated safetensors file ({msg})") from None
+        raise UserError(
+            f"{path}: corrupt or truncated safetensors file ({first_line(err)})"
+        ) from None
 
 
 def _read_torch_bin(path: Path) -> dict[str, np.ndarray]:
@@ -58,7 +65,7 @@ def _read_torch_bin(path: Path) -> dict[str, np.ndarray]:
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:
-        raise UserError(f"{path}: unreadable PyTorch weights file ({err})") from None
+        raise UserError(f"{path}: unreadable PyTorch weights file ({first_line(err)})") from None
     return {k: v.detach().float().numpy() for k, v in state.items()}
 
 
@@ -106,9 +113,9 @@ def resolve_model_dir(model: str) -> Path:
             )
         )
     except Exception as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise UserError(
-            f"{model}: not a local directory and the Hugging Face hub download failed ({first})"
+            f"{model}: not a local directory and the Hugging Face hub download failed "
+            f"({first_line(err)})"
         ) from None
 
 

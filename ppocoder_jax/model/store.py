@@ -47,8 +47,9 @@ def atomic_output_dir(out_dir):
     out_dir = Path(out_dir).absolute()
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise UserError(f"{out_dir}: already exists and is not empty (refusing to overwrite)")
-    if not out_dir.parent.is_dir():
-        raise UserError(f"{out_dir.parent}: parent directory does not exist")
+    if out_dir.parent.exists() and not out_dir.parent.is_dir():
+        raise UserError(f"{out_dir.parent}: not a directory")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         yield tmp
@@ -111,8 +112,9 @@ def _load_our_checkpoint(path: Path):
     try:
         params = ocp.PyTreeCheckpointer().restore(str(params_dir.absolute()))
     except Exception as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise UserError(f"{params_dir}: cannot restore the Orbax checkpoint ({first})") from None
+        raise UserError(
+            f"{params_dir}: cannot restore the Orbax checkpoint ({hf_io.first_line(err)})"
+        ) from None
     params = _host_fp32(params)
     _check_param_shapes(params, cfg, str(params_dir))
     tokenizer = load_tokenizer(path) if has_tokenizer(path) else None
@@ -153,7 +155,9 @@ def _read_value_head(path: Path, cfg: T5Config) -> dict:
     try:
         head = load_file(str(path))
     except Exception as err:
-        raise UserError(f"{path}: corrupt or truncated safetensors file ({err})") from None
+        raise UserError(
+            f"{path}: corrupt or truncated safetensors file ({hf_io.first_line(err)})"
+        ) from None
     want = {"kernel": (cfg.d_model, 1), "bias": (1,)}
     for name, shape in want.items():
         if name not in head:

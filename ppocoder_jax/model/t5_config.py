@@ -116,7 +116,9 @@ class T5Config:
         except KeyError as err:
             raise UserError(f"{source}: missing key {err.args[0]!r}") from None
         except (TypeError, ValueError) as err:
-            raise UserError(f"{source}: invalid value ({err})") from None
+            raise UserError(
+                f"{source}: invalid value ({str(err).strip().splitlines()[0]})"
+            ) from None
 
     def to_hf_dict(self) -> dict[str, Any]:
         """A config.json that transformers 4 and 5 load as this architecture."""

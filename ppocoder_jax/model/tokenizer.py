@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ppocoder_jax.errors import UserError
+from ppocoder_jax.model.hf_io import first_line
 
 # Files whose presence means "this directory has a tokenizer".
 TOKENIZER_MARKERS = ("tokenizer.json", "vocab.json", "spiece.model", "tokenizer_config.json")
@@ -40,8 +41,7 @@ def load_tokenizer(directory):
         else:
             tok = AutoTokenizer.from_pretrained(str(directory))
     except Exception as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise UserError(f"{directory}: cannot load the tokenizer ({first})") from None
+        raise UserError(f"{directory}: cannot load the tokenizer ({first_line(err)})") from None
     _fill_special_tokens(tok)
     return tok
 
