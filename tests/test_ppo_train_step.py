@@ -199,3 +199,32 @@ def test_schedules_and_clipping():
     tx = make_optimizer(OptimConfig(weight_decay=0.0, learning_rate=1.0))
     _, opt = tx.update(g, tx.init(params), params)
     np.testing.assert_allclose(opt[0].mu["w"], 0.1 * np.array([30.0, 40.0, 0.0]), rtol=1e-6)
+
+
+def test_donated_step_and_frozen_reference():
+    """The step donates the state; the frozen reference must survive it, with the same layout."""
+    from ppocoder_jax.config import MeshConfig
+    from ppocoder_jax.parallel.mesh import make_mesh
+    from ppocoder_jax.ppo.state import create_sharded_train_state, frozen_copy
+    from ppocoder_jax.ppo.toy_model import toy_logical_axes
+    from ppocoder_jax.ppo.train_step import ppo_batch_shardings
+
+    mesh = make_mesh(MeshConfig(), jax.devices()[:1])
+    tx = make_optimizer(OptimConfig(learning_rate=1e-2))
+    state, sh = create_sharded_train_state(
+        lambda k: init_toy_params(k, vocab=V),
+        toy_logical_axes,
+        tx,
+        KLConfig(),
+        jax.random.PRNGKey(0),
+        mesh,
+    )
+    ref = frozen_copy(state.params)
+    before = jax.device_get(ref)
+    batch = jax.device_put(_batch(), ppo_batch_shardings(mesh))
+    step = build_train_step(toy_apply, tx, PPO, mesh, sh)  # donate=True
+    new_state, _ = step(state, batch, np.arange(4, dtype=np.int32))
+    assert state.params["body"]["wi"].is_deleted()  # really donated
+    _allclose_tree(jax.device_get(ref), before, 0)
+    assert ref["body"]["wi"].sharding == sh.params["body"]["wi"]
+    assert not np.array_equal(np.asarray(new_state.params["body"]["wi"]), before["body"]["wi"])

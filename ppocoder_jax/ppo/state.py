@@ -171,6 +171,13 @@ def create_train_state_from_params(
     return state, shardings
 
 
+def frozen_copy(params):
+    """A separate on-device copy of ``params`` with the same shardings: the frozen reference
+    policy.  It must be a copy, not an alias, because the train step donates the state's
+    buffers (an aliased reference would be deleted by the first update)."""
+    return jax.tree.map(jnp.copy, params)
+
+
 def shard_train_state(state: TrainState, shardings: TrainState) -> TrainState:
     """Place an existing (e.g. host-built or restored) state onto its shardings."""
     return jax.device_put(state, shardings)

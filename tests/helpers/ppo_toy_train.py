@@ -34,6 +34,7 @@ from ppocoder_jax.parallel.mesh import make_mesh, shard_batch  # noqa: E402
 from ppocoder_jax.ppo import kernels as K  # noqa: E402
 from ppocoder_jax.ppo.state import (  # noqa: E402
     create_sharded_train_state,
+    frozen_copy,
     init_train_state,
     make_optimizer,
     train_state_shardings,
@@ -133,7 +134,7 @@ def main(argv=None) -> int:
         init_params, toy_logical_axes, tx, cfg.kl, root, mesh
     )
     # the frozen reference = the starting parameters (a deterministic function of the seed)
-    ref_params = jax.tree.map(jnp.copy, state.params)
+    ref_params = frozen_copy(state.params)
 
     mgr = CheckpointManager(
         os.path.join(args.run_dir, "checkpoints"), max_to_keep=cfg.train.keep_checkpoints
