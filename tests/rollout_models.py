@@ -48,3 +48,15 @@ def padded_prompts(lengths, vocab_size: int, seed: int = 0):
     mask = (np.arange(width)[None] < np.asarray(lengths)[:, None]).astype(np.int32)
     ids = (rng.integers(3, vocab_size, (len(lengths), width)) * mask).astype(np.int32)
     return ids, mask
+
+
+def ranks_of(logits, tokens):
+    """Rank of each token among the logits (0 = most likely): how many are strictly larger."""
+    picked = np.take_along_axis(logits, tokens[..., None], axis=-1)
+    return (logits > picked).sum(-1)
+
+
+def mass_before(probs, tokens):
+    """Probability mass of the tokens strictly more likely than each chosen token."""
+    picked = np.take_along_axis(probs, tokens[..., None], axis=-1)
+    return np.where(probs > picked, probs, 0).sum(-1)

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from rollout_models import make_model, padded_prompts
+from rollout_models import make_model, mass_before, padded_prompts, ranks_of
 from tiny_t5 import load_torch_t5
 
 from ppocoder_jax.model import t5
@@ -179,12 +179,6 @@ def test_logprobs_equal_score_and_values_equal_forward(model, topk_batch):
     assert np.abs(values[m]).max() > 1e-2  # the value head is not trivially zero
 
 
-def ranks_of(logits, tokens):
-    """Rank of each token among the logits (0 = most likely): how many are strictly larger."""
-    picked = np.take_along_axis(logits, tokens[..., None], axis=-1)
-    return (logits > picked).sum(-1)
-
-
 def test_top_k_never_leaves_the_k_most_likely(model, topk_batch):
     _, params, cfg = model
     logits, _ = teacher_forced(params, cfg, topk_batch)
@@ -192,12 +186,6 @@ def test_top_k_never_leaves_the_k_most_likely(model, topk_batch):
     ranks = ranks_of(logits, np.asarray(topk_batch.tokens))[m]
     assert ranks.max() < SAMPLING.top_k, np.bincount(ranks)
     assert ranks.max() > 0  # it does sample, not just argmax
-
-
-def mass_before(probs, tokens):
-    """Probability mass of the tokens strictly more likely than each chosen token."""
-    picked = np.take_along_axis(probs, tokens[..., None], axis=-1)
-    return np.where(probs > picked, probs, 0).sum(-1)
 
 
 @pytest.mark.parametrize("top_k", [0, 10])
