@@ -159,3 +159,36 @@ def test_thread_pool_gives_the_serial_results():
     with ThreadPoolExecutor(4) as pool:
         threaded = list(pool.map(lambda p: match(*p), pairs * 3))
     assert threaded == serial * 3
+
+
+def test_program_cache_gives_the_uncached_results():
+    from ppocoder_jax.rewards.matching import match_counts
+    from ppocoder_jax.rewards.matching.match import set_cache_size
+
+    pairs = []
+    for lang in ("python", "java", "php"):
+        progs = _programs(lang, 10)
+        pairs += [(progs[i], progs[(i + 3) % len(progs)], lang) for i in range(len(progs))]
+    fresh = [match_counts(r, c, lang, cache=False) for r, c, lang in pairs]
+    try:
+        set_cache_size(4)  # small: entries get evicted and recomputed
+        for _ in range(2):
+            assert [match_counts(r, c, lang) for r, c, lang in pairs] == fresh
+        set_cache_size(0)
+        assert [match_counts(r, c, lang) for r, c, lang in pairs] == fresh
+    finally:
+        set_cache_size(1024)
+
+
+def test_corpus_codebleu_sums_counts():
+    from ppocoder_jax.rewards.matching import codebleu, corpus_codebleu, match_counts
+
+    a_ref, a_cand = "x = 1\ny = x + 2\n", "x = 1\ny = x\n"
+    b_ref, b_cand = "def f(a):\n    return a * 2\n", "def g(b):\n    return b\n"
+    one = corpus_codebleu([a_ref], [a_cand], "python")
+    assert one == codebleu(a_ref, a_cand, "python")
+    both = corpus_codebleu([a_ref, [b_ref]], [a_cand, b_cand], "python")
+    ca = match_counts(a_ref, a_cand, "python")
+    cb = match_counts(b_ref, b_cand, "python")
+    assert both["ast_match"] == (ca.ast_matched + cb.ast_matched) / (ca.ast_total + cb.ast_total)
+    assert both["dfg_match"] == (ca.dfg_matched + cb.dfg_matched) / (ca.dfg_total + cb.dfg_total)

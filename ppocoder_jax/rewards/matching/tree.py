@@ -90,7 +90,6 @@ class Program:
 # Per-language tables, filled lazily (dict operations are atomic under the GIL).
 _KINDS: dict = {lang: {} for lang in COMMENT_TYPES}  # kind id -> (type, named, text, comment)
 _FIELDS: dict = {}  # lang -> list: field id -> name
-_SHARED_LEAVES: dict = {lang: {} for lang in COMMENT_TYPES}  # (type, field id) -> TNode
 
 
 def _kind(lang: str, kind_id: int) -> tuple:
@@ -101,6 +100,7 @@ def _kind(lang: str, kind_id: int) -> tuple:
         language.node_kind_is_named(kind_id),
         type_.encode("utf-8"),
         type_ in COMMENT_TYPES[lang],
+        {},  # field id -> the shared leaf of this anonymous kind
     )
     _KINDS[lang][kind_id] = info
     return info
@@ -137,7 +137,6 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
     tree, data = parse(code, lang)
     kinds = _KINDS[lang]
     fields = _fields(lang)
-    shared = _SHARED_LEAVES[lang]
     string_types = DFG_STRING_TYPES_BY_LANG[lang]
     python = lang == "python"
     comment_sexp = _COMMENT_SEXP[lang]
@@ -151,6 +150,7 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
     root.tok = 0
     root.key = 0
     stack = [root]
+    siblings = root.children  # children list of the node on top of the stack
     leaves: list = []
     subtree_keys: list = []  # keys of the nodes with children (the root is added at the end)
     inline = False  # whether an anonymous node with children (shown inline) was seen
@@ -214,6 +214,8 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
                             del subtree_keys[kstart:]
                         else:
                             stack[-1].children.append(node)
+                    if stack:
+                        siblings = stack[-1].children
                 if goto_next_sibling():
                     break
                 if not goto_parent():
@@ -225,7 +227,7 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
         kind = kinds.get(n.kind_id)
         if kind is None:
             kind = _kind(lang, n.kind_id)
-        type_, named, text, is_comment = kind
+        type_, named, text, is_comment, shared_by_field = kind
         if is_comment:
             pushed = False
             continue
@@ -236,25 +238,26 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
             # (they carry no AST key and no data flow; CodeXGLUE skips them by `type == text`)
             if eb - sb == len(text) and data[sb:eb] == text and n.child_count == 0:
                 fid = cursor.field_id
-                leaf = shared.get((type_, fid))
+                leaf = shared_by_field.get(fid)
                 if leaf is None:
-                    leaf = shared.setdefault((type_, fid), _shared_leaf(type_, fid, fields))
-                stack[-1].children.append(leaf)
+                    leaf = shared_by_field.setdefault(fid, _shared_leaf(type_, fid, fields))
+                siblings.append(leaf)
                 pushed = False
                 continue
         if not has_errors and n.child_count == 0:
             # a leaf of an error-free tree: finish it here (what closing it would do)
-            fid = cursor.field_id
-            child = TNode(type_, named, fields[fid] if fid else None, sb, eb, ())
+            child = TNode(type_, named, fields[cursor.field_id or 0], sb, eb, ())
             if named:
-                child.key = setdefault((type_, ()), len(intern))
+                key = intern.get(type_)  # the type name caches the key of its bare leaf
+                if key is None:
+                    key = intern[type_] = setdefault((type_, ()), len(intern))
+                child.key = key
             leaves.append(child)
-            stack[-1].children.append(child)
+            siblings.append(child)
             pushed = False
             continue
         pushed = True
-        fid = cursor.field_id
-        child = TNode(type_, named, fields[fid] if fid else None, sb, eb, [])
+        child = TNode(type_, named, fields[cursor.field_id or 0], sb, eb, [])
         if has_errors:
             if n.is_missing:
                 child.named = True  # tree-sitter prints MISSING tokens, named or not
@@ -264,6 +267,7 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
         child.tok = len(leaves)
         child.key = len(subtree_keys)
         stack.append(child)
+        siblings = child.children
     # AST subtrees: the root and every node with children, with multiplicity
     if not root.children:
         subtree_keys.append(root.key)
