@@ -320,9 +320,10 @@ def run_sandboxed(
             _kill(proc, info.mode)
             proc.wait()
         if info.mode != "bwrap":
-            _kill_group(proc.pid)  # stragglers left in the process group
             if info.drop_uid:
-                _kill_uid(uid)  # setsid daemons escape the group, not the job's own uid
+                _kill_uid(uid)  # stragglers, setsid daemons included: all have the job's uid
+            else:
+                _kill_group(proc.pid)  # best effort: setsid daemons escape the group
         duration = time.monotonic() - start
     stdout, out_full = _read_capped(iodir / "stdout", limits.output_bytes)
     stderr, err_full = _read_capped(iodir / "stderr", limits.output_bytes)
