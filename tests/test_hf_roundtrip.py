@@ -124,6 +124,23 @@ def test_import_pytorch_bin(tmp_path):
     )
 
 
+def test_import_bf16_safetensors(tmp_path):
+    """bf16 / fp16 checkpoints load (safetensors.numpy itself cannot read bfloat16)."""
+    src = make_tiny_hf_t5(tmp_path, variant="v1.1", tied=False, with_tokenizer=False)
+    model = load_torch_t5(src)
+    half = tmp_path / "half"
+    model.to(torch.bfloat16).save_pretrained(half)
+    shutil.copy(src / "config.json", half / "config.json")
+    params, cfg, _ = store.load_model(half)
+    state = {k: v.float().numpy() for k, v in model.state_dict().items()}
+    np.testing.assert_array_equal(params["t5"]["lm_head"]["kernel"], state["lm_head.weight"].T)
+    kernel = params["t5"]["decoder"]["layers_0"]["self_attention"]["query"]["kernel"]
+    assert kernel.dtype == np.float32
+    np.testing.assert_array_equal(
+        kernel.reshape(cfg.d_model, -1).T, state["decoder.block.0.layer.0.SelfAttention.q.weight"]
+    )
+
+
 def test_tokenizer_loaders(tmp_path):
     tok = make_tiny_tokenizer()
     # tokenizer.json only (no tokenizer_config.json)

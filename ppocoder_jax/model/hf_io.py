@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 
 from ppocoder_jax.errors import UserError
@@ -43,15 +44,64 @@ def read_hf_config(model_dir: Path) -> T5Config:
     return T5Config.from_hf_dict(read_json(path), source=str(path))
 
 
-def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    from safetensors.numpy import load_file
+# safetensors dtype names -> numpy dtypes (bfloat16 via ml_dtypes, which jax depends on).
+_SAFETENSORS_DTYPES = {
+    "F64": np.float64,
+    "F32": np.float32,
+    "F16": np.float16,
+    "BF16": ml_dtypes.bfloat16,
+    "I64": np.int64,
+    "I32": np.int32,
+    "I16": np.int16,
+    "I8": np.int8,
+    "U8": np.uint8,
+    "BOOL": np.bool_,
+}
+
+
+def read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """Parse a .safetensors file with numpy (memory-mapped), bf16 included.
+
+    safetensors.numpy cannot read bfloat16 tensors; the format is simple enough to read
+    directly: u64 header size, JSON header {name: {dtype, shape, data_offsets}}, raw bytes.
+    Every offset and size is checked, so a truncated or corrupt file is a UserError.
+    """
+
+    def corrupt(why: str) -> UserError:
+        return UserError(f"{path}: corrupt or truncated safetensors file ({why})")
 
     try:
-        return load_file(str(path))
-    except Exception as err:  # SafetensorError, OSError, bad headers...
-        raise UserError(
-            f"{path}: corrupt or truncated safetensors file ({first_line(err)})"
-        ) from None
+        size = path.stat().st_size
+        if size < 8:
+            raise corrupt(f"{size} bytes")
+        data = np.memmap(path, dtype=np.uint8, mode="r")
+    except OSError as err:
+        raise UserError(f"{path}: cannot read ({first_line(err)})") from None
+    header_len = int.from_bytes(data[:8].tobytes(), "little")
+    if header_len <= 0 or 8 + header_len > size:
+        raise corrupt(f"header length {header_len} for a {size}-byte file")
+    try:
+        header = json.loads(data[8 : 8 + header_len].tobytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise corrupt(f"bad header: {first_line(err)}") from None
+    if not isinstance(header, dict):
+        raise corrupt("header is not a JSON object")
+    base = 8 + header_len
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype = np.dtype(_SAFETENSORS_DTYPES[info["dtype"]])
+            shape = tuple(int(x) for x in info["shape"])
+            start, end = (int(x) for x in info["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise corrupt(f"bad entry for tensor {name!r}") from None
+        count = int(np.prod(shape, dtype=np.int64))
+        if end - start != count * dtype.itemsize or start < 0 or base + end > size:
+            raise corrupt(f"tensor {name!r} data out of bounds")
+        tensors[name] = np.frombuffer(data, dtype, count, base + start).reshape(shape)
+    return tensors
 
 
 def _read_torch_bin(path: Path) -> dict[str, np.ndarray]:
@@ -74,7 +124,7 @@ def read_hf_tensors(model_dir: Path) -> dict[str, np.ndarray]:
     single = model_dir / SAFETENSORS_FILE
     index = model_dir / SAFETENSORS_INDEX
     if single.is_file():
-        return _read_safetensors(single)
+        return read_safetensors(single)
     if index.is_file():
         weight_map = read_json(index).get("weight_map")
         if not isinstance(weight_map, dict):
@@ -84,7 +134,7 @@ def read_hf_tensors(model_dir: Path) -> dict[str, np.ndarray]:
             shard_path = model_dir / shard
             if not shard_path.is_file():
                 raise UserError(f"{index}: shard file {shard!r} not found")
-            tensors.update(_read_safetensors(shard_path))
+            tensors.update(read_safetensors(shard_path))
         return tensors
     if (model_dir / TORCH_FILE).is_file():
         return _read_torch_bin(model_dir / TORCH_FILE)

@@ -15,7 +15,7 @@ import numpy as np
 from ppocoder_jax.errors import UserError
 from ppocoder_jax.model.t5_config import T5Config
 
-# (hf name, our path, to_ours(np) -> np, to_hf(np) -> np, our shape)
+# (hf name, our path, to_ours(np) -> np, to_hf(np) -> np, hf shape)
 Entry = tuple[str, tuple[str, ...], Callable, Callable, tuple[int, ...]]
 
 
@@ -30,23 +30,23 @@ def _entries(cfg: T5Config) -> Iterator[Entry]:
                 (*path, ours, "kernel"),
                 lambda w: np.ascontiguousarray(w.T).reshape(d, h, k),
                 lambda x: np.ascontiguousarray(x.reshape(d, h * k).T),
-                (d, h, k),
+                (h * k, d),
             )
         yield (
             f"{hf_prefix}.o.weight",
             (*path, "out", "kernel"),
             lambda w: np.ascontiguousarray(w.T).reshape(h, k, d),
             lambda x: np.ascontiguousarray(x.reshape(h * k, d).T),
-            (h, k, d),
+            (d, h * k),
         )
 
-    def transpose(hf_name, path, shape):
+    def transpose(hf_name, path, our_shape):
         return (
             hf_name,
             path,
             lambda w: np.ascontiguousarray(w.T),
             lambda x: np.ascontiguousarray(x.T),
-            shape,
+            our_shape[::-1],
         )
 
     def norm(hf_name, path):
@@ -120,11 +120,10 @@ def hf_to_params(cfg: T5Config, tensors: Mapping[str, np.ndarray], source: str =
                 tensors = {**tensors, "shared.weight": tensors[alias]}
                 break
     params: dict = {}
-    for hf_name, path, to_ours, _to_hf, shape in _entries(cfg):
+    for hf_name, path, to_ours, _to_hf, hf_shape in _entries(cfg):
         if hf_name not in tensors:
             raise UserError(f"{source}: missing tensor {hf_name!r}")
         w = np.asarray(tensors[hf_name])
-        hf_shape = _to_hf(np.zeros(shape, np.float32)).shape
         if tuple(w.shape) != tuple(hf_shape):
             raise UserError(
                 f"{source}: tensor {hf_name!r} has shape {tuple(w.shape)}, "

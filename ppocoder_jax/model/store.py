@@ -150,14 +150,7 @@ def load_hf_model(model: str):
 def _read_value_head(path: Path, cfg: T5Config) -> dict:
     if not path.is_file():
         return fresh_value_head(cfg)
-    from safetensors.numpy import load_file
-
-    try:
-        head = load_file(str(path))
-    except Exception as err:
-        raise UserError(
-            f"{path}: corrupt or truncated safetensors file ({hf_io.first_line(err)})"
-        ) from None
+    head = hf_io.read_safetensors(path)
     want = {"kernel": (cfg.d_model, 1), "bias": (1,)}
     for name, shape in want.items():
         if name not in head:
