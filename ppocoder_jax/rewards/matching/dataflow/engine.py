@@ -4,7 +4,8 @@ A DFG item is ``(name, token_index, relation, parent_names, parent_token_indices
 relation ``comesFrom`` or ``computedFrom`` (GraphCodeBERT). Each language module defines an
 `Extractor` subclass: which node types are definitions, assignments, increments, branches and
 loops, and how to find their parts. The base class gives the walk over the light tree
-(`tree.TNode`), the token table and the final merge and normalisation that CodeBLEU applies.
+(`tree.TNode`; token leaves carry `tok` = (index, text)), the final merge of items per token
+and the normalisation that CodeBLEU applies.
 
 Determinism: where CodeXGLUE merges parent-name lists through a Python ``set`` (so the order,
 and with it the normalised names, depends on PYTHONHASHSEED), we keep the order of first
