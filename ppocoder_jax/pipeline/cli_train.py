@@ -1,0 +1,19 @@
+"""`ppocoder train [--config PRESET] [key=value ...]`: PPO; resumes from the run's checkpoints."""
+
+from __future__ import annotations
+
+from ppocoder_jax.config import add_config_arguments, load_config
+
+
+def add_arguments(parser) -> None:
+    add_config_arguments(parser)
+
+
+def run(args) -> int:
+    from ppocoder_jax.parallel.mesh import maybe_initialize_distributed
+    from ppocoder_jax.pipeline.jobs import train_job
+
+    cfg = load_config(args.config, args.overrides)
+    maybe_initialize_distributed(cfg.mesh)
+    train_job(cfg)
+    return 0

@@ -1,0 +1,211 @@
+"""Evaluation: generate for a split, execute / match, and report the task's metrics.
+
+- synthesis: pass@k (unbiased estimator over n samples per problem; greedy = one sample),
+  compile rate, and pass rate per template when examples carry `meta["template"]`;
+- completion: compile rate, exact match, edit similarity, mean output length next to the
+  reference's, and the trivial floors (empty completion, best constant completion) so that a
+  collapse to emitting nothing is never mistaken for progress;
+- translation: compile rate, BLEU, CodeBLEU.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from ppocoder_jax.config import Config
+from ppocoder_jax.data import Example
+from ppocoder_jax.pipeline.batching import bucket_length, decode_outputs, encode_sources, pad_to
+
+# Completions that a collapsed policy could emit; the best of them is the "constant" floor.
+CONSTANT_COMPLETIONS = ("", "()", ")", "pass", "\n", ":", "]", "}", "\n    pass\n", "0")
+
+
+def generate_outputs(
+    cfg: Config,
+    params,
+    t5cfg,
+    tokenizer,
+    examples: list[Example],
+    *,
+    greedy: bool,
+    num_samples: int = 1,
+    seed: int = 0,
+    desc: str = "generate",
+) -> list[list[str]]:
+    """-> outputs[i] = the `num_samples` decoded outputs for examples[i]."""
+    from ppocoder_jax.rollout import SamplingParams, sample
+
+    r = cfg.rollout
+    dtype = jnp.bfloat16 if cfg.model.compute_dtype == "bfloat16" else jnp.float32
+    sampling = SamplingParams(
+        greedy=greedy, temperature=r.temperature, top_k=r.top_k, top_p=r.top_p
+    )
+    n = 1 if greedy else num_samples
+    bs = cfg.eval.batch_size
+    max_new = min(r.max_new_tokens, cfg.data.max_target_length)
+    sources = encode_sources(tokenizer, [e.prompt for e in examples], cfg.data.max_source_length)
+    outputs: list[list[str]] = []
+    key = jax.random.PRNGKey(seed)
+    for lo in tqdm(range(0, len(examples), bs), desc=desc, unit="batch", mininterval=2.0):
+        chunk = sources[lo : lo + bs]
+        real = len(chunk)
+        chunk = chunk + [chunk[-1]] * (bs - real)  # fixed batch shape: one compiled program
+        length = bucket_length(
+            max(len(s) for s in chunk), r.length_buckets, cfg.data.max_source_length
+        )
+        ids, mask = pad_to(chunk, length)
+        out = sample(
+            params,
+            t5cfg,
+            jnp.asarray(ids),
+            jnp.asarray(mask),
+            jax.random.fold_in(key, lo),
+            sampling,
+            max_new,
+            num_samples=n,
+            dtype=dtype,
+        )
+        texts = decode_outputs(tokenizer, np.asarray(out.tokens), np.asarray(out.token_mask))
+        for i in range(real):
+            outputs.append(texts[i * n : (i + 1) * n])
+    return outputs
+
+
+def score_outputs(reward, examples: list[Example], outputs: list[list[str]]):
+    flat_ex = [e for e, outs in zip(examples, outputs) for _ in outs]
+    flat_out = [o for outs in outputs for o in outs]
+    parts = reward.score(flat_ex, flat_out)
+    grouped, i = [], 0
+    for outs in outputs:
+        grouped.append(parts[i : i + len(outs)])
+        i += len(outs)
+    return grouped
+
+
+def synthesis_metrics(examples, outputs, parts, ks) -> dict:
+    from ppocoder_jax.rewards.metrics import mean_pass_at_k
+
+    ns = [len(p) for p in parts]
+    valid = [[q for q in p if not q.infra_error] for p in parts]
+    cs = [sum(q.passed for q in v) for v in valid]
+    ns_valid = [len(v) for v in valid]
+    metrics = {"num_problems": len(examples), "samples_per_problem": max(ns) if ns else 0}
+    for k in ks:
+        if all(n >= k for n in ns_valid):
+            metrics[f"pass@{k}"] = mean_pass_at_k(ns_valid, cs, k)
+    flat = [q for v in valid for q in v]
+    metrics["compile_rate"] = sum(q.compiled for q in flat) / max(len(flat), 1)
+    metrics["infra_errors"] = sum(len(p) - len(v) for p, v in zip(parts, valid))
+    per_template = defaultdict(list)
+    for ex, v in zip(examples, valid):
+        if "template" in ex.meta and v:
+            per_template[ex.meta["template"]].append(sum(q.passed for q in v) / len(v))
+    if per_template:
+        metrics["per_template_pass"] = {
+            t: float(np.mean(v)) for t, v in sorted(per_template.items())
+        }
+    return metrics
+
+
+def completion_metrics(examples, outputs, parts, reward) -> dict:
+    from ppocoder_jax.rewards.metrics import exact_match, mean_edit_similarity
+
+    first = [o[0] for o in outputs]
+    refs = [e.target for e in examples]
+    flat = [p[0] for p in parts]
+    ok = [q for q in flat if not q.infra_error]
+    metrics = {
+        "num_examples": len(examples),
+        "compile_rate": sum(q.compiled for q in ok) / max(len(ok), 1),
+        "exact_match": exact_match(refs, first),
+        "edit_similarity": mean_edit_similarity(refs, first),
+        "mean_output_chars": float(np.mean([len(o) for o in first])) if first else 0.0,
+        "mean_reference_chars": float(np.mean([len(r) for r in refs])) if refs else 0.0,
+    }
+    metrics.update(trivial_floors(examples, reward))
+    if metrics["mean_output_chars"] < 0.5 * metrics["mean_reference_chars"]:
+        print(
+            f"WARNING: mean completion length {metrics['mean_output_chars']:.1f} chars is below half "
+            f"the references' ({metrics['mean_reference_chars']:.1f}): compile-rate gains may be "
+            "a collapse to emitting (almost) nothing, not progress",
+            file=sys.stderr,
+        )
+        metrics["length_collapse_warning"] = True
+    return metrics
+
+
+def trivial_floors(examples, reward) -> dict:
+    """Compile rate of the empty completion and of the best constant completion."""
+    rates = {}
+    for const in CONSTANT_COMPLETIONS:
+        parts = reward.score(examples, [const] * len(examples))
+        ok = [q for q in parts if not q.infra_error]
+        rates[const] = sum(q.compiled for q in ok) / max(len(ok), 1)
+    best = max(rates, key=rates.get)
+    return {
+        "floor_empty_compile_rate": rates[""],
+        "floor_best_constant_compile_rate": rates[best],
+        "floor_best_constant": best,
+    }
+
+
+def translation_metrics(examples, outputs, parts) -> dict:
+    from ppocoder_jax.rewards.matching import corpus_codebleu
+    from ppocoder_jax.rewards.metrics import bleu
+
+    first = [o[0] for o in outputs]
+    refs = [e.target for e in examples]
+    ok = [p[0] for p in parts if not p[0].infra_error]
+    lang = examples[0].lang if examples else "python"
+    cb = corpus_codebleu([[r] for r in refs], first, lang)
+    return {
+        "num_examples": len(examples),
+        "compile_rate": sum(q.compiled for q in ok) / max(len(ok), 1),
+        "bleu": bleu(refs, first),
+        "codebleu": cb["codebleu"],
+    }
+
+
+def evaluate(
+    cfg: Config,
+    params,
+    t5cfg,
+    tokenizer,
+    kind: str,
+    examples: list[Example],
+    reward,
+    *,
+    greedy: bool,
+    num_samples: int = 1,
+    seed: int = 0,
+    desc: str = "eval",
+) -> dict:
+    outputs = generate_outputs(
+        cfg,
+        params,
+        t5cfg,
+        tokenizer,
+        examples,
+        greedy=greedy,
+        num_samples=num_samples,
+        seed=seed,
+        desc=desc,
+    )
+    parts = score_outputs(reward, examples, outputs)
+    if kind == "synthesis":
+        ks = tuple(k for k in cfg.eval.ks if k <= (1 if greedy else num_samples)) or (1,)
+        metrics = synthesis_metrics(examples, outputs, parts, ks)
+    elif kind == "completion":
+        metrics = completion_metrics(examples, outputs, parts, reward)
+    else:
+        metrics = translation_metrics(examples, outputs, parts)
+    metrics["mean_score"] = float(
+        np.mean([q.total for p in parts for q in p if not q.infra_error] or [0.0])
+    )
+    return metrics

@@ -1,0 +1,218 @@
+"""The jobs behind `ppocoder sft | train | eval | demo`: each a function of a resolved Config.
+
+Run directory layout (see run_dir.py): config.yaml, metrics.jsonl, tensorboard/, plots/,
+sft_model/ (after sft), reference_model/ + checkpoints/ + final_model/ (after train),
+eval_<split>.json, and for the demo results.json.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import jax
+
+from ppocoder_jax.config import Config, from_dict, to_dict
+from ppocoder_jax.errors import UserError
+from ppocoder_jax.pipeline.run_dir import MetricsLogger, prepare_run_dir
+
+SFT_DIR = "sft_model"
+FINAL_DIR = "final_model"
+
+
+def _load_task(cfg: Config, tokenizer):
+    from ppocoder_jax.data import load_task
+
+    return load_task(cfg.data, tokenizer)
+
+
+def _with(cfg: Config, section: str, **changes) -> Config:
+    data = to_dict(cfg)
+    data[section].update(changes)
+    return from_dict(Config, data)
+
+
+def _save(path: Path, params, t5cfg, tokenizer) -> None:
+    from ppocoder_jax.model import save_model
+
+    if jax.process_index() == 0:
+        save_model(path, jax.device_get(params), t5cfg, tokenizer)
+
+
+def sft_job(cfg: Config, run_dir: Path | None = None, logger=None):
+    """Cross-entropy fine-tuning; writes <run_dir>/sft_model. Returns (params, t5cfg, tokenizer)."""
+    from ppocoder_jax.pipeline.batching import encode_examples
+    from ppocoder_jax.pipeline.policy_loader import load_policy
+    from ppocoder_jax.pipeline.sft import run_sft
+
+    run_dir = run_dir or prepare_run_dir(cfg)
+    own_logger = logger is None
+    logger = logger or MetricsLogger(run_dir, cfg)
+    params, t5cfg, tokenizer = load_policy(cfg)
+    task = _load_task(cfg, tokenizer)
+    train = encode_examples(
+        tokenizer, task.train, cfg.data.max_source_length, cfg.data.max_target_length
+    )
+    val = encode_examples(
+        tokenizer, task.val, cfg.data.max_source_length, cfg.data.max_target_length
+    )
+    print(f"sft: {len(train)} training examples, {len(val)} validation, {cfg.sft.steps} steps")
+    params = run_sft(cfg, params, t5cfg, train, val, logger, seed=cfg.train.seed)
+    _save(run_dir / SFT_DIR, params, t5cfg, tokenizer)
+    if own_logger:
+        logger.close()
+    return params, t5cfg, tokenizer
+
+
+def train_job(cfg: Config, run_dir: Path | None = None, logger=None, policy=None):
+    """PPO from cfg.model.path (or `policy`), resuming from <run_dir>/checkpoints if present."""
+    from ppocoder_jax.pipeline.policy_loader import load_policy
+    from ppocoder_jax.pipeline.ppo_trainer import PPOTrainer
+    from ppocoder_jax.rewards.composite import CompositeReward
+
+    run_dir = run_dir or prepare_run_dir(cfg)
+    own_logger = logger is None
+    logger = logger or MetricsLogger(run_dir, cfg)
+    params, t5cfg, tokenizer = policy or load_policy(cfg)
+    task = _load_task(cfg, tokenizer)
+    with CompositeReward(cfg.reward) as reward:
+        trainer = PPOTrainer(cfg, params, t5cfg, tokenizer, task.train, run_dir, logger, reward)
+        trainer.train()
+        params = trainer.params()
+    _save(run_dir / FINAL_DIR, params, t5cfg, tokenizer)
+    if own_logger:
+        logger.close()
+    return params, t5cfg, tokenizer
+
+
+def eval_job(
+    cfg: Config,
+    split: str = "test",
+    policy=None,
+    *,
+    greedy: bool | None = None,
+    num_samples: int | None = None,
+    desc: str = "eval",
+) -> dict:
+    from ppocoder_jax.pipeline.evaluate import evaluate
+    from ppocoder_jax.pipeline.policy_loader import load_policy
+    from ppocoder_jax.rewards.composite import CompositeReward
+
+    params, t5cfg, tokenizer = policy or load_policy(cfg)
+    task = _load_task(cfg, tokenizer)
+    examples = task.split(split)
+    if not examples:
+        raise UserError(f"task {task.name!r} has no {split!r} examples")
+    greedy = cfg.eval.greedy if greedy is None else greedy
+    n = cfg.eval.num_samples if num_samples is None else num_samples
+    reward_cfg = cfg.reward
+    if task.kind == "synthesis":  # pass@k needs the test verdicts, not matching
+        reward_cfg = _with(
+            cfg, "reward", tests_weight=1.0, compile_weight=0.0, ast_weight=0.0, dfg_weight=0.0
+        ).reward
+    with CompositeReward(reward_cfg) as reward:
+        return evaluate(
+            cfg,
+            params,
+            t5cfg,
+            tokenizer,
+            task.kind,
+            examples,
+            reward,
+            greedy=greedy,
+            num_samples=n,
+            seed=cfg.train.seed,
+            desc=desc,
+        )
+
+
+def demo_job(cfg: Config) -> dict:
+    """SFT warm start -> eval -> PPO with unit-test rewards -> eval; table, curves, results.json."""
+    from ppocoder_jax.pipeline.plot import plot_run
+
+    start = time.time()
+    run_dir = prepare_run_dir(cfg)
+    logger = MetricsLogger(run_dir, cfg)
+    sft_path = run_dir / SFT_DIR
+    if sft_path.exists():
+        print(f"demo: reusing the SFT model in {sft_path}")
+        policy = _load_saved(sft_path)
+    else:
+        policy = sft_job(cfg, run_dir, logger)
+    t_sft = time.time()
+    results = {"seed": cfg.train.seed}
+    results["before"] = _demo_eval(cfg, policy, "before PPO")
+    logger.log("eval", 0, _flat(results["before"]))
+    t_eval = time.time()
+    final = train_job(cfg, run_dir, logger, policy=policy)
+    t_ppo = time.time()
+    results["after"] = _demo_eval(cfg, final, "after PPO")
+    logger.log("eval", cfg.train.steps, _flat(results["after"]))
+    logger.close()
+    results["timing_s"] = {
+        "sft": t_sft - start,
+        "eval_before": t_eval - t_sft,
+        "ppo": t_ppo - t_eval,
+        "eval_after": time.time() - t_ppo,
+        "total": time.time() - start,
+    }
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    plots = plot_run(run_dir)
+    print(format_demo_table(results))
+    print(f"curves: {', '.join(str(p) for p in plots)}\nresults: {run_dir / 'results.json'}")
+    return results
+
+
+def _load_saved(path: Path):
+    from ppocoder_jax.model import load_model
+
+    return load_model(str(path))
+
+
+def _demo_eval(cfg: Config, policy, label: str) -> dict:
+    greedy = eval_job(cfg, "test", policy, greedy=True, desc=f"eval greedy ({label})")
+    sampled = eval_job(
+        cfg,
+        "test",
+        policy,
+        greedy=False,
+        num_samples=cfg.eval.num_samples,
+        desc=f"eval sampled ({label})",
+    )
+    return {"greedy": greedy, "sampled": sampled}
+
+
+def _flat(result: dict) -> dict:
+    out = {}
+    for mode, metrics in result.items():
+        for key, value in metrics.items():
+            if isinstance(value, (int, float)):
+                out[f"{mode}_{key}"] = value
+    return out
+
+
+def format_demo_table(results: dict) -> str:
+    before, after = results["before"], results["after"]
+    rows = [
+        ("pass@1 greedy", "greedy", "pass@1"),
+        ("pass@1 sampled", "sampled", "pass@1"),
+        ("compile rate (sampled)", "sampled", "compile_rate"),
+    ]
+    lines = [
+        f"{'held-out (' + str(before['greedy']['num_problems']) + ' problems)':<30}{'SFT':>8}{'PPO':>8}{'gain':>8}"
+    ]
+    for label, mode, key in rows:
+        b, a = before[mode].get(key), after[mode].get(key)
+        if b is None or a is None:
+            continue
+        lines.append(f"{label:<30}{100 * b:>7.1f}%{100 * a:>7.1f}%{100 * (a - b):>+7.1f}")
+    templates = before["greedy"].get("per_template_pass", {})
+    if templates:
+        lines.append("greedy pass rate per template (SFT -> PPO):")
+        after_t = after["greedy"].get("per_template_pass", {})
+        for name, b in templates.items():
+            lines.append(
+                f"  {name:<28}{100 * b:>7.1f}%{100 * after_t.get(name, float('nan')):>7.1f}%"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,380 @@
+"""The PPO loop: sample on device, score on host threads, update on device, checkpoint.
+
+One iteration:
+  1. take the next `train.batch_size` prompts from the data stream (position saved in
+     checkpoints, so a resumed run sees the same batches);
+  2. sample outputs with the jitted sampler (device);
+  3. hand the decoded programs to the reward threads (compilers, tests, matching) and, while
+     they run, let the device compute teacher-forced log-probs, values, reference log-probs and
+     the exact per-token KL for the same batch (JAX dispatch is asynchronous);
+  4. KL-penalised rewards -> GAE -> whitening -> `ppo_epochs x num_minibatches` jitted steps;
+  5. advance the KL controller; log; save every `train.save_every` iterations.
+
+The reference policy is the starting parameters, written once to `<run_dir>/reference_model`
+so that a resumed run uses the same frozen copy.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from ppocoder_jax.config import Config, to_dict
+from ppocoder_jax.data import Example
+from ppocoder_jax.errors import UserError
+from ppocoder_jax.pipeline.batching import bucket_length, decode_outputs, encode_sources, pad_to
+
+REFERENCE_DIR = "reference_model"
+
+
+def compute_dtype(cfg: Config):
+    return jnp.bfloat16 if cfg.model.compute_dtype == "bfloat16" else jnp.float32
+
+
+def make_apply_fn(t5cfg, dtype, head_only: bool = False):
+    """The policy as the PPO step sees it: logits for each generated token, values.
+
+    head_only: gradients reach only the value head (the value warm-up must not move the policy
+    through the shared encoder-decoder).
+    """
+    from ppocoder_jax.model import forward
+    from ppocoder_jax.model.t5 import shift_right
+
+    def apply_fn(params, batch, rng):
+        if head_only:
+            params = {**params, "t5": jax.lax.stop_gradient(params["t5"])}
+        dec_in = shift_right(batch.tokens, t5cfg.decoder_start_token_id)
+        return forward(
+            params,
+            t5cfg,
+            batch.prompt_ids,
+            batch.prompt_mask,
+            dec_in,
+            batch.token_mask,
+            dtype=dtype,
+            dropout_rng=rng,
+        )
+
+    return apply_fn
+
+
+@functools.partial(jax.jit, static_argnames=("t5cfg", "dtype"))
+def rollout_statistics(
+    params, ref_params, prompt_ids, prompt_mask, tokens, token_mask, *, t5cfg, dtype
+):
+    """Teacher-forced log-probs / values of the policy, the reference's log-probs, exact KL."""
+    from ppocoder_jax.model import forward
+    from ppocoder_jax.model.t5 import shift_right
+    from ppocoder_jax.ppo import kernels as K
+
+    dec_in = shift_right(tokens, t5cfg.decoder_start_token_id)
+    logits, values = forward(
+        params, t5cfg, prompt_ids, prompt_mask, dec_in, token_mask, dtype=dtype
+    )
+    ref_logits, _ = forward(
+        ref_params, t5cfg, prompt_ids, prompt_mask, dec_in, token_mask, dtype=dtype
+    )
+    mask = token_mask.astype(jnp.float32)
+    logprobs = K.token_logprobs(logits, tokens) * mask
+    ref_logprobs = K.token_logprobs(ref_logits, tokens) * mask
+    exact_kl = K.exact_kl_from_logits(logits, ref_logits) * mask
+    return logprobs, values * mask, ref_logprobs, exact_kl
+
+
+@dataclass
+class DataStream:
+    """Deterministic order over the training examples: epoch e is permutation(seed, e)."""
+
+    n: int
+    seed: int
+    position: int = 0
+
+    def next_indices(self, batch_size: int) -> np.ndarray:
+        out = []
+        while len(out) < batch_size:
+            epoch, offset = divmod(self.position, self.n)
+            perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+            take = min(batch_size - len(out), self.n - offset)
+            out.extend(perm[offset : offset + take].tolist())
+            self.position += take
+        return np.asarray(out)
+
+
+class PPOTrainer:
+    def __init__(
+        self,
+        cfg: Config,
+        params,
+        t5cfg,
+        tokenizer,
+        train_examples: list[Example],
+        run_dir: Path,
+        logger,
+        reward,
+    ):
+        from ppocoder_jax.checkpoint.manager import CheckpointManager
+        from ppocoder_jax.model import param_logical_axes
+        from ppocoder_jax.parallel.mesh import make_mesh, num_batch_shards
+        from ppocoder_jax.ppo.state import init_train_state, make_optimizer, train_state_shardings
+        from ppocoder_jax.ppo.train_step import build_train_step
+
+        if not train_examples:
+            raise UserError("the task has no training examples")
+        self.cfg, self.t5cfg, self.tokenizer = cfg, t5cfg, tokenizer
+        self.examples = train_examples
+        self.run_dir, self.logger, self.reward = Path(run_dir), logger, reward
+        self.dtype = compute_dtype(cfg)
+        self.mesh = make_mesh(cfg.mesh)
+        shards = num_batch_shards(self.mesh)
+        if cfg.train.batch_size % shards:
+            raise UserError(
+                f"config key 'train.batch_size': {cfg.train.batch_size} must be divisible by the {shards} data shards of the mesh"
+            )
+        if cfg.train.batch_size % cfg.ppo.num_minibatches:
+            raise UserError("config key 'ppo.num_minibatches': must divide train.batch_size")
+        total_updates = max(cfg.train.steps, 1) * cfg.ppo.ppo_epochs * cfg.ppo.num_minibatches
+        self.tx = make_optimizer(cfg.optim, total_updates)
+        rng = jax.random.PRNGKey(cfg.train.seed)
+        self.sample_key, state_key = jax.random.split(rng)
+
+        self._save_reference(params)
+        state = init_train_state(params, self.tx, cfg.kl, state_key)
+        self.shardings = train_state_shardings(
+            jax.eval_shape(lambda: state), param_logical_axes(params), self.mesh, self.tx
+        )
+        self.state = jax.device_put(state, self.shardings)
+        self.ref_params = jax.device_put(self._load_reference(), self.shardings.params)
+        apply_fn = make_apply_fn(t5cfg, self.dtype)
+        self.train_step = build_train_step(apply_fn, self.tx, cfg.ppo, self.mesh, self.shardings)
+        self.value_step = build_train_step(
+            make_apply_fn(t5cfg, self.dtype, head_only=True),
+            self.tx,
+            cfg.ppo,
+            self.mesh,
+            self.shardings,
+            value_only=True,
+        )
+        self.stream = DataStream(len(train_examples), cfg.train.seed)
+        self.iteration = 0
+        self.ckpt = CheckpointManager(
+            self.run_dir / "checkpoints", max_to_keep=cfg.train.keep_checkpoints
+        )
+        self._maybe_resume()
+
+    # -- reference / resume -------------------------------------------------------------------
+
+    def _save_reference(self, params) -> None:
+        from ppocoder_jax.model import save_model
+
+        path = self.run_dir / REFERENCE_DIR
+        if not path.exists() and jax.process_index() == 0:
+            save_model(path, jax.device_get(params), self.t5cfg, self.tokenizer)
+
+    def _load_reference(self):
+        from ppocoder_jax.model import load_model
+
+        params, _, _ = load_model(str(self.run_dir / REFERENCE_DIR))
+        return params
+
+    def _maybe_resume(self) -> None:
+        from ppocoder_jax.checkpoint.manager import abstract_with_shardings
+
+        if self.ckpt.latest_step() is None:
+            return
+        target = abstract_with_shardings(jax.eval_shape(lambda: self.state), self.shardings)
+        restored = self.ckpt.restore(target)
+        self.state = restored.state
+        self.stream.position = int(restored.data_state["position"])
+        self.iteration = int(restored.data_state["iteration"])
+        print(f"resumed from {self.ckpt.directory} at iteration {self.iteration}")
+
+    def save(self) -> None:
+        import yaml
+
+        self.ckpt.save(
+            self.iteration,
+            self.state,
+            data_state={"position": self.stream.position, "iteration": self.iteration},
+            config_yaml=yaml.safe_dump(to_dict(self.cfg), sort_keys=False),
+        )
+
+    # -- one iteration ------------------------------------------------------------------------
+
+    def _prompt_batch(self, examples: list[Example]):
+        cfg = self.cfg
+        sources = encode_sources(
+            self.tokenizer, [e.prompt for e in examples], cfg.data.max_source_length
+        )
+        length = bucket_length(
+            max(len(s) for s in sources), cfg.rollout.length_buckets, cfg.data.max_source_length
+        )
+        return pad_to(sources, length)
+
+    def _sample(self, prompt_ids, prompt_mask, key):
+        from ppocoder_jax.rollout import SamplingParams, sample
+
+        r = self.cfg.rollout
+        sampling = SamplingParams(
+            greedy=False, temperature=r.temperature, top_k=r.top_k, top_p=r.top_p
+        )
+        return sample(
+            self.state.params,
+            self.t5cfg,
+            jnp.asarray(prompt_ids),
+            jnp.asarray(prompt_mask),
+            key,
+            sampling,
+            min(r.max_new_tokens, self.cfg.data.max_target_length),
+            dtype=self.dtype,
+        )
+
+    def run_iteration(self) -> dict:
+        from ppocoder_jax.ppo.train_step import (
+            PPOBatch,
+            compute_advantages,
+            ppo_update,
+            update_state_kl,
+        )
+
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        indices = self.stream.next_indices(cfg.train.batch_size)
+        examples = [self.examples[i] for i in indices]
+        prompt_ids, prompt_mask = self._prompt_batch(examples)
+        key = jax.random.fold_in(self.sample_key, self.iteration)
+        rollout = self._sample(prompt_ids, prompt_mask, key)
+        tokens = np.asarray(rollout.tokens)
+        token_mask = np.asarray(rollout.token_mask)
+        t_sampled = time.perf_counter()
+        # Device work for the same batch, dispatched before we block on the reward threads.
+        stats = rollout_statistics(
+            self.state.params,
+            self.ref_params,
+            rollout.prompt_ids,
+            rollout.prompt_mask,
+            rollout.tokens,
+            rollout.token_mask,
+            t5cfg=self.t5cfg,
+            dtype=self.dtype,
+        )
+        outputs = decode_outputs(self.tokenizer, tokens, token_mask)
+        futures = self.reward.submit(examples, outputs)
+        jax.block_until_ready(stats)
+        t_device_done = time.perf_counter()
+        parts = [f.result() for f in futures]
+        t_rewards = time.perf_counter()
+        logprobs, values, ref_logprobs, exact_kl = stats
+        scores = jnp.asarray([p.total for p in parts], jnp.float32)
+        valid = jnp.asarray([not p.infra_error for p in parts], jnp.float32)
+
+        if self.iteration == 0 and cfg.ppo.value_bias_init == "mean_score":
+            self._init_value_bias(
+                float(np.mean([p.total for p in parts if not p.infra_error] or [0.0]))
+            )
+            _, values, _, _ = rollout_statistics(
+                self.state.params,
+                self.ref_params,
+                rollout.prompt_ids,
+                rollout.prompt_mask,
+                rollout.tokens,
+                rollout.token_mask,
+                t5cfg=self.t5cfg,
+                dtype=self.dtype,
+            )
+        adv = compute_advantages(
+            logprobs,
+            ref_logprobs,
+            values,
+            rollout.token_mask.astype(jnp.float32),
+            scores,
+            self.state.kl.coef,
+            exact_kl if cfg.kl.estimator == "exact" else None,
+            valid,
+            cfg=cfg.ppo,
+        )
+        batch = PPOBatch(
+            prompt_ids=rollout.prompt_ids,
+            prompt_mask=rollout.prompt_mask,
+            tokens=rollout.tokens,
+            token_mask=adv["token_mask"],
+            old_logprobs=logprobs,
+            ref_logprobs=ref_logprobs,
+            old_values=values,
+            advantages=adv["advantages"],
+            returns=adv["returns"],
+        )
+        warmup = self.iteration < cfg.ppo.value_warmup_iters
+        self.state, update_metrics = ppo_update(
+            self.state, batch, self.value_step if warmup else self.train_step, cfg.ppo
+        )
+        self.state = update_state_kl(self.state, adv["mean_kl"], len(examples), cfg.kl)
+        t_end = time.perf_counter()
+
+        lengths = token_mask.sum(axis=1)
+        ok = [p for p in parts if not p.infra_error]
+        n_ok = max(len(ok), 1)
+        metrics = {
+            "score": float(adv["mean_score"]),
+            "reward_compile": sum(p.compile for p in ok) / n_ok,
+            "reward_tests": sum(p.tests for p in ok) / n_ok,
+            "reward_ast": sum(p.ast for p in ok) / n_ok,
+            "reward_dfg": sum(p.dfg for p in ok) / n_ok,
+            "compile_rate": sum(p.compiled for p in ok) / n_ok,
+            "pass_rate": sum(p.passed for p in ok) / n_ok,
+            "infra_errors": len(parts) - len(ok),
+            "kl": float(adv["mean_kl"]),
+            "mean_length": float(lengths.mean()),
+            "explained_variance": float(adv["explained_variance"]),
+            "value_warmup": int(warmup),
+            "time_sample_s": t_sampled - t0,
+            "time_rewards_s": t_rewards - t_sampled,
+            "time_update_s": t_end - t_rewards,
+            "reward_wait_frac": (t_rewards - t_device_done) / max(t_end - t0, 1e-9),
+            **update_metrics,
+        }
+        self.iteration += 1
+        return metrics
+
+    def _init_value_bias(self, mean_score: float) -> None:
+        params = self.state.params
+        bias = params["value_head"]["bias"]
+        new_bias = jax.device_put(jnp.full(bias.shape, mean_score, bias.dtype), bias.sharding)
+        params = {**params, "value_head": {**params["value_head"], "bias": new_bias}}
+        self.state = self.state.replace(params=params)
+
+    def train(self) -> None:
+        cfg = self.cfg
+        progress = tqdm(
+            total=cfg.train.steps, initial=self.iteration, desc="ppo", unit="it", mininterval=2.0
+        )
+        try:
+            while self.iteration < cfg.train.steps:
+                metrics = self.run_iteration()
+                progress.update(1)
+                progress.set_postfix(
+                    score=f"{metrics['score']:.2f}",
+                    pass_=f"{metrics['pass_rate']:.2f}",
+                    kl=f"{metrics['kl']:.2f}",
+                )
+                if self.iteration % cfg.train.log_every == 0:
+                    self.logger.log("ppo", self.iteration, metrics)
+                if self.iteration % cfg.train.save_every == 0 or self.iteration == cfg.train.steps:
+                    self.save()
+        finally:
+            progress.close()
+            self.ckpt.close()
+
+    def params(self):
+        return jax.device_get(self.state.params)
+
+
+def summarize(metrics: dict) -> str:
+    return json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})

@@ -1,0 +1,117 @@
+"""A run directory: resolved config, metrics (JSONL + TensorBoard, W&B on request), checkpoints.
+
+Layout:
+    <run_dir>/config.yaml       the resolved config of the run
+    <run_dir>/metrics.jsonl     one JSON object per logged step: {"phase", "step", ...metrics}
+    <run_dir>/tensorboard/      TensorBoard event files
+    <run_dir>/checkpoints/      Orbax checkpoints (see ppocoder_jax/checkpoint)
+    <run_dir>/plots/            PNG curves (ppocoder plot)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ppocoder_jax.config import Config, save_config, to_dict
+
+
+def _is_main_process() -> bool:
+    try:
+        import jax
+
+        return jax.process_index() == 0
+    except Exception:  # pragma: no cover - jax always importable in the product
+        return True
+
+
+class MetricsLogger:
+    """Appends metrics to metrics.jsonl (+ TensorBoard / W&B); only process 0 writes."""
+
+    def __init__(self, run_dir: str | os.PathLike, cfg: Config | None = None):
+        self.run_dir = Path(run_dir)
+        self.active = _is_main_process()
+        self._tb = None
+        self._wandb = None
+        if not self.active:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._jsonl = open(self.run_dir / "metrics.jsonl", "a", buffering=1)  # noqa: SIM115
+        if cfg is not None and cfg.train.tensorboard:
+            try:
+                from tensorboardX import SummaryWriter
+
+                self._tb = SummaryWriter(str(self.run_dir / "tensorboard"))
+            except ImportError:
+                print("tensorboardX not installed: TensorBoard logging off", file=sys.stderr)
+        if cfg is not None and cfg.train.wandb:
+            try:
+                import wandb
+            except ImportError as err:
+                from ppocoder_jax.errors import UserError
+
+                raise UserError(
+                    "train.wandb=true but wandb is not installed (pip install wandb)"
+                ) from err
+            self._wandb = wandb.init(
+                project="ppocoder-jax", dir=str(self.run_dir), config=to_dict(cfg)
+            )
+
+    def log(self, phase: str, step: int, metrics: dict[str, Any]) -> None:
+        if not self.active:
+            return
+        clean = {k: _to_builtin(v) for k, v in metrics.items()}
+        self._jsonl.write(json.dumps({"phase": phase, "step": int(step), **clean}) + "\n")
+        for key, value in clean.items():
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                if self._tb is not None:
+                    self._tb.add_scalar(f"{phase}/{key}", value, step)
+        if self._wandb is not None:
+            self._wandb.log({f"{phase}/{k}": v for k, v in clean.items()}, step=step)
+
+    def close(self) -> None:
+        if not self.active:
+            return
+        self._jsonl.close()
+        if self._tb is not None:
+            self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+
+
+def _to_builtin(value: Any) -> Any:
+    if hasattr(value, "item") and getattr(value, "size", 2) == 1:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def prepare_run_dir(cfg: Config) -> Path:
+    run_dir = Path(cfg.train.run_dir)
+    if _is_main_process():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    return run_dir
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        from ppocoder_jax.errors import UserError
+
+        raise UserError(f"{path} not found: is {run_dir} a run directory?")
+    rows = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            # A run killed mid-write leaves a partial last line; anything else is corruption.
+            print(f"warning: {path}:{lineno}: skipping unreadable line", file=sys.stderr)
+    return rows

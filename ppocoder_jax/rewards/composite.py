@@ -1,0 +1,127 @@
+"""The terminal score of a generated program: a weighted sum of execution and matching parts.
+
+    score = compile_weight * r_compile + tests_weight * r_tests
+            + ast_weight * r_ast + dfg_weight * r_dfg
+
+r_compile is +1/-1 (SPEC), r_tests the CodeRL value of the unit-test verdict, r_ast / r_dfg the
+CodeBLEU syntax / data-flow match against the reference program. When tests are run, the compile
+verdict comes from the same sandboxed job (no second subprocess). Work runs on the executor's
+host threads; this module only fans jobs out and gathers parts.
+
+A sample whose execution hit an infrastructure error (missing toolchain, sandbox failure) has
+`infra_error=True`: the learner masks it out instead of scoring it as a bad program.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+from dataclasses import dataclass
+
+from ppocoder_jax.config import RewardConfig
+from ppocoder_jax.data import Example
+
+
+@dataclass(frozen=True)
+class RewardParts:
+    total: float
+    compile: float
+    tests: float
+    ast: float
+    dfg: float
+    verdict: str
+    infra_error: bool
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "PASS"
+
+    @property
+    def compiled(self) -> bool:
+        return self.compile > 0
+
+
+class CompositeReward:
+    """Scores batches of (example, generated text) with an Executor's thread pool."""
+
+    def __init__(self, cfg: RewardConfig, executor=None):
+        from ppocoder_jax.rewards.execution import Executor
+
+        self.cfg = cfg
+        self._owns_executor = executor is None
+        self.executor = executor or Executor(workers=cfg.workers, timeout_s=cfg.timeout_s)
+        self._match_pool = None
+        if cfg.ast_weight or cfg.dfg_weight:
+            self._match_pool = cf.ThreadPoolExecutor(max_workers=2, thread_name_prefix="match")
+
+    def close(self) -> None:
+        if self._owns_executor:
+            self.executor.close()
+        if self._match_pool is not None:
+            self._match_pool.shutdown(wait=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def submit(self, examples: list[Example], outputs: list[str]) -> list[cf.Future]:
+        """Start scoring; returns one future of RewardParts per sample (does not block)."""
+        futures = []
+        for example, output in zip(examples, outputs, strict=True):
+            futures.append(self._submit_one(example, output))
+        return futures
+
+    def score(self, examples: list[Example], outputs: list[str]) -> list[RewardParts]:
+        return [f.result() for f in self.submit(examples, outputs)]
+
+    def _submit_one(self, example: Example, output: str) -> cf.Future:
+        cfg = self.cfg
+        program = example.program(output)
+        use_tests = cfg.tests_weight != 0 and example.tests is not None
+        exec_future = self.executor.submit(
+            example.lang, program, tests=example.tests if use_tests else None, link=cfg.link
+        )
+        match_future = None
+        if self._match_pool is not None:
+            match_future = self._match_pool.submit(
+                _match, example.reference_program(), program, example.lang
+            )
+        result: cf.Future = cf.Future()
+
+        def finish(_):
+            try:
+                result.set_result(self._combine(exec_future.result(), match_future, use_tests))
+            except BaseException as err:  # surface errors to the caller's .result()
+                result.set_exception(err)
+
+        exec_future.add_done_callback(finish)
+        return result
+
+    def _combine(self, execution, match_future, use_tests: bool) -> RewardParts:
+        cfg = self.cfg
+        verdict = (
+            execution.verdict.name if hasattr(execution.verdict, "name") else str(execution.verdict)
+        )
+        infra = verdict == "INFRA_ERROR"
+        r_compile = 1.0 if execution.compiled else -1.0
+        r_tests = float(execution.reward) if (use_tests and not infra) else 0.0
+        r_ast = r_dfg = 0.0
+        if match_future is not None:
+            matched = match_future.result()
+            r_ast, r_dfg = matched.ast_match, matched.dfg_match
+        if infra:
+            r_compile = 0.0
+        total = (
+            cfg.compile_weight * r_compile
+            + cfg.tests_weight * r_tests
+            + cfg.ast_weight * r_ast
+            + cfg.dfg_weight * r_dfg
+        )
+        return RewardParts(total, r_compile, r_tests, r_ast, r_dfg, verdict, infra)
+
+
+def _match(reference: str, candidate: str, lang: str):
+    from ppocoder_jax.rewards.matching import match
+
+    return match(reference, candidate, lang)
