@@ -3,7 +3,7 @@
     Sampler(cfg, rollout_cfg=None, *, mesh=None, dtype=jnp.float32, batch_multiple=8)
         .place_params(params) -> params          (replicated over the mesh when there is one)
         (params, prompt_ids, prompt_mask, rng, *, sampling=None, max_new_tokens=None,
-         num_samples=None) -> RolloutBatch        (real rows only, T = max_new_tokens)
+         num_samples=None, return_padded=False) -> RolloutBatch   (real rows, T = max_new_tokens)
         .generate(params, tokenizer, prompts, rng, ...) -> (RolloutBatch, texts)
 
 Shapes are rounded up before the jitted call: the prompt length (after dropping all-padding
@@ -105,7 +105,9 @@ class Sampler:
         sampling: SamplingParams | None = None,
         max_new_tokens: int | None = None,
         num_samples: int | None = None,
+        return_padded: bool = False,
     ) -> RolloutBatch:
+        """Sample; `return_padded` keeps the padding rows / columns (the arrays as computed)."""
         sampling = sampling or SamplingParams.from_config(self.rollout)
         max_new_tokens = int(max_new_tokens or self.rollout.max_new_tokens)
         n = int(num_samples or self.rollout.num_samples)
@@ -138,6 +140,8 @@ class Sampler:
             num_samples=n,
             dtype=self.dtype,
         )
+        if return_padded:
+            return out
         rows = batch * n
         trimmed = RolloutBatch(
             prompt_ids=out.prompt_ids[:rows, :length],
