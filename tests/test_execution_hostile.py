@@ -19,7 +19,7 @@ TIMEOUT_S = 1.5
 
 
 def _processes_under(root: Path) -> list[str]:
-    """Processes whose working directory is inside the executor's job area.
+    """Processes whose working directory is a job directory of the executor.
 
     A SIGKILLed process that is freeing gigabytes takes a moment to go: allow a few seconds.
     """
@@ -43,7 +43,7 @@ def _scan(root: Path) -> list[str]:
             continue
         if state in ("Z", "X"):  # dead, waiting for a reaper that may not exist in containers
             continue
-        if cwd.startswith(str(root)):
+        if cwd.startswith(str(root) + "/job-"):  # the javac server lives in root itself
             found.append(f"{pid}:{cwd}")
     return found
 
@@ -124,6 +124,15 @@ HOSTILE = {
         ),
         {Verdict.MEMORY_LIMIT, Verdict.TIMEOUT},
     ),
+    "memory_hog_java": (
+        (
+            "java",
+            "import java.util.*;\nclass Main { public static void main(String[] a) { List<long[]> l = new ArrayList<>(); while (true) l.add(new long[1 << 24]); } }\n",
+            ECHO,
+        ),
+        {Verdict.MEMORY_LIMIT},
+    ),
+    "infinite_loop_javascript": (("javascript", "for (;;) {}\n", ECHO), {Verdict.TIMEOUT}),
     "gigabytes_of_output": (
         ("python", "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n", ECHO),
         {Verdict.OUTPUT_LIMIT},

@@ -13,6 +13,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import secrets
 import tempfile
 import threading
@@ -55,9 +56,13 @@ _IN_PROCESS_PY_LIMIT = 200_000  # characters; larger programs are byte-compiled 
 _STARTUP_SLACK_S = {"java": 1.5, "csharp": 1.0, "javascript": 0.5}
 
 
+_JOB_PATH = re.compile(r"(?:/[\w.-]+)*/(?:sandbox|ppocoder-exec-\w+)(?:/job-\d+)?/")
+
+
 def _tail(data: bytes | str, n: int = 600) -> str:
+    """The end of a compiler/program message, with job directory paths dropped."""
     text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
-    text = text.strip()
+    text = _JOB_PATH.sub("", text).strip()
     return text if len(text) <= n else "..." + text[-n:]
 
 
@@ -265,6 +270,7 @@ class Executor:
             outcome = self._javac_compile(work, source)
             if outcome is not None:
                 ok, detail = outcome
+                detail = _tail(detail)
                 if ok:
                     return None
                 return make_result(
