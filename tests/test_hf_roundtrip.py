@@ -350,3 +350,23 @@ def test_sharded_safetensors_index(tmp_path, hf_dir):
     single, _, _ = store.load_model(hf_dir)
     same = jax.tree_util.tree_map(np.array_equal, sharded, single)
     assert all(jax.tree_util.tree_leaves(same))
+
+
+def test_import_and_export_without_torch(tmp_path, hf_dir):
+    """The safetensors import and the export run with torch unimportable."""
+    script = (
+        "import sys\n"
+        "sys.modules['torch'] = None  # as if torch were not installed\n"
+        "from ppocoder_jax.cli import main\n"
+        f"assert main(['import-hf', {str(hf_dir)!r}, {str(tmp_path / 'ours')!r}]) == 0\n"
+        f"assert main(['export-hf', {str(tmp_path / 'ours')!r}, {str(tmp_path / 'hf')!r}]) == 0\n"
+        "assert sys.modules['torch'] is None\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    exported, _, tokenizer = store.load_model(tmp_path / "hf")
+    original, _, _ = store.load_model(hf_dir)
+    same = jax.tree_util.tree_map(np.array_equal, exported, original)
+    assert all(jax.tree_util.tree_leaves(same)) and tokenizer is not None
