@@ -150,20 +150,36 @@ def is_main_process() -> bool:
     return jax.process_index() == 0
 
 
-def process_batch_slice(global_batch_size: int) -> slice:
-    """The rows of a global batch that this process samples and scores."""
-    n = jax.process_count()
-    if global_batch_size % n:
-        raise ValueError(f"global batch {global_batch_size} not divisible by {n} processes")
-    per = global_batch_size // n
-    return slice(jax.process_index() * per, (jax.process_index() + 1) * per)
+def process_batch_slice(global_batch_size: int, mesh: Mesh | None = None) -> slice:
+    """The rows of a global batch that this process samples and scores.
+
+    With ``mesh``: exactly the rows that the batch sharding puts on this process's devices
+    (what ``host_local_to_global`` expects from it); they must be one contiguous block, which
+    holds for meshes built by ``make_mesh``.  Without: the process-index-th equal block.
+    """
+    if mesh is None:
+        n = jax.process_count()
+        if global_batch_size % n:
+            raise ValueError(f"global batch {global_batch_size} not divisible by {n} processes")
+        per = global_batch_size // n
+        return slice(jax.process_index() * per, (jax.process_index() + 1) * per)
+    index_map = batch_sharding(mesh, 1).addressable_devices_indices_map((global_batch_size,))
+    starts = sorted(
+        {(idx[0].start or 0, idx[0].stop or global_batch_size) for idx in index_map.values()}
+    )
+    lo, hi = starts[0][0], starts[0][1]
+    for a, b in starts[1:]:
+        if a != hi:
+            raise ValueError(f"this process's batch rows are not contiguous: {starts}")
+        hi = b
+    return slice(lo, hi)
 
 
 def host_local_to_global(local_batch, mesh: Mesh):
     """Assemble global arrays (batch dim over ``('data','fsdp')``) from each host's rows.
 
-    Every process passes its own ``[B_local, ...]`` rows (``B_local = B / process_count``, the
-    rows given by ``process_batch_slice``); the result is a global ``[B, ...]`` jax.Array.
+    Every process passes its own ``[B_local, ...]`` rows, the rows
+    ``process_batch_slice(B, mesh)`` names; the result is a global ``[B, ...]`` jax.Array.
     With one process this equals ``shard_batch``.
     """
 
