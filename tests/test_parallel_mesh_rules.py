@@ -69,5 +69,6 @@ def test_logical_to_shardings_tree_and_batch_placement():
     np.testing.assert_array_equal(glob["x"], batch["x"])
     np.testing.assert_array_equal(M.global_to_host_local(glob)["x"], batch["x"])
     assert M.process_batch_slice(8) == slice(0, 8)
+    assert M.process_batch_slice(8, mesh) == slice(0, 8)
     assert M.is_main_process()
     assert M.maybe_initialize_distributed(MeshConfig()) is False
