@@ -34,10 +34,23 @@ def _with(cfg: Config, section: str, **changes) -> Config:
 
 
 def _save(path: Path, params, t5cfg, tokenizer) -> None:
+    """Write a model directory; an existing one is replaced only once the new one is complete."""
+    import shutil
+
     from ppocoder_jax.model import save_model
 
-    if jax.process_index() == 0:
+    if jax.process_index() != 0:
+        return
+    if not path.exists():
         save_model(path, jax.device_get(params), t5cfg, tokenizer)
+        return
+    fresh, stale = path.with_name(path.name + ".new"), path.with_name(path.name + ".old")
+    for leftover in (fresh, stale):
+        shutil.rmtree(leftover, ignore_errors=True)
+    save_model(fresh, jax.device_get(params), t5cfg, tokenizer)
+    path.rename(stale)
+    fresh.rename(path)
+    shutil.rmtree(stale, ignore_errors=True)
 
 
 def sft_job(cfg: Config, run_dir: Path | None = None, logger=None):

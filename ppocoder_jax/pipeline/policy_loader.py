@@ -7,6 +7,8 @@ random over the embedded byte-level BPE code tokenizer.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 
 from ppocoder_jax.config import Config
@@ -53,7 +55,16 @@ def load_tokenizer_for(cfg: Config):
 
 
 def load_policy(cfg: Config, seed: int | None = None):
-    """-> (params, t5_config, tokenizer)."""
+    """-> (params, t5_config, tokenizer); the value-head dropout comes from model.value_head_dropout."""
+    params, t5cfg, tokenizer = _load_policy(cfg, seed)
+    return (
+        params,
+        dataclasses.replace(t5cfg, value_head_dropout=cfg.model.value_head_dropout),
+        tokenizer,
+    )
+
+
+def _load_policy(cfg: Config, seed: int | None):
     from ppocoder_jax.model import init_params
 
     if cfg.model.path:

@@ -43,27 +43,18 @@ def make_apply_fn(t5cfg, dtype, head_only: bool = False):
     """The policy as the PPO step sees it: logits for each generated token, values.
 
     head_only: gradients reach only the value head (the value warm-up must not move the policy
-    through the shared encoder-decoder).
+    through the shared encoder-decoder; AdamW's decoupled weight decay still applies).
     """
-    from ppocoder_jax.model import forward
-    from ppocoder_jax.model.t5 import shift_right
+    from ppocoder_jax.ppo.t5_apply import make_t5_apply_fn
 
-    def apply_fn(params, batch, rng):
-        if head_only:
-            params = {**params, "t5": jax.lax.stop_gradient(params["t5"])}
-        dec_in = shift_right(batch.tokens, t5cfg.decoder_start_token_id)
-        return forward(
-            params,
-            t5cfg,
-            batch.prompt_ids,
-            batch.prompt_mask,
-            dec_in,
-            batch.token_mask,
-            dtype=dtype,
-            dropout_rng=rng,
-        )
+    apply = make_t5_apply_fn(t5cfg, dtype)
+    if not head_only:
+        return apply
 
-    return apply_fn
+    def head_only_apply(params, batch, rng):
+        return apply({**params, "t5": jax.lax.stop_gradient(params["t5"])}, batch, rng)
+
+    return head_only_apply
 
 
 @functools.partial(jax.jit, static_argnames=("t5cfg", "dtype"))
@@ -190,7 +181,14 @@ class PPOTrainer:
         if self.ckpt.latest_step() is None:
             return
         target = abstract_with_shardings(jax.eval_shape(lambda: self.state), self.shardings)
-        restored = self.ckpt.restore(target)
+        try:
+            restored = self.ckpt.restore(target)
+        except ValueError as err:
+            first = str(err).strip().splitlines()[0]
+            raise UserError(
+                f"checkpoint in {self.ckpt.directory} does not fit this configuration (did the "
+                f"model, optimizer or preset change? compare its config.yaml): {first}"
+            ) from None
         self.state = restored.state
         self.stream.position = int(restored.data_state["position"])
         self.iteration = int(restored.data_state["iteration"])
@@ -237,6 +235,11 @@ class PPOTrainer:
         )
 
     def run_iteration(self) -> dict:
+        from ppocoder_jax.parallel.mesh import (
+            global_to_host_local,
+            host_local_to_global,
+            process_batch_slice,
+        )
         from ppocoder_jax.ppo.train_step import (
             PPOBatch,
             compute_advantages,
@@ -246,13 +249,16 @@ class PPOTrainer:
 
         cfg = self.cfg
         t0 = time.perf_counter()
+        # Every process knows the whole batch (same seed and position); it feeds, decodes and
+        # scores only its own rows, the ones the batch sharding puts on its devices.
         indices = self.stream.next_indices(cfg.train.batch_size)
-        examples = [self.examples[i] for i in indices]
-        prompt_ids, prompt_mask = self._prompt_batch(examples)
+        rows = process_batch_slice(len(indices), self.mesh)
+        examples = [self.examples[i] for i in indices[rows]]
+        prompt_ids, prompt_mask = self._prompt_batch([self.examples[i] for i in indices])
+        prompts = host_local_to_global((prompt_ids[rows], prompt_mask[rows]), self.mesh)
         key = jax.random.fold_in(self.sample_key, self.iteration)
-        rollout = self._sample(prompt_ids, prompt_mask, key)
-        tokens = np.asarray(rollout.tokens)
-        token_mask = np.asarray(rollout.token_mask)
+        rollout = self._sample(*prompts, key)
+        tokens, token_mask = global_to_host_local((rollout.tokens, rollout.token_mask))
         t_sampled = time.perf_counter()
         # Device work for the same batch, dispatched before we block on the reward threads.
         stats = rollout_statistics(
@@ -272,13 +278,20 @@ class PPOTrainer:
         parts = [f.result() for f in futures]
         t_rewards = time.perf_counter()
         logprobs, values, ref_logprobs, exact_kl = stats
-        scores = jnp.asarray([p.total for p in parts], jnp.float32)
-        valid = jnp.asarray([not p.infra_error for p in parts], jnp.float32)
+        local_table = np.asarray(
+            [
+                [p.total, not p.infra_error, p.compile, p.tests, p.ast, p.dfg, p.compiled, p.passed]
+                for p in parts
+            ],
+            np.float32,
+        )
+        table = host_local_to_global(local_table, self.mesh)  # [B, 8], global
+        scores, valid = table[:, 0], table[:, 1]
+        n_valid = jnp.maximum(valid.sum(), 1.0)
+        means = jax.device_get((table * valid[:, None]).sum(axis=0) / n_valid)
 
         if self.iteration == 0 and cfg.ppo.value_bias_init == "mean_score":
-            self._init_value_bias(
-                float(np.mean([p.total for p in parts if not p.infra_error] or [0.0]))
-            )
+            self._init_value_bias(float(means[0]))
             _, values, _, _ = rollout_statistics(
                 self.state.params,
                 self.ref_params,
@@ -312,31 +325,28 @@ class PPOTrainer:
             returns=adv["returns"],
         )
         warmup = self.iteration < cfg.ppo.value_warmup_iters
-        self.state, update_metrics = ppo_update(
-            self.state, batch, self.value_step if warmup else self.train_step, cfg.ppo
-        )
-        self.state = update_state_kl(self.state, adv["mean_kl"], len(examples), cfg.kl)
+        step_fn = self.value_step if warmup else self.train_step
+        self.state, update_metrics = ppo_update(self.state, batch, step_fn, cfg.ppo)
+        self.state = update_state_kl(self.state, adv["mean_kl"], len(indices), cfg.kl)
         t_end = time.perf_counter()
 
-        lengths = token_mask.sum(axis=1)
-        ok = [p for p in parts if not p.infra_error]
-        n_ok = max(len(ok), 1)
         metrics = {
             "score": float(adv["mean_score"]),
-            "reward_compile": sum(p.compile for p in ok) / n_ok,
-            "reward_tests": sum(p.tests for p in ok) / n_ok,
-            "reward_ast": sum(p.ast for p in ok) / n_ok,
-            "reward_dfg": sum(p.dfg for p in ok) / n_ok,
-            "compile_rate": sum(p.compiled for p in ok) / n_ok,
-            "pass_rate": sum(p.passed for p in ok) / n_ok,
-            "infra_errors": len(parts) - len(ok),
+            "reward_compile": float(means[2]),
+            "reward_tests": float(means[3]),
+            "reward_ast": float(means[4]),
+            "reward_dfg": float(means[5]),
+            "compile_rate": float(means[6]),
+            "pass_rate": float(means[7]),
+            "infra_errors": int(adv["num_invalid"]),
             "kl": float(adv["mean_kl"]),
-            "mean_length": float(lengths.mean()),
+            "mean_length": float(adv["mean_length"]),
             "explained_variance": float(adv["explained_variance"]),
             "value_warmup": int(warmup),
             "time_sample_s": t_sampled - t0,
             "time_rewards_s": t_rewards - t_sampled,
             "time_update_s": t_end - t_rewards,
+            # Share of the iteration the device sat idle waiting for the reward threads.
             "reward_wait_frac": (t_rewards - t_device_done) / max(t_end - t0, 1e-9),
             **update_metrics,
         }

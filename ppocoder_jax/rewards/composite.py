@@ -15,6 +15,7 @@ A sample whose execution hit an infrastructure error (missing toolchain, sandbox
 from __future__ import annotations
 
 import concurrent.futures as cf
+import threading
 from dataclasses import dataclass
 
 from ppocoder_jax.config import RewardConfig
@@ -88,14 +89,23 @@ class CompositeReward:
                 _match, example.reference_program(), program, example.lang
             )
         result: cf.Future = cf.Future()
+        pending = [f for f in (exec_future, match_future) if f is not None]
+        lock = threading.Lock()
+        remaining = [len(pending)]
 
-        def finish(_):
+        # Combine on whichever thread finishes last, so no worker ever blocks on the other part.
+        def part_done(_):
+            with lock:
+                remaining[0] -= 1
+                if remaining[0]:
+                    return
             try:
                 result.set_result(self._combine(exec_future.result(), match_future, use_tests))
             except BaseException as err:  # surface errors to the caller's .result()
                 result.set_exception(err)
 
-        exec_future.add_done_callback(finish)
+        for future in pending:
+            future.add_done_callback(part_done)
         return result
 
     def _combine(self, execution, match_future, use_tests: bool) -> RewardParts:
