@@ -286,6 +286,11 @@ def test_mbpp_script_smoke(tmp_path, tiny_model):
     assert_passk_result(result, ("all",))
     assert result["all"]["num_problems"] == 2  # task ids 11 and 12: the test split
     assert "MBPP zero-shot" in proc.stdout and (out / "table.txt").is_file()
+    # A rerun after the per-chunk progress was saved samples nothing and reports the same.
+    (out / "eval" / "eval_test.json").unlink()
+    proc = run_script("mbpp.py", "--data", data, "--model", tiny_model, "--out", out)
+    assert "resuming after 4 of 4 samples" in proc.stdout
+    assert json.loads((out / "eval" / "eval_test.json").read_text()) == result
 
 
 @pytest.mark.slow

@@ -48,6 +48,7 @@ def pass_k_eval(args, model: Path, run_dir: Path, ov: list[str], chunk: int) -> 
                 "test",
                 "--sample-chunk",
                 str(chunk),
+                *(["--fresh"] if args.force else []),
                 *ov,
                 f"model.path={model}",
                 f"train.run_dir={run_dir}",
@@ -81,7 +82,7 @@ def main(argv=None) -> int:
     results = {}
     if args.eval_start:
         results["start"] = pass_k_eval(args, start, out / "eval_start", ov, chunk)
-        rows += table_rows("ours SFT", results["start"]) if not args.dry_run else []
+        rows += table_rows("ours start", results["start"]) if not args.dry_run else []
     results["ppo"] = pass_k_eval(args, out / "ppo" / "final_model", out / "eval_ppo", ov, chunk)
     if args.dry_run:
         return 0

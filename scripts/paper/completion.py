@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     )
     text = print_table(
         f"Code completion, CodeSearchNet Python test ({ppo['num_examples']} methods)",
-        ["metric", "ours SFT", "ours PPO", "paper CodeT5", "paper PPOCoder"],
+        ["metric", "ours start", "ours PPO", "paper CodeT5", "paper PPOCoder"],
         rows,
         [
             "paper: SPEC 'Headline numbers' (compilation rate only; EM/ES not in the SPEC)",

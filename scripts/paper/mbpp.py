@@ -46,6 +46,7 @@ def main(argv=None) -> int:
                 "test",
                 "--sample-chunk",
                 str(chunk),
+                *(["--fresh"] if args.force else []),
                 *ov,
                 f"model.path={Path(args.model).resolve()}",
                 f"train.run_dir={run_dir}",

@@ -9,7 +9,8 @@ per-problem counts, so this driver uses the same library pieces (`generate_outpu
 - draws the n samples in chunks of --sample-chunk per prompt (rows per device call =
   eval.batch_size x chunk), each chunk with its own seed;
 - saves the per-problem counts (n, c, verdicts) after every chunk to
-  <run_dir>/passk_<split>_state.json, so a preempted run continues where it stopped;
+  <run_dir>/passk_<split>_state.json, so a preempted run continues where it stopped (same
+  problems, n, model path and seed; --fresh starts over);
 - writes <run_dir>/passk_<split>_problems.jsonl and <run_dir>/eval_<split>.json:
   {"all": {...}, "<difficulty>": {...}, "num_samples": n, "ks": [...]}, each group holding
   num_problems, pass@k for every k <= n, compile_rate, infra_errors.
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="preset (configs/) or YAML path")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--sample-chunk", type=int, default=100, help="samples per prompt per call")
+    p.add_argument("--fresh", action="store_true", help="ignore saved per-chunk progress")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     return p
 
@@ -97,11 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     state_path = run_dir / f"passk_{args.split}_state.json"
     ids = [e.id for e in examples]
-    state = {"ids": ids, "num_samples": n, "done": 0, "n": [0] * len(ids), "c": [0] * len(ids)}
+    key = {"ids": ids, "num_samples": n, "model": cfg.model.path, "seed": cfg.train.seed}
+    state = {**key, "done": 0, "n": [0] * len(ids), "c": [0] * len(ids)}
     state |= {"compiled": [0] * len(ids), "infra": [0] * len(ids), "verdicts": [{} for _ in ids]}
-    if state_path.is_file():
+    if state_path.is_file() and not args.fresh:
         saved = json.loads(state_path.read_text())
-        if saved.get("ids") == ids and saved.get("num_samples") == n:
+        if all(saved.get(k) == v for k, v in key.items()):
             state = saved
             print(f"passk: resuming after {state['done']} of {n} samples per problem")
     # Pass@k needs the test verdicts only (CodeRL values), as `ppocoder eval` does for synthesis.
