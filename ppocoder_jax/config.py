@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -383,6 +384,8 @@ def parse_override(text: str) -> dict:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as err:
         raise UserError(f"override {text!r}: cannot parse value: {err}") from err
+    if isinstance(value, str):
+        value = _number_or_text(value)
     node: dict = {}
     cursor = node
     parts = key.split(".")
@@ -391,6 +394,14 @@ def parse_override(text: str) -> dict:
         cursor = cursor[part]
     cursor[parts[-1]] = value
     return node
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _number_or_text(text: str):
+    """YAML 1.1 reads `1e-4` as a string; on the command line it means a number."""
+    return float(text) if _NUMBER.match(text.strip()) else text
 
 
 def resolve_preset(name_or_path: str) -> Path:

@@ -33,5 +33,10 @@ def test_roundtrip(tmp_path):
     assert again == cfg
 
 
+def test_scientific_notation_override_is_a_number():
+    assert load_config(None, ["optim.learning_rate=1e-4"]).optim.learning_rate == 1e-4
+    assert load_config(None, ["model.path=nan_dir"]).model.path == "nan_dir"
+
+
 def test_parse_override_nested():
     assert parse_override("a.b.c=3") == {"a": {"b": {"c": 3}}}

@@ -19,9 +19,11 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from ppocoder_jax.parallel.mesh import maybe_initialize_distributed
     from ppocoder_jax.pipeline.jobs import eval_job
 
     cfg = load_config(args.config, args.overrides)
+    maybe_initialize_distributed(cfg.mesh)
     metrics = eval_job(cfg, args.split, greedy=False if args.sampled else None)
     text = json.dumps(metrics, indent=2)
     print(text)

@@ -10,8 +10,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from ppocoder_jax.parallel.mesh import maybe_initialize_distributed
     from ppocoder_jax.pipeline.jobs import sft_job
 
     cfg = load_config(args.config, args.overrides)
+    maybe_initialize_distributed(cfg.mesh)
     sft_job(cfg)
     return 0

@@ -38,7 +38,12 @@ def generate_outputs(
     seed: int = 0,
     desc: str = "generate",
 ) -> list[list[str]]:
-    """-> outputs[i] = the `num_samples` decoded outputs for examples[i]."""
+    """-> outputs[i] = the `num_samples` decoded outputs for examples[i].
+
+    At most `eval.batch_size` rows (prompts x samples) go through the sampler at once, so large
+    n (pass@1000) is drawn in chunks instead of holding n KV caches per prompt. With several
+    devices, the rows are sharded along the mesh's data axes and the params by the rules table.
+    """
     from ppocoder_jax.rollout import SamplingParams, sample
 
     r = cfg.rollout
@@ -47,34 +52,74 @@ def generate_outputs(
         greedy=greedy, temperature=r.temperature, top_k=r.top_k, top_p=r.top_p
     )
     n = 1 if greedy else num_samples
-    bs = cfg.eval.batch_size
+    mesh, params = _place_on_mesh(cfg, params)
+    shards = _num_batch_shards(mesh)
+    rows = max(cfg.eval.batch_size, shards)
+    sample_chunk = min(n, rows)
+    prompts_per_call = max(1, rows // sample_chunk)
+    prompts_per_call = ((prompts_per_call + shards - 1) // shards) * shards
     max_new = min(r.max_new_tokens, cfg.data.max_target_length)
     sources = encode_sources(tokenizer, [e.prompt for e in examples], cfg.data.max_source_length)
-    outputs: list[list[str]] = []
+    outputs: list[list[str]] = [[] for _ in examples]
     key = jax.random.PRNGKey(seed)
-    for lo in tqdm(range(0, len(examples), bs), desc=desc, unit="batch", mininterval=2.0):
-        chunk = sources[lo : lo + bs]
+    calls = [
+        (lo, s)
+        for lo in range(0, len(examples), prompts_per_call)
+        for s in range(0, n, sample_chunk)
+    ]
+    for lo, s_lo in tqdm(calls, desc=desc, unit="batch", mininterval=2.0):
+        chunk = sources[lo : lo + prompts_per_call]
         real = len(chunk)
-        chunk = chunk + [chunk[-1]] * (bs - real)  # fixed batch shape: one compiled program
+        chunk = chunk + [chunk[-1]] * (prompts_per_call - real)  # fixed shape: one program
         length = bucket_length(
             max(len(s) for s in chunk), r.length_buckets, cfg.data.max_source_length
         )
-        ids, mask = pad_to(chunk, length)
+        ids, mask = _shard_rows(pad_to(chunk, length), mesh)
+        k = min(sample_chunk, n - s_lo)
         out = sample(
             params,
             t5cfg,
-            jnp.asarray(ids),
-            jnp.asarray(mask),
-            jax.random.fold_in(key, lo),
+            ids,
+            mask,
+            jax.random.fold_in(jax.random.fold_in(key, lo), s_lo),
             sampling,
             max_new,
-            num_samples=n,
+            num_samples=k,
             dtype=dtype,
         )
         texts = decode_outputs(tokenizer, np.asarray(out.tokens), np.asarray(out.token_mask))
         for i in range(real):
-            outputs.append(texts[i * n : (i + 1) * n])
+            outputs[lo + i].extend(texts[i * k : (i + 1) * k])
     return outputs
+
+
+def _place_on_mesh(cfg: Config, params):
+    """Single-device: params as they are. Several local devices: shard by the rules table."""
+    if jax.device_count() == 1:
+        return None, params
+    from ppocoder_jax.model import param_logical_axes
+    from ppocoder_jax.parallel.mesh import make_mesh
+    from ppocoder_jax.parallel.rules import logical_to_shardings
+
+    mesh = make_mesh(cfg.mesh)
+    shardings = logical_to_shardings(param_logical_axes(params), mesh, shapes=params)
+    return mesh, jax.device_put(params, shardings)
+
+
+def _num_batch_shards(mesh) -> int:
+    if mesh is None:
+        return 1
+    from ppocoder_jax.parallel.mesh import num_batch_shards
+
+    return num_batch_shards(mesh)
+
+
+def _shard_rows(arrays, mesh):
+    if mesh is None:
+        return tuple(jnp.asarray(a) for a in arrays)
+    from ppocoder_jax.parallel.mesh import shard_batch
+
+    return shard_batch(tuple(arrays), mesh)
 
 
 def score_outputs(reward, examples: list[Example], outputs: list[list[str]]):

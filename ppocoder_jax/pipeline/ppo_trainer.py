@@ -117,8 +117,17 @@ class PPOTrainer:
         from ppocoder_jax.ppo.state import init_train_state, make_optimizer, train_state_shardings
         from ppocoder_jax.ppo.train_step import build_train_step
 
+        if cfg.reward.tests_weight and any(e.tests is None for e in train_examples):
+            # With a unit-test reward, a problem without tests scores every program alike.
+            kept = [e for e in train_examples if e.tests is not None]
+            print(
+                f"PPO: skipping {len(train_examples) - len(kept)} training problems without tests"
+            )
+            train_examples = kept
         if not train_examples:
-            raise UserError("the task has no training examples")
+            raise UserError(
+                "the task has no training examples (with tests, when reward.tests_weight != 0)"
+            )
         self.cfg, self.t5cfg, self.tokenizer = cfg, t5cfg, tokenizer
         self.examples = train_examples
         self.run_dir, self.logger, self.reward = Path(run_dir), logger, reward
