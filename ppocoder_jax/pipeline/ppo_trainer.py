@@ -57,11 +57,12 @@ def make_apply_fn(t5cfg, dtype, head_only: bool = False):
     return head_only_apply
 
 
-@functools.partial(jax.jit, static_argnames=("t5cfg", "dtype"))
+@functools.partial(jax.jit, static_argnames=("t5cfg", "dtype", "exact_kl"))
 def rollout_statistics(
-    params, ref_params, prompt_ids, prompt_mask, tokens, token_mask, *, t5cfg, dtype
+    params, ref_params, prompt_ids, prompt_mask, tokens, token_mask, *, t5cfg, dtype, exact_kl
 ):
-    """Teacher-forced log-probs / values of the policy, the reference's log-probs, exact KL."""
+    """Teacher-forced log-probs / values of the policy, the reference's log-probs, and (when
+    exact_kl) the full-vocabulary KL per token, else None."""
     from ppocoder_jax.model import forward
     from ppocoder_jax.model.t5 import shift_right
     from ppocoder_jax.ppo import kernels as K
@@ -76,8 +77,8 @@ def rollout_statistics(
     mask = token_mask.astype(jnp.float32)
     logprobs = K.token_logprobs(logits, tokens) * mask
     ref_logprobs = K.token_logprobs(ref_logits, tokens) * mask
-    exact_kl = K.exact_kl_from_logits(logits, ref_logits) * mask
-    return logprobs, values * mask, ref_logprobs, exact_kl
+    kl = K.exact_kl_from_logits(logits, ref_logits) * mask if exact_kl else None
+    return logprobs, values * mask, ref_logprobs, kl
 
 
 @dataclass
@@ -279,6 +280,7 @@ class PPOTrainer:
             rollout.token_mask,
             t5cfg=self.t5cfg,
             dtype=self.dtype,
+            exact_kl=self.cfg.kl.estimator == "exact",
         )
         outputs = decode_outputs(self.tokenizer, tokens, token_mask)
         futures = self.reward.submit(examples, outputs)
@@ -310,6 +312,7 @@ class PPOTrainer:
                 rollout.token_mask,
                 t5cfg=self.t5cfg,
                 dtype=self.dtype,
+                exact_kl=False,
             )
         adv = compute_advantages(
             logprobs,
@@ -318,7 +321,7 @@ class PPOTrainer:
             rollout.token_mask.astype(jnp.float32),
             scores,
             self.state.kl.coef,
-            exact_kl if cfg.kl.estimator == "exact" else None,
+            exact_kl,
             valid,
             cfg=cfg.ppo,
         )
