@@ -12,8 +12,10 @@ by ours from that directory. Both sides sample (top-k, temperature 1, top-p 1) e
 (transformers' `min_new_tokens`, our `SamplingParams.min_new_tokens`), and the script checks
 the counts. Warm-up runs (jit compile for ours) are excluded from the timings and reported
 separately. Runs alternate between the two sides; the best of `--repeats` is reported.
-Both sides use the same number of CPU threads (`torch.set_num_threads`; XLA's CPU thread pool
-uses every core by default, so `--threads` defaults to the core count).
+Both sides use the same CPU: `--threads` sets torch's threads (default: the cores this process
+may use); XLA's CPU pool uses every core it may use. On a shared machine pin the process to one
+core (`taskset -c 0 ... --threads 1`, the README numbers): with 2 threads on 2 busy cores torch's
+OpenMP threads slow down several-fold, which would flatter our sampler.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     p.add_argument("--hf-dtypes", nargs="+", default=["float32"])
-    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     p.add_argument("--small", action="store_true", help="a tiny model (smoke test of the script)")
     args = p.parse_args()
 
@@ -94,8 +96,8 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     print(
         f"# devices: jax {jax.devices()[0].platform} x{jax.device_count()} "
-        f"(XLA CPU pool: all {os.cpu_count()} cores), torch threads {torch.get_num_threads()}, "
-        f"cores {os.cpu_count()}; jax {jax.__version__}, torch {torch.__version__}"
+        f"(XLA CPU pool: {len(os.sched_getaffinity(0))} usable cores), torch threads "
+        f"{torch.get_num_threads()}, machine cores {os.cpu_count()}; jax {jax.__version__}, torch {torch.__version__}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         hf = build_hf_model(Path(tmp), args.small)
