@@ -271,17 +271,7 @@ class PPOTrainer:
         tokens, token_mask = global_to_host_local((rollout.tokens, rollout.token_mask))
         t_sampled = time.perf_counter()
         # Device work for the same batch, dispatched before we block on the reward threads.
-        stats = rollout_statistics(
-            self.state.params,
-            self.ref_params,
-            rollout.prompt_ids,
-            rollout.prompt_mask,
-            rollout.tokens,
-            rollout.token_mask,
-            t5cfg=self.t5cfg,
-            dtype=self.dtype,
-            exact_kl=self.cfg.kl.estimator == "exact",
-        )
+        stats = self._statistics(rollout, exact_kl=self.cfg.kl.estimator == "exact")
         outputs = decode_outputs(self.tokenizer, tokens, token_mask)
         futures = self.reward.submit(examples, outputs)
         jax.block_until_ready(stats)
@@ -303,17 +293,7 @@ class PPOTrainer:
 
         if self.iteration == 0 and cfg.ppo.value_bias_init == "mean_score":
             self._init_value_bias(float(means[0]))
-            _, values, _, _ = rollout_statistics(
-                self.state.params,
-                self.ref_params,
-                rollout.prompt_ids,
-                rollout.prompt_mask,
-                rollout.tokens,
-                rollout.token_mask,
-                t5cfg=self.t5cfg,
-                dtype=self.dtype,
-                exact_kl=False,
-            )
+            _, values, _, _ = self._statistics(rollout, exact_kl=False)
         adv = compute_advantages(
             logprobs,
             ref_logprobs,
@@ -364,6 +344,19 @@ class PPOTrainer:
         }
         self.iteration += 1
         return metrics
+
+    def _statistics(self, rollout, exact_kl: bool):
+        return rollout_statistics(
+            self.state.params,
+            self.ref_params,
+            rollout.prompt_ids,
+            rollout.prompt_mask,
+            rollout.tokens,
+            rollout.token_mask,
+            t5cfg=self.t5cfg,
+            dtype=self.dtype,
+            exact_kl=exact_kl,
+        )
 
     def _init_value_bias(self, mean_score: float) -> None:
         params = self.state.params
