@@ -93,18 +93,24 @@ def match_counts(
     cand = candidate.strip()
     intern, programs, _ = _tables()  # reset (if due) before analysing: keys share a table
     programs = programs if cache else None
+    ast_m = ast_t = dfg_m = dfg_t = 0
+    if not cand:  # an empty candidate matches nothing (only the totals are needed)
+        for ref in refs:
+            ref_a = _analyse(ref, lang, intern, programs, dfg)
+            ast_t += len(ref_a.keys)
+            if dfg and ref_a.flow:
+                dfg_t += len(ref_a.flow)
+        return MatchCounts(0, ast_t, 0, dfg_t)
     cand_a = _analyse(cand, lang, intern, programs, dfg)
     cand_keys = set(cand_a.keys)
-    ast_m = ast_t = dfg_m = dfg_t = 0
     for ref in refs:
-        ref_a = _analyse(ref, lang, intern, programs, dfg)
+        # a reference equal to the candidate is analysed once per call, cache or not
+        ref_a = cand_a if ref == cand else _analyse(ref, lang, intern, programs, dfg)
         ast_m += count_subtree_matches(ref_a.keys, cand_keys)
         ast_t += len(ref_a.keys)
         if dfg and ref_a.flow:
             dfg_m += count_matches(ref_a.flow, cand_a.flow)
             dfg_t += len(ref_a.flow)
-    if not cand:  # an empty candidate matches nothing
-        ast_m = dfg_m = 0
     return MatchCounts(ast_m, ast_t, dfg_m, dfg_t)
 
 

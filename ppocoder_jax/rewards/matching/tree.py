@@ -154,120 +154,122 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
     leaves: list = []
     subtree_keys: list = []  # keys of the nodes with children (the root is added at the end)
     inline = False  # whether an anonymous node with children (shown inline) was seen
-    pushed = True  # whether the cursor's current node is on the stack (not a comment)
     goto_first_child = cursor.goto_first_child
     goto_next_sibling = cursor.goto_next_sibling
     goto_parent = cursor.goto_parent
+    # `closing`: the node on top of the stack is finished (its subtree walked)
+    closing = not goto_first_child()
     while True:
-        if pushed and goto_first_child():
-            pass
-        else:
-            closing = pushed
-            while True:
-                if closing:
-                    # ---- close the node on top of the stack
-                    node = stack.pop()
-                    children = node.children
-                    kstart = node.key  # len(subtree_keys) when the node was pushed
-                    if node.err is not None:
-                        if node.named or children:
-                            sexp = comment_sexp.sub("", str(node.err))
-                            if python:
-                                sexp = _drop_lone_strings(sexp)
-                            node.key = setdefault(("S", sexp), len(intern))
-                    elif not children:
-                        if node.named:
-                            node.key = setdefault((node.type, ()), len(intern))
-                    elif not inline and node.named:
-                        entries = tuple([(c.field, c.key) for c in children if c.named])
-                        node.key = setdefault((node.type, entries), len(intern))
-                    else:
-                        entries = []
-                        for child in children:
-                            if child.named:
-                                entries.append((child.field, child.key))
-                            elif child.entries:  # anonymous with children: shown inline
-                                entries.extend(child.entries)
-                        if node.named:
-                            node.key = setdefault((node.type, tuple(entries)), len(intern))
-                        else:  # str(node) of an anonymous node: "(type" and the entries
-                            node.entries = entries
-                            inline = True
-                            key = ("anonymous", node.type, tuple(entries))
-                            node.key = setdefault(key, len(intern))
-                    start = node.tok
-                    if not children:
-                        leaves.append(node)
-                    elif node.type in string_types:
-                        del leaves[start:]
-                        leaves.append(node)
-                    if children:
-                        subtree_keys.append(node.key)
-                    if stack:
-                        if (
-                            python
-                            and node.type == "expression_statement"
-                            and len(children) == 1
-                            and children[0].type == "string"
-                        ):
-                            del leaves[start:]  # a docstring: removed like a comment
-                            del subtree_keys[kstart:]
-                        else:
-                            stack[-1].children.append(node)
-                    if stack:
-                        siblings = stack[-1].children
+        if not closing:
+            # ---- the node under the cursor: skipped, a leaf, or pushed
+            n = cursor.node
+            kind = kinds.get(n.kind_id)
+            if kind is None:
+                kind = _kind(lang, n.kind_id)
+            type_, named, text, is_comment, shared_by_field = kind
+            if not is_comment:
+                sb = n.start_byte
+                eb = n.end_byte
+                if (
+                    not named
+                    and eb - sb == len(text)
+                    and (not has_errors or not n.is_missing)
+                    and data[sb:eb] == text
+                    and n.child_count == 0
+                ):
+                    # punctuation / keywords whose text is their type: one shared leaf per
+                    # (type, field) (they carry no AST key and no data flow; CodeXGLUE skips
+                    # them by `type == text`)
+                    fid = cursor.field_id
+                    leaf = shared_by_field.get(fid)
+                    if leaf is None:
+                        leaf = shared_by_field.setdefault(fid, _shared_leaf(type_, fid, fields))
+                    siblings.append(leaf)
+                elif not has_errors and n.child_count == 0:
+                    # a leaf of an error-free tree: finish it here (what closing it would do)
+                    child = TNode(type_, named, fields[cursor.field_id or 0], sb, eb, ())
+                    if named:
+                        key = intern.get(type_)  # the type name caches its bare leaf's key
+                        if key is None:
+                            key = intern[type_] = setdefault((type_, ()), len(intern))
+                        child.key = key
+                    leaves.append(child)
+                    siblings.append(child)
+                else:
+                    child = TNode(type_, named, fields[cursor.field_id or 0], sb, eb, [])
+                    if has_errors:
+                        if n.is_missing:
+                            child.named = True  # tree-sitter prints MISSING tokens, named or not
+                            child.err = n
+                        elif n.has_error:
+                            child.err = n
+                    child.tok = len(leaves)
+                    child.key = len(subtree_keys)
+                    stack.append(child)
+                    siblings = child.children
+                    if goto_first_child():
+                        continue
+                    closing = True
+            if not closing:
                 if goto_next_sibling():
-                    break
-                if not goto_parent():
-                    break
+                    continue
+                goto_parent()
                 closing = True
-            if not stack:
-                break
-        n = cursor.node
-        kind = kinds.get(n.kind_id)
-        if kind is None:
-            kind = _kind(lang, n.kind_id)
-        type_, named, text, is_comment, shared_by_field = kind
-        if is_comment:
-            pushed = False
-            continue
-        sb = n.start_byte
-        eb = n.end_byte
-        if not named and (not has_errors or not n.is_missing):
-            # punctuation / keywords whose text is their type: one shared leaf per (type, field)
-            # (they carry no AST key and no data flow; CodeXGLUE skips them by `type == text`)
-            if eb - sb == len(text) and data[sb:eb] == text and n.child_count == 0:
-                fid = cursor.field_id
-                leaf = shared_by_field.get(fid)
-                if leaf is None:
-                    leaf = shared_by_field.setdefault(fid, _shared_leaf(type_, fid, fields))
-                siblings.append(leaf)
-                pushed = False
-                continue
-        if not has_errors and n.child_count == 0:
-            # a leaf of an error-free tree: finish it here (what closing it would do)
-            child = TNode(type_, named, fields[cursor.field_id or 0], sb, eb, ())
-            if named:
-                key = intern.get(type_)  # the type name caches the key of its bare leaf
-                if key is None:
-                    key = intern[type_] = setdefault((type_, ()), len(intern))
-                child.key = key
-            leaves.append(child)
-            siblings.append(child)
-            pushed = False
-            continue
-        pushed = True
-        child = TNode(type_, named, fields[cursor.field_id or 0], sb, eb, [])
-        if has_errors:
-            if n.is_missing:
-                child.named = True  # tree-sitter prints MISSING tokens, named or not
-                child.err = n
-            elif n.has_error:
-                child.err = n
-        child.tok = len(leaves)
-        child.key = len(subtree_keys)
-        stack.append(child)
-        siblings = child.children
+        # ---- close the node on top of the stack
+        node = stack.pop()
+        children = node.children
+        kstart = node.key  # len(subtree_keys) when the node was pushed
+        if node.err is not None:
+            if node.named or children:
+                sexp = comment_sexp.sub("", str(node.err))
+                if python:
+                    sexp = _drop_lone_strings(sexp)
+                node.key = setdefault(("S", sexp), len(intern))
+        elif not children:
+            if node.named:
+                node.key = setdefault((node.type, ()), len(intern))
+        elif not inline and node.named:
+            entries = tuple([(c.field, c.key) for c in children if c.named])
+            node.key = setdefault((node.type, entries), len(intern))
+        else:
+            entries = []
+            for child in children:
+                if child.named:
+                    entries.append((child.field, child.key))
+                elif child.entries:  # anonymous with children: shown inline
+                    entries.extend(child.entries)
+            if node.named:
+                node.key = setdefault((node.type, tuple(entries)), len(intern))
+            else:  # str(node) of an anonymous node: "(type" and the entries
+                node.entries = entries
+                inline = True
+                key = ("anonymous", node.type, tuple(entries))
+                node.key = setdefault(key, len(intern))
+        start = node.tok
+        if not children:
+            leaves.append(node)
+        else:
+            if node.type in string_types:
+                del leaves[start:]
+                leaves.append(node)
+            subtree_keys.append(node.key)
+        if not stack:
+            break
+        if (
+            python
+            and node.type == "expression_statement"
+            and len(children) == 1
+            and children[0].type == "string"
+        ):
+            del leaves[start:]  # a docstring: removed like a comment
+            del subtree_keys[kstart:]
+        else:
+            stack[-1].children.append(node)
+        siblings = stack[-1].children
+        if goto_next_sibling():
+            closing = False
+        else:
+            goto_parent()
     # AST subtrees: the root and every node with children, with multiplicity
     if not root.children:
         subtree_keys.append(root.key)

@@ -94,21 +94,29 @@ class Extractor:
         return self.sequence(node, states)
 
     def sequence(self, node, states: dict):
-        items = []
+        items: list = []
+        states = self._sequence_into(node, states, items)
+        return items, states
+
+    def _sequence_into(self, node, states: dict, items: list) -> dict:
+        """`sequence`, appending to `items`: plain nodes below share the one list (no copies
+        of their items at every level of the tree)."""
+        children = node.children
         do_first = self.do_first
         if do_first:
-            for child in node.children:
-                if child.type in do_first:
+            first = [c for c in children if c.type in do_first]
+            if first:
+                for child in first:
                     got, states = self.dfg(child, states)
                     items += got
-            for child in node.children:
-                if child.type not in do_first:
-                    got, states = self.dfg(child, states)
-                    items += got
-            return items, states
+                for child in children:
+                    if child.type not in do_first:
+                        got, states = self.dfg(child, states)
+                        items += got
+                return states
         string_types = self.string_types
         handlers = self.handlers
-        for child in node.children:
+        for child in children:
             if child.sb < 0:  # a shared punctuation / keyword leaf
                 continue
             if not child.children or child.type in string_types:
@@ -126,11 +134,11 @@ class Extractor:
             handler = handlers.get(child.type)
             if handler is not None:
                 got, states = handler(child, states)
+                if got:
+                    items += got
             else:
-                got, states = self.sequence(child, states)
-            if got:
-                items += got
-        return items, states
+                states = self._sequence_into(child, states, items)
+        return states
 
     # ------------------------------------------------------- shared handlers
     def define(self, name, value, states: dict, relation: str = COMES):
