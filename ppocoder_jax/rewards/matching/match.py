@@ -84,15 +84,23 @@ def _as_list(references) -> list[str]:
 
 
 def match_counts(
-    references, candidate: str, lang: str, *, dfg: bool = True, cache: bool = True
+    references,
+    candidate: str,
+    lang: str,
+    *,
+    dfg: bool = True,
+    cache: bool = True,
+    cache_candidate: bool = True,
 ) -> MatchCounts:
     """Counts of matched / total reference subtrees and data-flow edges (all references);
-    `cache=False` analyses every program afresh (the thread's program cache is bypassed)."""
+    `cache=False` analyses every program afresh (the thread's program cache is bypassed);
+    `cache_candidate=False` uses the cache for the references only."""
     lang = canonical_language(lang)
     refs = [r.strip() for r in _as_list(references)]
     cand = candidate.strip()
     intern, programs, _ = _tables()  # reset (if due) before analysing: keys share a table
     programs = programs if cache else None
+    cand_programs = programs if cache_candidate else None
     ast_m = ast_t = dfg_m = dfg_t = 0
     if not cand:  # an empty candidate matches nothing (only the totals are needed)
         for ref in refs:
@@ -101,7 +109,7 @@ def match_counts(
             if dfg and ref_a.flow:
                 dfg_t += len(ref_a.flow)
         return MatchCounts(0, ast_t, 0, dfg_t)
-    cand_a = _analyse(cand, lang, intern, programs, dfg)
+    cand_a = _analyse(cand, lang, intern, cand_programs, dfg)
     cand_keys = set(cand_a.keys)
     for ref in refs:
         # a reference equal to the candidate is analysed once per call, cache or not
