@@ -87,22 +87,42 @@ class Program:
         self.tokens = tokens
 
 
-# Per-language tables, filled lazily (dict operations are atomic under the GIL).
-_KINDS: dict = {lang: {} for lang in COMMENT_TYPES}  # kind id -> (type, named, text, comment)
+# Per-language tables, built on first use (a race builds equal tables; the last one wins).
+_KINDS: dict = {}  # lang -> list: kind id -> (type, named, text, len(text), comment, leaves)
 _FIELDS: dict = {}  # lang -> list: field id -> name
 
 
-def _kind(lang: str, kind_id: int) -> tuple:
-    language = get_language(lang)
-    type_ = language.node_kind_for_id(kind_id)
-    info = (
-        type_,
-        language.node_kind_is_named(kind_id),
-        type_.encode("utf-8"),
-        type_ in COMMENT_TYPES[lang],
-        {},  # field id -> the shared leaf of this anonymous kind
-    )
-    _KINDS[lang][kind_id] = info
+def _kinds(lang: str) -> list:
+    """kind id -> (type, named, type as bytes, its length, is a comment, shared leaves), where
+    shared leaves is a list: field id -> the shared leaf of this anonymous kind (or None)."""
+    table = _KINDS.get(lang)
+    if table is None:
+        language = get_language(lang)
+        n_fields = language.field_count + 1
+        table = [_kind_info(lang, i, n_fields) for i in range(language.node_kind_count)]
+        _KINDS[lang] = table
+    return table
+
+
+_EXTRA_KINDS: dict = {}  # (lang, kind id) -> info, for ids past node_kind_count (ERROR)
+
+
+def _kind_info(lang: str, kind_id: int, n_fields: int = 0) -> tuple:
+    info = _EXTRA_KINDS.get((lang, kind_id))
+    if info is None:
+        language = get_language(lang)
+        type_ = language.node_kind_for_id(kind_id) or ""
+        text = type_.encode("utf-8")
+        info = (
+            type_,
+            language.node_kind_is_named(kind_id),
+            text,
+            len(text),
+            type_ in COMMENT_TYPES[lang],
+            [None] * (n_fields or language.field_count + 1),
+        )
+        if kind_id >= language.node_kind_count:
+            info = _EXTRA_KINDS.setdefault((lang, kind_id), info)
     return info
 
 
@@ -135,7 +155,7 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
     index and text (CodeXGLUE's index_to_code; equal byte ranges share the last index).
     """
     tree, data = parse(code, lang)
-    kinds = _KINDS[lang]
+    kinds = _kinds(lang)
     fields = _fields(lang)
     string_types = DFG_STRING_TYPES_BY_LANG[lang]
     python = lang == "python"
@@ -163,16 +183,16 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
         if not closing:
             # ---- the node under the cursor: skipped, a leaf, or pushed
             n = cursor.node
-            kind = kinds.get(n.kind_id)
-            if kind is None:
-                kind = _kind(lang, n.kind_id)
-            type_, named, text, is_comment, shared_by_field = kind
+            try:
+                type_, named, text, tlen, is_comment, shared = kinds[n.kind_id]
+            except IndexError:  # ERROR (kind id 65535)
+                type_, named, text, tlen, is_comment, shared = _kind_info(lang, n.kind_id)
             if not is_comment:
                 sb = n.start_byte
                 eb = n.end_byte
                 if (
                     not named
-                    and eb - sb == len(text)
+                    and eb - sb == tlen
                     and (not has_errors or not n.is_missing)
                     and data[sb:eb] == text
                     and n.child_count == 0
@@ -180,13 +200,13 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
                     # punctuation / keywords whose text is their type: one shared leaf per
                     # (type, field) (they carry no AST key and no data flow; CodeXGLUE skips
                     # them by `type == text`)
-                    fid = cursor.field_id
-                    leaf = shared_by_field.get(fid)
+                    fid = cursor.field_id or 0
+                    leaf = shared[fid]
                     if leaf is None:
-                        leaf = shared_by_field.setdefault(fid, _shared_leaf(type_, fid, fields))
+                        leaf = shared[fid] = _shared_leaf(type_, fid, fields)
                     siblings.append(leaf)
-                elif not has_errors and n.child_count == 0:
-                    # a leaf of an error-free tree: finish it here (what closing it would do)
+                elif n.child_count == 0 and (not has_errors or not (n.is_missing or n.has_error)):
+                    # a leaf (not MISSING, no error): finish it here (what closing it would do)
                     child = TNode(type_, named, fields[cursor.field_id or 0], sb, eb, ())
                     if named:
                         key = intern.get(type_)  # the type name caches its bare leaf's key
@@ -274,11 +294,18 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
     if not root.children:
         subtree_keys.append(root.key)
     # DFG tokens
-    for i, leaf in enumerate(leaves):
-        text = data[leaf.sb : leaf.eb].decode("utf-8", errors="replace")
-        if "\n" in text:
-            text = text.replace("\n", "")  # the reference joins a token's lines
-        leaf.tok = (i, text)
+    if len(data) == len(code):  # ASCII: byte offsets are str offsets
+        for i, leaf in enumerate(leaves):
+            text = code[leaf.sb : leaf.eb]
+            if "\n" in text:
+                text = text.replace("\n", "")  # the reference joins a token's lines
+            leaf.tok = (i, text)
+    else:
+        for i, leaf in enumerate(leaves):
+            text = data[leaf.sb : leaf.eb].decode("utf-8", errors="replace")
+            if "\n" in text:
+                text = text.replace("\n", "")
+            leaf.tok = (i, text)
     if has_errors:  # zero-width (MISSING) tokens at one position share the last index
         table = {}
         for leaf in leaves:
