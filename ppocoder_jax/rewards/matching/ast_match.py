@@ -11,8 +11,4 @@ from __future__ import annotations
 
 def count_subtree_matches(reference_keys: list, candidate_keys: set) -> int:
     """How many of the reference's subtree keys (with multiplicity) the candidate has."""
-    matched = 0
-    for key in reference_keys:
-        if key in candidate_keys:
-            matched += 1
-    return matched
+    return sum(map(candidate_keys.__contains__, reference_keys))

@@ -15,8 +15,11 @@ appearance instead.
 from __future__ import annotations
 
 from collections import Counter
+from operator import itemgetter
 
 from ppocoder_jax.rewards.matching.languages import DFG_STRING_TYPES
+
+_by_index = itemgetter(1)
 
 COMES = "comesFrom"
 COMPUTED = "computedFrom"
@@ -215,7 +218,7 @@ class Extractor:
             items, _ = self.dfg(program.root, {})
         except (Abort, RecursionError):
             items = []
-        items.sort(key=lambda item: item[1])
+        items.sort(key=_by_index)
         used = set()
         for item in items:
             if item[3]:
@@ -243,16 +246,14 @@ class Extractor:
 def dedup(items: list) -> list:
     """Merge repeated (name, index, relation) items of a loop body walked twice."""
     table: dict = {}
-    for code, idx, rel, names, idxs in items:
-        key = (code, idx, rel)
+    for item in items:
+        key = item[:3]  # (name, index, relation)
         old = table.get(key)
         if old is None:
-            table[key] = [names, idxs]
+            table[key] = item
         else:
-            old[0] = _union(old[0], names)
-            old[1] = list(set(old[1] + idxs))
-    ordered = sorted(table.items(), key=lambda kv: kv[0][1])
-    return [(k[0], k[1], k[2], v[0], v[1]) for k, v in ordered]
+            table[key] = (*key, _union(old[3], item[3]), list(set(old[4] + item[4])))
+    return sorted(table.values(), key=_by_index)  # stable: ties keep their first order
 
 
 def normalize(dfg: list) -> list:
