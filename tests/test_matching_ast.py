@@ -174,10 +174,28 @@ def test_program_cache_gives_the_uncached_results():
         set_cache_size(4)  # small: entries get evicted and recomputed
         for _ in range(2):
             assert [match_counts(r, c, lang) for r, c, lang in pairs] == fresh
+            refs_only = [match_counts(r, c, lang, cache_candidate=False) for r, c, lang in pairs]
+            assert refs_only == fresh
         set_cache_size(0)
         assert [match_counts(r, c, lang) for r, c, lang in pairs] == fresh
     finally:
         set_cache_size(1024)
+
+
+def test_identical_and_empty_candidates():
+    from ppocoder_jax.rewards.matching import match_counts
+
+    for lang in ("python", "java", "c"):
+        prog = _programs(lang, 2)[0]
+        same = match_counts(prog, prog, lang, cache=False)
+        assert same.ast_matched == same.ast_total > 0
+        assert same.dfg_matched == same.dfg_total
+        # the reference analysed once when equal to the candidate: same counts as two copies
+        assert match_counts([prog, prog + " "], prog, lang, cache=False) == tuple(
+            2 * x for x in same
+        )
+        empty = match_counts(prog, "  ", lang, cache=False)
+        assert empty == (0, same.ast_total, 0, same.dfg_total)
 
 
 def test_corpus_codebleu_sums_counts():
