@@ -5,7 +5,8 @@ Ours: `ppocoder_jax.rewards.matching.match_counts(reference, candidate, lang)`: 
 parsed once, the tree shared by the AST and DFG parts. Measured twice:
 
 - cold: the per-thread program cache bypassed (`cache=False`): every program parsed and
-  analysed in every call, the like-for-like number;
+  analysed in every call (a reference equal to the candidate once, an empty candidate not at
+  all), the like-for-like number;
 - reward path: the cache used for the references only (`cache_candidate=False`) and emptied at
   the start of every round, so the only reuse is what a reward stream has: a reference scored
   against several candidates within the round (never a pair seen in an earlier round, never a
