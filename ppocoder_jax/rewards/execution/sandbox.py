@@ -130,6 +130,12 @@ def _bwrap_base(
 ) -> list[str]:
     args = ["bwrap", *_system_binds()]
     made: set[str] = set()
+    # A checkout or venv below /tmp must be bound inside a real /tmp directory, so /tmp becomes
+    # a second mount of the job directory instead of a symlink to it.
+    tmp_is_dir = any(d == "/tmp" or d.startswith("/tmp/") for d in _outermost(ro_binds))
+    if tmp_is_dir:
+        args += ["--bind", workdir, "/tmp"]
+        made.add("/tmp")
     for d in _outermost(ro_binds):
         # bwrap would create missing parents with mode 0700: unreadable once we drop the uid.
         parents = [p for p in Path(d).parents if str(p) != "/"]
@@ -139,7 +145,9 @@ def _bwrap_base(
                 made.add(str(parent))
         args += ["--ro-bind", d, d]
     args += ["--proc", "/proc", "--dev", "/dev"]
-    args += ["--bind", workdir, SANDBOX_CWD, "--symlink", SANDBOX_CWD, "/tmp"]
+    args += ["--bind", workdir, SANDBOX_CWD]
+    if not tmp_is_dir:
+        args += ["--symlink", SANDBOX_CWD, "/tmp"]
     args += ["--chdir", SANDBOX_CWD, "--hostname", "sandbox"]
     args += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
     args += ["--unshare-cgroup-try", "--die-with-parent", "--new-session"]
