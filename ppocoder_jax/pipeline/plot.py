@@ -10,6 +10,7 @@ from ppocoder_jax.pipeline.run_dir import read_metrics
 
 # Panel title -> metric-name substrings it shows (first match wins).
 PANELS: list[tuple[str, tuple[str, ...]]] = [
+    ("time per iteration (s) / device wait fraction", ("time_", "wait_frac")),
     ("reward parts", ("score", "reward")),
     ("compile / pass rate", ("compile_rate", "pass_rate", "pass@")),
     ("KL", ("kl",)),
