@@ -116,3 +116,15 @@ def test_bad_config_exits_2(tmp_path, capsys):
     assert main(["demo", "ppo.not_a_key=1", f"train.run_dir={tmp_path}/x"]) == 2
     assert "ppo.not_a_key" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_train_with_several_samples_per_prompt(demo_run, tmp_path):
+    run_dir, overrides = demo_run
+    more = [o for o in overrides if not o.startswith(("train.steps", "train.run_dir"))]
+    out = tmp_path / "n2"
+    args = ["train", "--config", "demo", *more, "train.steps=1", "rollout.num_samples=2"]
+    assert main([*args, f"train.run_dir={out}", f"model.path={run_dir / 'sft_model'}"]) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    (ppo,) = [r for r in rows if r["phase"] == "ppo"]
+    assert ppo["samples"] == 16  # 8 prompts x 2 samples
+    assert math.isfinite(ppo["score"]) and ppo["infra_errors"] == 0

@@ -139,8 +139,11 @@ class PPOTrainer:
             raise UserError(
                 f"config key 'train.batch_size': {cfg.train.batch_size} must be divisible by the {shards} data shards of the mesh"
             )
-        if cfg.train.batch_size % cfg.ppo.num_minibatches:
-            raise UserError("config key 'ppo.num_minibatches': must divide train.batch_size")
+        rows = cfg.train.batch_size * cfg.rollout.num_samples
+        if rows % cfg.ppo.num_minibatches:
+            raise UserError(
+                "config key 'ppo.num_minibatches': must divide train.batch_size * rollout.num_samples"
+            )
         total_updates = max(cfg.train.steps, 1) * cfg.ppo.ppo_epochs * cfg.ppo.num_minibatches
         self.tx = make_optimizer(cfg.optim, total_updates)
         rng = jax.random.PRNGKey(cfg.train.seed)
@@ -241,6 +244,7 @@ class PPOTrainer:
             key,
             sampling,
             min(r.max_new_tokens, self.cfg.data.max_target_length),
+            num_samples=r.num_samples,
             dtype=self.dtype,
         )
 
@@ -263,7 +267,9 @@ class PPOTrainer:
         # scores only its own rows, the ones the batch sharding puts on its devices.
         indices = self.stream.next_indices(cfg.train.batch_size)
         rows = process_batch_slice(len(indices), self.mesh)
-        examples = [self.examples[i] for i in indices[rows]]
+        # rollout.num_samples outputs per prompt: sample j of prompt i is row i * n + j.
+        n = cfg.rollout.num_samples
+        examples = [self.examples[i] for i in indices[rows] for _ in range(n)]
         prompt_ids, prompt_mask = self._prompt_batch([self.examples[i] for i in indices])
         prompts = host_local_to_global((prompt_ids[rows], prompt_mask[rows]), self.mesh)
         key = jax.random.fold_in(self.sample_key, self.iteration)
@@ -319,7 +325,7 @@ class PPOTrainer:
         warmup = self.iteration < cfg.ppo.value_warmup_iters
         step_fn = self.value_step if warmup else self.train_step
         self.state, update_metrics = ppo_update(self.state, batch, step_fn, cfg.ppo)
-        self.state = update_state_kl(self.state, adv["mean_kl"], len(indices), cfg.kl)
+        self.state = update_state_kl(self.state, adv["mean_kl"], len(indices) * n, cfg.kl)
         t_end = time.perf_counter()
 
         metrics = {
@@ -330,6 +336,7 @@ class PPOTrainer:
             "reward_dfg": float(means[5]),
             "compile_rate": float(means[6]),
             "pass_rate": float(means[7]),
+            "samples": int(table.shape[0]),
             "infra_errors": int(adv["num_invalid"]),
             "kl": float(adv["mean_kl"]),
             "mean_length": float(adv["mean_length"]),
