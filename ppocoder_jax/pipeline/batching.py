@@ -88,13 +88,11 @@ def target_batch(enc: EncodedExamples, indices, buckets: tuple[int, ...], cap: i
 
 
 def decode_outputs(tokenizer, tokens: np.ndarray, mask: np.ndarray) -> list[str]:
-    """Generated ids -> text, stopping at `</s>` and dropping special tokens."""
-    texts = []
-    for row, row_mask in zip(np.asarray(tokens), np.asarray(mask)):
-        ids = [int(t) for t, m in zip(row, row_mask) if m]
-        if tokenizer.eos_token_id in ids:
-            ids = ids[: ids.index(tokenizer.eos_token_id)]
-        texts.append(
-            tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-        )
-    return texts
+    """Generated ids -> text, stopping at `</s>`, dropping special tokens, and keeping the
+    text exactly as tokenised (no clean-up of spaces: it would change programs)."""
+    from ppocoder_jax.rollout import generated_ids
+
+    return [
+        tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        for ids in generated_ids(tokens, mask, tokenizer.eos_token_id)
+    ]
