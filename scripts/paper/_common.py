@@ -155,6 +155,28 @@ def run_passk(args: list[str]) -> None:
         sys.exit(f"paper script: passk.py failed with exit code {rc}")
 
 
+def pass_k_eval(args, preset: str, model: Path, run_dir: Path, ov: list[str], chunk: int) -> dict:
+    """pass@k of `model` on the test split via passk.py (skipped when its JSON exists, unless
+    --force); {} on --dry-run."""
+    path = run_dir / "eval_test.json"
+    if args.force or not path.is_file():
+        run_passk(
+            [
+                "--config",
+                preset,
+                "--split",
+                "test",
+                "--sample-chunk",
+                str(chunk),
+                *(["--fresh"] if args.force else []),
+                *ov,
+                f"model.path={model}",
+                f"train.run_dir={run_dir}",
+            ]
+        )
+    return {} if args.dry_run else json.loads(path.read_text())
+
+
 def sft_then_ppo(args, preset: str, out: Path, overrides: list[str], *, skip_sft: bool) -> Path:
     """SFT (unless skipped) then PPO; returns the directory of the PPO model."""
     start = str(Path(args.model).resolve())

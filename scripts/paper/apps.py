@@ -19,9 +19,9 @@ from pathlib import Path
 from _common import (
     base_parser,
     init_distributed,
+    pass_k_eval,
     pct,
     print_table,
-    run_passk,
     setup,
     sft_then_ppo,
     stage_overrides,
@@ -35,26 +35,6 @@ PAPER = {
     "CodeRL 770M": {"pass@1": (7.08, 1.86, 0.75, 2.69), "pass@5": (16.37, 4.95, 2.84, 6.81)},
 }
 SMOKE_EVAL = ["eval.num_samples=4", "eval.ks=[1,2,4]"]
-
-
-def pass_k_eval(args, model: Path, run_dir: Path, ov: list[str], chunk: int) -> dict:
-    path = run_dir / "eval_test.json"
-    if args.force or not path.is_file():
-        run_passk(
-            [
-                "--config",
-                PRESET,
-                "--split",
-                "test",
-                "--sample-chunk",
-                str(chunk),
-                *(["--fresh"] if args.force else []),
-                *ov,
-                f"model.path={model}",
-                f"train.run_dir={run_dir}",
-            ]
-        )
-    return {} if args.dry_run else json.loads(path.read_text())
 
 
 def table_rows(label: str, result: dict) -> list[list[str]]:
@@ -81,9 +61,11 @@ def main(argv=None) -> int:
     rows = []
     results = {}
     if args.eval_start:
-        results["start"] = pass_k_eval(args, start, out / "eval_start", ov, chunk)
+        results["start"] = pass_k_eval(args, PRESET, start, out / "eval_start", ov, chunk)
         rows += table_rows("ours start", results["start"]) if not args.dry_run else []
-    results["ppo"] = pass_k_eval(args, out / "ppo" / "final_model", out / "eval_ppo", ov, chunk)
+    results["ppo"] = pass_k_eval(
+        args, PRESET, out / "ppo" / "final_model", out / "eval_ppo", ov, chunk
+    )
     if args.dry_run:
         return 0
     rows += table_rows("ours PPO", results["ppo"])

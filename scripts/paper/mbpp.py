@@ -9,15 +9,14 @@ samples each (configs/paper_mbpp.yaml). The SPEC lists no MBPP numbers: none are
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from _common import (
     base_parser,
     init_distributed,
+    pass_k_eval,
     pct,
     print_table,
-    run_passk,
     setup,
     stage_overrides,
 )
@@ -36,25 +35,9 @@ def main(argv=None) -> int:
     chunk = 2 if args.smoke else args.sample_chunk
     init_distributed(PRESET, ov)
     run_dir = out / "eval"
-    path = run_dir / "eval_test.json"
-    if args.force or not path.is_file():
-        run_passk(
-            [
-                "--config",
-                PRESET,
-                "--split",
-                "test",
-                "--sample-chunk",
-                str(chunk),
-                *(["--fresh"] if args.force else []),
-                *ov,
-                f"model.path={Path(args.model).resolve()}",
-                f"train.run_dir={run_dir}",
-            ]
-        )
+    result = pass_k_eval(args, PRESET, Path(args.model).resolve(), run_dir, ov, chunk)
     if args.dry_run:
         return 0
-    result = json.loads(path.read_text())
     rows = [[f"pass@{k}", pct(result["all"].get(f"pass@{k}")), "-"] for k in result["ks"]]
     rows.append(["compile rate", pct(result["all"]["compile_rate"]), "-"])
     text = print_table(
