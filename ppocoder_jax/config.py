@@ -177,6 +177,9 @@ class PPOConfig:
     whiten: Literal["batch", "sample", "none"] = "batch"
     value_bias_init: Literal["zero", "mean_score"] = "zero"
     value_warmup_iters: int = 0
+    # 'value': GAE with the value head (the paper). 'group': each sample's baseline is the mean
+    # return of the other rollout.num_samples samples of its prompt (RLOO), no critic needed.
+    baseline: Literal["value", "group"] = "value"
 
     def __post_init__(self):
         _check(0 <= self.gamma <= 1, "ppo.gamma", "must be in [0, 1]")
@@ -200,12 +203,17 @@ class OptimConfig:
     schedule: Literal["constant", "linear", "cosine"] = "constant"
     warmup_steps: int = 0
     max_grad_norm: float = 0.0  # 0 = no clipping
+    # The value head's step size relative to learning_rate. Adam makes vf_coef irrelevant to
+    # the head's own step (it only weighs the value loss against the policy loss in the shared
+    # decoder), so at a policy-sized lr a freshly initialised head barely moves.
+    value_head_lr_scale: float = 1.0
 
     def __post_init__(self):
         _check(self.learning_rate > 0, "optim.learning_rate", "must be > 0")
         _check(self.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
         _check(self.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")
         _check(self.max_grad_norm >= 0, "optim.max_grad_norm", "must be >= 0")
+        _check(self.value_head_lr_scale > 0, "optim.value_head_lr_scale", "must be > 0")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -123,8 +123,19 @@ def test_train_with_several_samples_per_prompt(demo_run, tmp_path):
     more = [o for o in overrides if not o.startswith(("train.steps", "train.run_dir"))]
     out = tmp_path / "n2"
     args = ["train", "--config", "demo", *more, "train.steps=1", "rollout.num_samples=2"]
+    args += ["ppo.baseline=group", "optim.value_head_lr_scale=10"]
     assert main([*args, f"train.run_dir={out}", f"model.path={run_dir / 'sft_model'}"]) == 0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     (ppo,) = [r for r in rows if r["phase"] == "ppo"]
     assert ppo["samples"] == 16  # 8 prompts x 2 samples
     assert math.isfinite(ppo["score"]) and ppo["infra_errors"] == 0
+
+
+def test_group_baseline_needs_several_samples(demo_run, tmp_path, capsys):
+    run_dir, overrides = demo_run
+    more = [o for o in overrides if not o.startswith(("train.steps", "train.run_dir"))]
+    args = ["train", "--config", "demo", *more, "train.steps=1", "ppo.baseline=group"]
+    out = tmp_path / "g1"
+    code = main([*args, f"train.run_dir={out}", f"model.path={run_dir / 'sft_model'}"])
+    assert code == 2
+    assert "rollout.num_samples" in capsys.readouterr().err

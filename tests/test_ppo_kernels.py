@@ -288,3 +288,14 @@ def test_padding_garbage_never_leaks():
         assert np.all(np.isfinite(np.asarray(o)))
     clean_r, _ = K.kl_penalised_rewards(x * MASK, x * MASK, MASK, score, 0.1)
     np.testing.assert_array_equal(np.asarray(r), np.asarray(clean_r))
+
+
+def test_leave_one_out_baseline_by_hand():
+    returns = jnp.array([1.0, 2.0, 3.0, 10.0, 20.0, 99.0], jnp.float32)
+    valid = jnp.array([1, 1, 1, 1, 1, 0], jnp.float32)
+    base = np.asarray(K.leave_one_out_baseline(returns, valid, 3))
+    # group 1: mean of the other two; group 2: the invalid row is nobody's sibling,
+    # and rows 3 and 4 see only each other
+    np.testing.assert_allclose(base, [2.5, 2.0, 1.5, 20.0, 10.0, 15.0], rtol=1e-6)
+    lonely = K.leave_one_out_baseline(jnp.array([4.0, 7.0]), jnp.array([1.0, 0.0]), 2)
+    assert float(lonely[0]) == 4.0  # no valid sibling: advantage 0

@@ -228,3 +228,63 @@ def test_donated_step_and_frozen_reference():
     _allclose_tree(jax.device_get(ref), before, 0)
     assert ref["body"]["wi"].sharding == sh.params["body"]["wi"]
     assert not np.array_equal(np.asarray(new_state.params["body"]["wi"]), before["body"]["wi"])
+
+
+def test_group_baseline_advantages_by_hand():
+    b = _batch(seed=5)
+    rng = np.random.default_rng(1)
+    score = rng.normal(size=8).astype(np.float32)
+    cfg = PPOConfig(gamma=1.0, whiten="none", baseline="group")
+    out = compute_advantages(
+        b.old_logprobs,
+        b.ref_logprobs,
+        b.old_values,
+        b.token_mask,
+        score,
+        0.1,
+        cfg=cfg,
+        group_size=4,
+    )
+    mask = np.asarray(b.token_mask, np.float32)
+    r, _ = K.kl_penalised_rewards(b.old_logprobs, b.ref_logprobs, mask, score, 0.1)
+    r = np.asarray(r)
+    to_go = np.cumsum(r[:, ::-1], axis=1)[:, ::-1] * mask
+    total = to_go[:, 0]
+    expect = np.zeros_like(to_go)
+    for i in range(8):
+        g = i // 4
+        others = [total[j] for j in range(4 * g, 4 * g + 4) if j != i]
+        expect[i] = (to_go[i] - np.mean(others)) * mask[i]
+    np.testing.assert_allclose(out["advantages"], expect, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["returns"], to_go, rtol=1e-5, atol=1e-6)
+    # the critic's values no longer enter the advantages
+    out2 = compute_advantages(
+        b.old_logprobs,
+        b.ref_logprobs,
+        b.old_values + 5.0,
+        b.token_mask,
+        score,
+        0.1,
+        cfg=cfg,
+        group_size=4,
+    )
+    np.testing.assert_allclose(out2["advantages"], out["advantages"], rtol=1e-6)
+
+
+def test_value_head_lr_scale_multiplies_only_the_head_step():
+    params = {
+        "t5": {"w": jnp.ones(3)},
+        "value_head": {"kernel": jnp.ones((2, 1)), "bias": jnp.zeros(1)},
+    }
+    grads = jax.tree.map(jnp.ones_like, params)
+    steps = {}
+    for scale in (1.0, 10.0):
+        tx = make_optimizer(
+            OptimConfig(learning_rate=1e-3, weight_decay=0.0, value_head_lr_scale=scale)
+        )
+        steps[scale], _ = tx.update(grads, tx.init(params), params)
+    np.testing.assert_allclose(steps[10.0]["t5"]["w"], steps[1.0]["t5"]["w"], rtol=1e-7)
+    for name in ("kernel", "bias"):
+        np.testing.assert_allclose(
+            steps[10.0]["value_head"][name], 10.0 * steps[1.0]["value_head"][name], rtol=1e-6
+        )

@@ -139,6 +139,10 @@ class PPOTrainer:
             raise UserError(
                 f"config key 'train.batch_size': {cfg.train.batch_size} must be divisible by the {shards} data shards of the mesh"
             )
+        if cfg.ppo.baseline == "group" and cfg.rollout.num_samples < 2:
+            raise UserError(
+                "config key 'ppo.baseline': 'group' needs rollout.num_samples >= 2 samples per prompt"
+            )
         rows = cfg.train.batch_size * cfg.rollout.num_samples
         if rows % cfg.ppo.num_minibatches:
             raise UserError(
@@ -310,6 +314,7 @@ class PPOTrainer:
             exact_kl,
             valid,
             cfg=cfg.ppo,
+            group_size=cfg.rollout.num_samples,
         )
         batch = PPOBatch(
             prompt_ids=rollout.prompt_ids,

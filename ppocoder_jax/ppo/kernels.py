@@ -144,6 +144,21 @@ def gae(
     return advantages, returns
 
 
+def leave_one_out_baseline(returns: Array, valid: Array, group_size: int) -> Array:
+    """Mean return of the *other* valid samples of the same prompt (RLOO, Kool et al. 2019).
+
+    ``returns [B]`` with ``B = prompts * group_size`` and sample ``j`` of prompt ``i`` at row
+    ``i * group_size + j``; ``valid [B]`` 0/1.  A sample with no valid sibling gets its own
+    return as baseline (advantage 0: the group says nothing about it).
+    """
+    r = jnp.where(valid > 0, returns, 0.0).reshape(-1, group_size)
+    v = valid.astype(jnp.float32).reshape(-1, group_size)
+    others_sum = jnp.sum(r, axis=1, keepdims=True) - r
+    others_n = jnp.sum(v, axis=1, keepdims=True) - v
+    base = jnp.where(others_n > 0, others_sum / jnp.maximum(others_n, 1.0), r)
+    return base.reshape(-1)
+
+
 def whiten(
     x: Array,
     mask: Array,

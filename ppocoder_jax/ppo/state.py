@@ -53,7 +53,8 @@ def make_schedule(cfg: OptimConfig, total_steps: int) -> optax.Schedule:
 
 def make_optimizer(cfg: OptimConfig, total_steps: int = 1) -> optax.GradientTransformation:
     """AdamW (b1, b2, eps, weight decay on every parameter, like torch AdamW) with the schedule,
-    optionally preceded by global-norm clipping (``max_grad_norm > 0``).
+    optionally preceded by global-norm clipping (``max_grad_norm > 0``); the value head's
+    updates are multiplied by ``value_head_lr_scale``.
 
     Gradient accumulation is done exactly inside the train step (``PPOConfig.grad_accum_steps``
     micro-batches, sums divided by the minibatch's token count), not by ``optax.MultiSteps``.
@@ -65,9 +66,22 @@ def make_optimizer(cfg: OptimConfig, total_steps: int = 1) -> optax.GradientTran
         eps=cfg.eps,
         weight_decay=cfg.weight_decay,
     )
+    if cfg.value_head_lr_scale != 1.0:
+        # Scaling Adam's output (not the gradient, which Adam would normalise away).
+        tx = optax.chain(tx, optax.masked(optax.scale(cfg.value_head_lr_scale), _value_head_mask))
     if cfg.max_grad_norm > 0:
         tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), tx)
     return tx
+
+
+def _value_head_mask(params):
+    """True on the leaves of ``params['value_head']`` (the policy layout), False elsewhere."""
+    if not isinstance(params, dict) or "value_head" not in params:
+        return jax.tree.map(lambda _: False, params)
+    return {
+        k: jax.tree.map(lambda _, is_head=(k == "value_head"): is_head, v)
+        for k, v in params.items()
+    }
 
 
 def init_train_state(

@@ -70,7 +70,7 @@ def ppo_batch_shardings(mesh: Mesh) -> PPOBatch:
 # advantages
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",))
+@functools.partial(jax.jit, static_argnames=("cfg", "group_size"))
 def compute_advantages(
     logprobs: jax.Array,
     ref_logprobs: jax.Array,
@@ -82,8 +82,14 @@ def compute_advantages(
     sample_valid: jax.Array | None = None,
     *,
     cfg: PPOConfig,
+    group_size: int = 1,
 ) -> dict[str, jax.Array]:
     """KL-penalised rewards -> GAE -> whitening, for a whole (sharded) rollout batch.
+
+    ``cfg.baseline == 'group'`` replaces GAE's value baseline by the leave-one-out mean of the
+    sequence returns of the prompt's other samples (``group_size`` consecutive rows per prompt):
+    ``A_t = (reward-to-go from t) - baseline``; the value head still learns the reward-to-go
+    (``returns``) and ``explained_variance`` still reports how well it does.
 
     ``sample_valid [B]`` (optional, bool/0-1): samples whose reward hit an infrastructure error
     are 0; their rows of the returned ``token_mask`` are zeroed so they drop out of whitening,
@@ -106,7 +112,13 @@ def compute_advantages(
     rewards, kl_rows = K.kl_penalised_rewards(
         logprobs, ref_logprobs, mask, score, kl_coef, exact_kl
     )
-    adv, returns = K.gae(rewards, values, mask, cfg.gamma, cfg.lam)
+    if cfg.baseline == "group":
+        to_go, _ = K.gae(rewards, jnp.zeros_like(rewards), mask, cfg.gamma, 1.0)
+        base = K.leave_one_out_baseline(to_go[:, 0], valid, group_size)
+        adv = (to_go - base[:, None]) * mask
+        returns = to_go
+    else:
+        adv, returns = K.gae(rewards, values, mask, cfg.gamma, cfg.lam)
     white = K.whiten(adv, mask, cfg.whiten)
     n_valid = jnp.maximum(jnp.sum(valid), 1.0)
     return {
