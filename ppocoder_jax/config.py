@@ -82,6 +82,9 @@ class DataConfig:
     synth_num_train: int = 4000
     synth_num_val: int = 200
     synth_num_test: int = 600
+    # PPO problems on parameters held out of the supervised corpus (0/0 = PPO uses train)
+    synth_rl_fraction: float = 0.0
+    synth_num_rl: int = 0
     synth_bug_rate: float = 0.2  # random plausible bug in a training solution
     synth_popular_rate: float = 0.65  # popular templates: share of solutions with THE popular bug
     synth_popular_templates: tuple[str, ...] = (

@@ -114,3 +114,31 @@ def test_rates_by_template(task):
     assert 0 < rates["popular"] < 1
     with pytest.raises(ValueError):
         rates_by_template(exs, passed[:-1])
+
+
+def _keys(examples):
+    return {(e.meta["template"], tuple(sorted(e.meta["params"].items()))) for e in examples}
+
+
+def test_rl_problems_use_parameters_no_other_split_has():
+    base = build_synthesis_demo(SynthesisDemoConfig(num_train=800))
+    split = build_synthesis_demo(SynthesisDemoConfig(num_train=800, rl_fraction=0.2, num_rl=300))
+    assert base.rl == [] and base.ppo_examples() is base.train
+    assert len(split.rl) == 300 and split.ppo_examples() is split.rl
+    # the held-out problems do not move when a PPO pool is carved out of the training pool
+    assert [e.prompt for e in split.test] == [e.prompt for e in base.test]
+    rl = _keys(split.rl)
+    assert not rl & _keys(split.train)
+    assert not rl & _keys(split.test) and not rl & _keys(split.val)
+    assert len({e.meta["template"] for e in split.rl}) == len(TEMPLATES)
+    for e in split.rl[:40]:  # correct references with tests that pass them
+        assert e.meta["is_correct"] and _passes(e.target, e.tests["test_code"])
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(rl_fraction=0.2), dict(num_rl=10), dict(rl_fraction=0.8, num_rl=10)],
+)
+def test_rl_split_bad_settings(kwargs):
+    with pytest.raises(ValueError):
+        SynthesisDemoConfig(**kwargs)

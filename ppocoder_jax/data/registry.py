@@ -15,6 +15,8 @@ def _synthesis_demo(data_cfg) -> Task:
             num_train=data_cfg.synth_num_train,
             num_val=data_cfg.synth_num_val,
             num_test=data_cfg.synth_num_test,
+            rl_fraction=data_cfg.synth_rl_fraction,
+            num_rl=data_cfg.synth_num_rl,
             bug_rate=data_cfg.synth_bug_rate,
             popular_rate=data_cfg.synth_popular_rate,
             popular_templates=tuple(data_cfg.synth_popular_templates),
@@ -76,4 +78,5 @@ def load_task(data_cfg, tokenizer=None) -> Task:
         train=cap(task.train, data_cfg.num_train, s),
         val=cap(task.val, data_cfg.num_eval, s),
         test=cap(task.test, data_cfg.num_eval, s),
+        rl=cap(task.rl, data_cfg.num_train, s),
     )

@@ -16,7 +16,10 @@ generated deterministically from a seed. Each problem has
 
 Splits: the numeric parameters of each template are split into train / val / test pools (by a
 seeded hash rank), so a held-out problem's parameters never occur in a training problem of the
-same template (the numbers do occur in other templates). Validation and test targets are always
+same template (the numbers do occur in other templates). With ``rl_fraction > 0`` a fourth pool
+gives ``num_rl`` PPO problems (statement + tests; the reference is the correct solution, which
+no supervised example shows): PPO then practises on parameters the corpus never showed, as the
+held-out problems are, without seeing any of theirs. Validation and test targets are always
 the correct reference.
 
 The training corpus is noisy, as scraped code is: with probability ``bug_rate`` a training
@@ -63,6 +66,10 @@ class SynthesisDemoConfig:
     popular_templates: tuple[str, ...] = DEFAULT_POPULAR
     test_fraction: float = 0.2  # of each template's parameter tuples
     val_fraction: float = 0.05
+    # Parameter tuples reserved for PPO problems (tests, no solution in the corpus), and how
+    # many such problems to draw: PPO then meets numbers imitation never showed it.
+    rl_fraction: float = 0.0
+    num_rl: int = 0
     min_asserts: int = 4
     num_candidates: int = 24  # candidate test inputs tried per problem
 
@@ -71,8 +78,12 @@ class SynthesisDemoConfig:
             raise ValueError("bug_rate and popular_rate must be in [0, 1]")
         if not (0 < self.test_fraction and 0 < self.val_fraction):
             raise ValueError("test_fraction and val_fraction must be > 0")
-        if self.test_fraction + self.val_fraction >= 1:
-            raise ValueError("test_fraction + val_fraction must be < 1")
+        if not 0 <= self.rl_fraction < 1 or self.num_rl < 0:
+            raise ValueError("rl_fraction must be in [0, 1) and num_rl >= 0")
+        if (self.rl_fraction > 0) != (self.num_rl > 0):
+            raise ValueError("rl_fraction and num_rl go together (both > 0 or both 0)")
+        if self.test_fraction + self.val_fraction + self.rl_fraction >= 1:
+            raise ValueError("test_fraction + val_fraction + rl_fraction must be < 1")
         unknown = sorted(set(self.popular_templates) - set(TEMPLATES))
         if unknown:
             raise ValueError(
@@ -688,10 +699,12 @@ def _pools(cfg: SynthesisDemoConfig) -> dict[str, dict[str, list[tuple]]]:
         keys = sorted((_key(p) for p in tmpl.params()), key=lambda k: _hash01(f"{cfg.seed}{k}"))
         n_test = max(1, math.ceil(cfg.test_fraction * len(keys)))
         n_val = max(1, math.ceil(cfg.val_fraction * len(keys)))
+        n_rl = math.ceil(cfg.rl_fraction * len(keys))
         pools[name] = {
             "test": keys[:n_test],
             "val": keys[n_test : n_test + n_val],
-            "train": keys[n_test + n_val :],
+            "rl": keys[n_test + n_val : n_test + n_val + n_rl],
+            "train": keys[n_test + n_val + n_rl :],
         }
     return pools
 
@@ -753,6 +766,7 @@ def build_synthesis_demo(cfg: SynthesisDemoConfig | None = None) -> Task:
     pools = _pools(cfg)
     test = _heldout(cfg, pools, "test", cfg.num_test, random.Random(f"test:{cfg.seed}"))
     val = _heldout(cfg, pools, "val", cfg.num_val, random.Random(f"val:{cfg.seed}"))
+    rl = _heldout(cfg, pools, "rl", cfg.num_rl, random.Random(f"rl:{cfg.seed}"))
     rng = random.Random(f"train:{cfg.seed}")
     names = list(TEMPLATES)
     train_examples = []
@@ -768,6 +782,7 @@ def build_synthesis_demo(cfg: SynthesisDemoConfig | None = None) -> Task:
         train=train_examples,
         val=[_example(cfg, p, "val", i, None) for i, p in enumerate(val)],
         test=[_example(cfg, p, "test", i, None) for i, p in enumerate(test)],
+        rl=[_example(cfg, p, "rl", i, None) for i, p in enumerate(rl)],
     )
 
 

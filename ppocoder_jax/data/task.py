@@ -36,6 +36,12 @@ class Task:
     train: list[Example]
     val: list[Example]
     test: list[Example]
+    # Problems for PPO only (prompt + tests; their solutions are in no supervised corpus). When
+    # empty, PPO samples its prompts from `train` (the paper's setting).
+    rl: list[Example] = field(default_factory=list)
+
+    def ppo_examples(self) -> list[Example]:
+        return self.rl or self.train
 
     def split(self, name: str) -> list[Example]:
         if name not in ("train", "val", "test"):

@@ -90,7 +90,9 @@ def train_job(cfg: Config, run_dir: Path | None = None, logger=None, policy=None
     params, t5cfg, tokenizer = policy or load_policy(cfg)
     task = _load_task(cfg, tokenizer)
     with CompositeReward(cfg.reward) as reward:
-        trainer = PPOTrainer(cfg, params, t5cfg, tokenizer, task.train, run_dir, logger, reward)
+        trainer = PPOTrainer(
+            cfg, params, t5cfg, tokenizer, task.ppo_examples(), run_dir, logger, reward
+        )
         trainer.train()
         params = trainer.params()
     _save(run_dir / FINAL_DIR, params, t5cfg, tokenizer)
