@@ -33,6 +33,8 @@ TINY = [
     "ppo.num_minibatches=2",
     "ppo.value_warmup_iters=1",
     "eval.num_samples=2",
+    "rollout.num_samples=2",
+    "data.synth_num_rl=40",
     "eval.batch_size=8",
     "reward.workers=2",
 ]
@@ -135,6 +137,7 @@ def test_group_baseline_needs_several_samples(demo_run, tmp_path, capsys):
     run_dir, overrides = demo_run
     more = [o for o in overrides if not o.startswith(("train.steps", "train.run_dir"))]
     args = ["train", "--config", "demo", *more, "train.steps=1", "ppo.baseline=group"]
+    args += ["rollout.num_samples=1"]
     out = tmp_path / "g1"
     code = main([*args, f"train.run_dir={out}", f"model.path={run_dir / 'sft_model'}"])
     assert code == 2

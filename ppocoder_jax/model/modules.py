@@ -134,12 +134,15 @@ class Attention(nn.Module):
         self.value = Param((d, h, k), in_axes, stddev=d**-0.5)
         self.out = Param((h, k, d), ("heads", "kv", "embed"), stddev=(h * k) ** -0.5)
 
+    # Keys and values are kept as [B,H,K,T] (time minor): the layout XLA's batched matmuls
+    # consume without a copy, so the decode loop reads the KV cache in place. With [B,T,H,K]
+    # XLA transposed the whole cache of every layer at every decode step.
     def project_q(self, x: jax.Array) -> jax.Array:
-        return jnp.einsum("btd,dhk->bthk", x, self.query(self.dtype))
+        return jnp.einsum("btd,dhk->bhtk", x, self.query(self.dtype))
 
     def project_kv(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        k = jnp.einsum("btd,dhk->bthk", x, self.key(self.dtype))
-        v = jnp.einsum("btd,dhk->bthk", x, self.value(self.dtype))
+        k = jnp.einsum("btd,dhk->bhkt", x, self.key(self.dtype))
+        v = jnp.einsum("btd,dhk->bhkt", x, self.value(self.dtype))
         return k, v
 
     def attend(
@@ -150,16 +153,16 @@ class Attention(nn.Module):
         bias: jax.Array | None,
         mask: jax.Array,
     ) -> jax.Array:
-        """q [B,Q,H,K], k/v [B,S,H,K], bias [1|B,H,Q,S] fp32, mask bool [B|1,1,Q|1,S] -> [B,Q,D]."""
+        """q [B,H,Q,K], k/v [B,H,K,S], bias [1|B,H,Q,S] fp32, mask bool [B|1,1,Q|1,S] -> [B,Q,D]."""
         k = k.astype(self.dtype)
         v = v.astype(self.dtype)
-        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32)
+        scores = jnp.einsum("bhqd,bhdk->bhqk", q, k, preferred_element_type=jnp.float32)
         if bias is not None:
             scores = scores + bias
         scores = jnp.where(mask, scores, MASK_VALUE)
         probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
-        ctx = jnp.einsum("bhqk,bkhd->bqhd", probs, v)
-        return jnp.einsum("bqhd,hdD->bqD", ctx, self.out(self.dtype))
+        ctx = jnp.einsum("bhqk,bhdk->bhqd", probs, v)
+        return jnp.einsum("bhqd,hdD->bqD", ctx, self.out(self.dtype))
 
 
 class Mlp(nn.Module):
@@ -235,7 +238,7 @@ class DecoderLayer(nn.Module):
         h = self.pre_self_attention_layer_norm(x)
         k_new, v_new = self.self_attention.project_kv(h)
         cache_k = layer_cache["self_k"]
-        index = (0, step, 0, 0)
+        index = (0, 0, 0, step)
         k = jax.lax.dynamic_update_slice(cache_k, k_new.astype(cache_k.dtype), index)
         v = jax.lax.dynamic_update_slice(layer_cache["self_v"], v_new.astype(cache_k.dtype), index)
         x = x + self.self_attention.attend(self.self_attention.project_q(h), k, v, bias, mask)
@@ -291,7 +294,7 @@ class Decoder(nn.Module):
         return [layer.cross_kv(enc) for layer in self.layers]
 
     def step(self, x, step, cache, enc, enc_mask):
-        max_len = cache["layers_0"]["self_k"].shape[1]
+        max_len = cache["layers_0"]["self_k"].shape[-1]
         key_pos = jnp.arange(max_len)
         bias = self.relpos_bias(jnp.reshape(step, (1,)), key_pos)
         mask = (key_pos <= step)[None, None, None, :]

@@ -22,8 +22,8 @@
 Cache layout (every leaf has batch on axis 0, so beams/samples can be gathered or repeated
 with one tree_map):
     cache = {"layers_<i>": {                     # one entry per decoder layer
-        "self_k": [B, max_len, H, K], "self_v": [B, max_len, H, K],   # written at `step`
-        "cross_k": [B, S, H, K], "cross_v": [B, S, H, K],  # only when init_cache got params+enc
+        "self_k": [B, H, K, max_len], "self_v": [B, H, K, max_len],   # written at `step`
+        "cross_k": [B, H, K, S], "cross_v": [B, H, K, S],  # only when init_cache got params+enc
     }}
 Each step writes its key/value with dynamic_update_slice and attends over the whole
 preallocated length with a mask of positions <= step. Pass `params` and `enc` to init_cache
@@ -195,7 +195,7 @@ def init_cache(
     params: Params | None = None,
     enc: jax.Array | None = None,
 ) -> Cache:
-    shape = (batch, max_len, cfg.num_heads, cfg.d_kv)
+    shape = (batch, cfg.num_heads, cfg.d_kv, max_len)
     cache = {
         f"layers_{i}": {"self_k": jnp.zeros(shape, dtype), "self_v": jnp.zeros(shape, dtype)}
         for i in range(cfg.num_decoder_layers)
