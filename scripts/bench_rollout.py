@@ -14,8 +14,8 @@ the counts. Warm-up runs (jit compile for ours) are excluded from the timings an
 separately. Runs alternate between the two sides; the best of `--repeats` is reported.
 Both sides use the same CPU: `--threads` sets torch's threads (default: the cores this process
 may use); XLA's CPU pool uses every core it may use. On a shared machine pin the process to one
-core (`taskset -c 0 ... --threads 1`, the README numbers): with 2 threads on 2 busy cores torch's
-OpenMP threads slow down several-fold, which would flatter our sampler.
+core (`taskset -c 0 ... --threads 1`): with 2 threads on 2 busy cores torch's OpenMP threads
+slow down several-fold, which would flatter our sampler. The README has both, measured idle.
 """
 
 from __future__ import annotations
