@@ -108,8 +108,10 @@ def test_eval_and_plot_commands(demo_run, capsys):
 
 def test_resume_with_another_optimizer_is_a_clear_error(demo_run, capsys):
     run_dir, overrides = demo_run
-    more = [o for o in overrides if not o.startswith("train.steps")] + ["train.steps=5"]
-    # No preset: optim.max_grad_norm=0 drops the clipping stage of the optimizer state.
+    more = [o for o in overrides if not o.startswith(("train.steps", "data.synth_num_rl"))]
+    more += ["train.steps=5"]
+    # No preset: optim.max_grad_norm=0 drops the clipping stage of the optimizer state (and
+    # there is no PPO problem pool, so data.synth_num_rl stays 0).
     assert main(["train", *more, f"model.path={run_dir / 'sft_model'}"]) == 2
     assert "does not fit this configuration" in capsys.readouterr().err
 
