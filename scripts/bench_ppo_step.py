@@ -326,6 +326,7 @@ def jax_worker_setup(args, reference: bool):
             token_mask,
             t5cfg=t5cfg,
             dtype=dtype,
+            exact_kl=cfg.kl.estimator == "exact",
         )
         adv = compute_advantages(
             logprobs,

@@ -1,0 +1,54 @@
+"""The benchmark scripts still run (tiny sizes): the README's numbers come from them, so they
+must not rot when the code they time changes. Speed is not judged here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _run(script: str, *args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / script), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_bench_rollout_small():
+    pytest.importorskip("torch")
+    out = _run(
+        "bench_rollout.py", "--small", "--batch", "8", "--new-tokens", "16", "--repeats", "1",
+        "--dtypes", "float32", "--hf-dtypes", "float32",
+    )  # fmt: skip
+    assert "| 8 | hf-float32 |" in out and "| 8 | ours-float32 |" in out
+
+
+def test_bench_ppo_step_quick():
+    pytest.importorskip("torch")
+    out = _run("bench_ppo_step.py", "--quick")
+    for side in ("torch-authors", "jax-default", "jax-reference"):
+        assert side in out
+    assert "floor 5x samples/s" in out
+
+
+def test_bench_rewards_python():
+    out = _run("bench_rewards.py", "--langs", "python", "--n", "4")
+    assert "python" in out and "x" in out.splitlines()[-1]
+
+
+def test_bench_model_decode_tiny():
+    out = _run(
+        "bench_model_decode.py", "--d-model", "32", "--layers", "1", "--heads", "2",
+        "--vocab", "100", "--batch", "2", "--prompt", "8", "--new", "8", "--repeats", "1",
+    )  # fmt: skip
+    assert "identical greedy tokens: True" in out
