@@ -24,8 +24,8 @@ Sides (each in its own worker subprocess, so memory does not mix):
   decay 0.01), one epoch.  Omitted: their `ReduceLROnPlateau.step` (a bug, negligible cost) and
   the `labels=` cross-entropy that HF computes and they never use (we pass the shifted decoder
   input instead: slightly less work for the torch side).
-* `jax-default`: ours, `rollout_statistics` + `compute_advantages` + `ppo_update` with the
-  default preset: ppo_epochs x num_minibatches = 4 x 4 (each sample is trained on 4 times, so
+* `jax-default`: ours, the trainer's own `rollout_statistics` + `learn_from_rollout`
+  (advantages, PPO update, KL controller) with the default preset: ppo_epochs x num_minibatches = 4 x 4 (each sample is trained on 4 times, so
   this side does 4x the gradient work of the authors' loop per rollout sample).
 * `jax-reference`: ours with configs/ppocoder_reference.yaml: 1 epoch of B one-sample
   minibatches (the authors' schedule, the same work as `torch-authors`).
@@ -280,13 +280,7 @@ def jax_worker_setup(args, reference: bool):
     from ppocoder_jax.model.t5 import num_params
     from ppocoder_jax.pipeline.ppo_trainer import make_apply_fn, rollout_statistics
     from ppocoder_jax.ppo.state import frozen_copy, init_train_state, make_optimizer
-    from ppocoder_jax.ppo.train_step import (
-        PPOBatch,
-        build_train_step,
-        compute_advantages,
-        ppo_update,
-        update_state_kl,
-    )
+    from ppocoder_jax.ppo.train_step import build_train_step, learn_from_rollout
 
     if reference:
         cfg = load_config(
@@ -328,30 +322,22 @@ def jax_worker_setup(args, reference: bool):
             dtype=dtype,
             exact_kl=cfg.kl.estimator == "exact",
         )
-        adv = compute_advantages(
-            logprobs,
-            ref_logprobs,
-            values,
-            token_mask.astype(jnp.float32),
-            scores,
-            st.kl.coef,
-            exact_kl if cfg.kl.estimator == "exact" else None,
-            valid,
-            cfg=cfg.ppo,
-        )
-        batch = PPOBatch(
+        st, _, _ = learn_from_rollout(
+            st,
+            train_step,
             prompt_ids=prompt_ids,
             prompt_mask=prompt_mask,
             tokens=tokens,
-            token_mask=adv["token_mask"],
-            old_logprobs=logprobs,
+            token_mask=token_mask,
+            logprobs=logprobs,
             ref_logprobs=ref_logprobs,
-            old_values=values,
-            advantages=adv["advantages"],
-            returns=adv["returns"],
+            values=values,
+            scores=scores,
+            sample_valid=valid,
+            exact_kl=exact_kl,
+            ppo_cfg=cfg.ppo,
+            kl_cfg=cfg.kl,
         )
-        st, _ = ppo_update(st, batch, train_step, cfg.ppo)
-        st = update_state_kl(st, adv["mean_kl"], args.batch, cfg.kl)
         jax.block_until_ready(st)
         box["state"] = st
 

@@ -258,12 +258,7 @@ class PPOTrainer:
             host_local_to_global,
             process_batch_slice,
         )
-        from ppocoder_jax.ppo.train_step import (
-            PPOBatch,
-            compute_advantages,
-            ppo_update,
-            update_state_kl,
-        )
+        from ppocoder_jax.ppo.train_step import learn_from_rollout
 
         cfg = self.cfg
         t0 = time.perf_counter()
@@ -304,33 +299,24 @@ class PPOTrainer:
         if self.iteration == 0 and cfg.ppo.value_bias_init == "mean_score":
             self._init_value_bias(float(means[0]))
             _, values, _, _ = self._statistics(rollout, exact_kl=False)
-        adv = compute_advantages(
-            logprobs,
-            ref_logprobs,
-            values,
-            rollout.token_mask.astype(jnp.float32),
-            scores,
-            self.state.kl.coef,
-            exact_kl,
-            valid,
-            cfg=cfg.ppo,
-            group_size=cfg.rollout.num_samples,
-        )
-        batch = PPOBatch(
+        warmup = self.iteration < cfg.ppo.value_warmup_iters
+        self.state, adv, update_metrics = learn_from_rollout(
+            self.state,
+            self.value_step if warmup else self.train_step,
             prompt_ids=rollout.prompt_ids,
             prompt_mask=rollout.prompt_mask,
             tokens=rollout.tokens,
-            token_mask=adv["token_mask"],
-            old_logprobs=logprobs,
+            token_mask=rollout.token_mask,
+            logprobs=logprobs,
             ref_logprobs=ref_logprobs,
-            old_values=values,
-            advantages=adv["advantages"],
-            returns=adv["returns"],
+            values=values,
+            scores=scores,
+            sample_valid=valid,
+            exact_kl=exact_kl,
+            ppo_cfg=cfg.ppo,
+            kl_cfg=cfg.kl,
+            group_size=cfg.rollout.num_samples,
         )
-        warmup = self.iteration < cfg.ppo.value_warmup_iters
-        step_fn = self.value_step if warmup else self.train_step
-        self.state, update_metrics = ppo_update(self.state, batch, step_fn, cfg.ppo)
-        self.state = update_state_kl(self.state, adv["mean_kl"], len(indices) * n, cfg.kl)
         t_end = time.perf_counter()
 
         metrics = {

@@ -8,7 +8,7 @@ where ``logits[:, t]`` is the distribution that produced ``batch.tokens[:, t]`` 
 ``forward(params, cfg, batch.prompt_ids, batch.prompt_mask, shift_right(batch.tokens),
 batch.token_mask, dropout_rng=rng)``) and ``b`` is a micro-batch of the rollout batch.
 
-One PPO iteration (host loop, see ``ppo_update``)::
+One PPO iteration (host loop, see ``ppo_update``; ``learn_from_rollout`` is this sequence)::
 
     adv = compute_advantages(rollout.logprobs, ref_logprobs, rollout.values, rollout.token_mask,
                              scores, state.kl.coef, exact_kl=exact_kl, sample_valid=ok,
@@ -395,6 +395,58 @@ def ppo_update(
             state, sums = train_step(state, batch, idx[e, m])
             totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
     return state, summarize_metrics(totals, cfg.ppo_epochs * n_mb, state)
+
+
+def learn_from_rollout(
+    state: TrainState,
+    train_step,
+    *,
+    prompt_ids: jax.Array,
+    prompt_mask: jax.Array,
+    tokens: jax.Array,
+    token_mask: jax.Array,
+    logprobs: jax.Array,
+    ref_logprobs: jax.Array,
+    values: jax.Array,
+    scores: jax.Array,
+    sample_valid: jax.Array | None,
+    exact_kl: jax.Array | None,
+    ppo_cfg: PPOConfig,
+    kl_cfg: KLConfig,
+    group_size: int = 1,
+) -> tuple[TrainState, dict[str, jax.Array], dict[str, float]]:
+    """One iteration's learning from a scored rollout batch: ``compute_advantages`` ->
+    ``PPOBatch`` -> ``ppo_update`` -> KL controller (observed KL over every row).
+
+    The trainer and ``scripts/bench_ppo_step.py`` both call this, so the benchmark times the
+    trainer's own path. Returns ``(state, advantages dict, update metric means)``.
+    """
+    adv = compute_advantages(
+        logprobs,
+        ref_logprobs,
+        values,
+        token_mask.astype(jnp.float32),
+        scores,
+        state.kl.coef,
+        exact_kl,
+        sample_valid,
+        cfg=ppo_cfg,
+        group_size=group_size,
+    )
+    batch = PPOBatch(
+        prompt_ids=prompt_ids,
+        prompt_mask=prompt_mask,
+        tokens=tokens,
+        token_mask=adv["token_mask"],
+        old_logprobs=logprobs,
+        ref_logprobs=ref_logprobs,
+        old_values=values,
+        advantages=adv["advantages"],
+        returns=adv["returns"],
+    )
+    state, metrics = ppo_update(state, batch, train_step, ppo_cfg)
+    state = update_state_kl(state, adv["mean_kl"], tokens.shape[0], kl_cfg)
+    return state, adv, metrics
 
 
 def summarize_metrics(totals: dict, num_steps: int, state: TrainState) -> dict[str, float]:
