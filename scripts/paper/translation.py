@@ -27,16 +27,10 @@ from _common import (
     stage_overrides,
 )
 
+from ppocoder_jax.data.xlcost import DIR_NAMES  # XLCoST's directory spelling of each language
+
 PRESET = "paper_translation"
 LANGS = ("cpp", "java", "python", "csharp", "php", "c")  # the paper's six (SPEC)
-DIR_NAMES = {
-    "cpp": "C++",
-    "java": "Java",
-    "python": "Python",
-    "csharp": "C#",
-    "php": "PHP",
-    "c": "C",
-}
 
 
 def available_pairs(root: Path) -> list[tuple[str, str]]:
