@@ -72,6 +72,10 @@ SIZES = {
     "codet5-small": dict(
         d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_heads=8, vocab_size=32100
     ),
+    # codet5-base's shape (223M parameters)
+    "codet5-base": dict(
+        d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12, vocab_size=32100
+    ),
     "small": dict(d_model=256, d_kv=32, d_ff=1024, num_layers=4, num_heads=8, vocab_size=32100),
     "tiny": dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, vocab_size=1000),
 }
@@ -169,6 +173,11 @@ def torch_worker_setup(args):
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    dev = torch.device(args.device)
+    if dev.type == "cuda":
+        # strict fp32 matmuls unless --precision tf32 (the jax side is set to match)
+        torch.backends.cuda.matmul.allow_tf32 = args.precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = args.precision == "tf32"
 
     class PolicyWithValue(torch.nn.Module):
         def __init__(self, t5):
@@ -190,14 +199,18 @@ def torch_worker_setup(args):
             hidden = out.decoder_hidden_states[-1]
             return out.logits, self.v_head(self.dropout(hidden)).squeeze(-1)
 
-    t5 = T5ForConditionalGeneration.from_pretrained(args.model_dir)
+    t5 = T5ForConditionalGeneration.from_pretrained(args.model_dir).to(dev)
     ref = copy.deepcopy(t5).eval()
     for p in ref.parameters():
         p.requires_grad_(False)
-    policy = PolicyWithValue(t5).train()
+    policy = PolicyWithValue(t5).to(dev).train()
     opt = torch.optim.AdamW(policy.parameters(), lr=1e-6, eps=1e-8, weight_decay=0.01)
     prompt_ids, prompt_mask, tokens, _, scores = (torch.from_numpy(x) for x in make_inputs(args))
-    prompt_ids, prompt_mask, tokens = prompt_ids.long(), prompt_mask.long(), tokens.long()
+    prompt_ids, prompt_mask, tokens = (x.long().to(dev) for x in (prompt_ids, prompt_mask, tokens))
+    scores = scores.to(dev)
+    # response lengths (through the first </s>), read on the host once: the authors read them
+    # per sample, which on a GPU adds a device sync per sample that we spare the torch side
+    lengths = [int((row == EOS).argmax()) + 1 for row in make_inputs(args)[2]]
     dec_in = t5._shift_right(tokens)
     gamma, lam, clip, vclip, vf_coef = 1.0, 0.95, 0.2, 0.2, 1e-3
     state = {"kl_coef": 0.1}
@@ -250,7 +263,7 @@ def torch_worker_setup(args):
         rewards = -state["kl_coef"] * kl
         rewards[:, -1] += scores  # the terminal score at </s> (the last position here)
         for i in range(tokens.size(0)):
-            n = int((tokens[i].numpy() == EOS).argmax()) + 1
+            n = lengths[i]
             train_sample(
                 logprobs[i : i + 1, :n],
                 values[i : i + 1, :n],
@@ -263,6 +276,8 @@ def torch_worker_setup(args):
         mean_kl = float(torch.mean(torch.sum(kl, -1)).abs())
         err = np.clip(mean_kl / 1.0 - 1, -0.2, 0.2)
         state["kl_coef"] *= 1 + err * tokens.size(0) / 10000
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
 
     return iteration, sum(p.numel() for p in policy.parameters())
 
@@ -281,6 +296,13 @@ def jax_worker_setup(args, reference: bool):
     from ppocoder_jax.pipeline.ppo_trainer import make_apply_fn, rollout_statistics
     from ppocoder_jax.ppo.state import frozen_copy, init_train_state, make_optimizer
     from ppocoder_jax.ppo.train_step import build_train_step, learn_from_rollout
+
+    if jax.default_backend() != "cpu":
+        # XLA's GPU default lets fp32 matmuls run in TF32; match the torch side's setting
+        jax.config.update(
+            "jax_default_matmul_precision",
+            "tensorfloat32" if args.precision == "tf32" else "highest",
+        )
 
     if reference:
         cfg = load_config(
@@ -307,6 +329,7 @@ def jax_worker_setup(args, reference: bool):
         "whiten": cfg.ppo.whiten,
         "kl_estimator": cfg.kl.estimator,
         "dtype": cfg.model.compute_dtype,
+        "device": str(jax.devices()[0]),
     }
 
     def iteration():
@@ -344,7 +367,13 @@ def jax_worker_setup(args, reference: bool):
     return iteration, num_params(params), info
 
 
-def device_peak_mib() -> float | None:
+def device_peak_mib(side: str) -> float | None:
+    if side == "torch-authors":
+        import torch
+
+        if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+            return None
+        return torch.cuda.max_memory_allocated() / 2**20
     try:
         import jax
 
@@ -363,7 +392,11 @@ def worker_main(args) -> None:
     info: dict = {}
     if args.worker == "torch-authors":
         iteration, n_params = torch_worker_setup(args)
-        info = {"schedule": f"1 x {args.batch} steps of 1 (per-sample loop)", "passes": 1}
+        info = {
+            "schedule": f"1 x {args.batch} steps of 1 (per-sample loop)",
+            "passes": 1,
+            "device": args.device,
+        }
     else:
         iteration, n_params, info = jax_worker_setup(args, args.worker == "jax-reference")
     setup_s = time.perf_counter() - t0
@@ -376,13 +409,17 @@ def worker_main(args) -> None:
         if line.strip() != "iter":
             break
         reset_ok = reset_peak_rss()
+        if args.worker == "torch-authors" and args.device == "cuda":
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
         before = rss_mib()
         t0 = time.perf_counter()
         iteration()
         dt = time.perf_counter() - t0
         out = {"time_s": dt, "rss_before_mib": before, "peak_rss_mib": peak_rss_mib()}
         out["peak_is_per_iteration"] = reset_ok
-        dev = device_peak_mib()
+        dev = device_peak_mib(args.worker)
         if dev is not None:
             out["device_peak_mib"] = dev
         print("RESULT " + json.dumps(out), flush=True)
@@ -504,9 +541,20 @@ class Worker:
             str(args.response_len),
             "--threads",
             str(args.threads),
+            "--device",
+            args.device,
+            "--precision",
+            args.precision,
         ]
         self.side = side
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        env = dict(os.environ)
+        # three workers share one accelerator: no worker may grab 75% of its memory up front
+        env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        if args.device == "cpu":
+            env["JAX_PLATFORMS"] = "cpu"
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
         self.ready = self._read("READY")
         self.results: list[dict] = []
 
@@ -547,6 +595,18 @@ def main() -> None:
         help="CPU threads per side (default 1: both pinned to one core, see the docstring)",
     )
     p.add_argument("--sides", nargs="+", choices=SIDES, default=list(SIDES))
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="cpu (the issue's setting) or cuda: torch on the GPU, JAX on its default GPU backend",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "tf32"),
+        default="fp32",
+        help="GPU matmul precision on both sides (fp32: no TF32 anywhere)",
+    )
     p.add_argument("--quick", action="store_true", help="tiny model, batch 8, 32/32, 2 repeats")
     p.add_argument("--memory-table", action="store_true", help="print the estimates and exit")
     p.add_argument("--micro-batch", type=int, default=8, help="rows per chip (memory table)")
@@ -571,6 +631,7 @@ def main() -> None:
     print(
         f"size {args.size} {SIZES[args.size]}, batch {args.batch}, prompt {args.prompt_len}, "
         f"response {args.response_len}, threads {args.threads} (of {os.cpu_count()} cores), "
+        f"device {args.device} ({args.precision}), "
         f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}",
         flush=True,
     )
