@@ -47,6 +47,17 @@ Memory: each worker resets the kernel's peak-RSS counter before each iteration (
 (process total: weights, optimizer state, activations, framework overhead).  On an accelerator
 `jax.devices()[0].memory_stats()["peak_bytes_in_use"]` is printed as well when available.
 
+Work: each JAX worker reads XLA's FLOP count of its compiled programs (the batched forwards and
+one train step, times the number of steps) and times the model's largest matmul (the LM head
+over the batch's response tokens) on its device.  The report gives each side's achieved GFLOP/s
+(torch-authors does jax-reference's work: same model, shapes and schedule) and the ratio a side
+could reach at best if every FLOP ran at that matmul rate: on one CPU core that ceiling is
+below 5x, whatever the implementation.
+
+GPU: `--device cuda` runs torch on the GPU and JAX on its GPU backend (workers do not
+preallocate, so three share the card); matmuls are strict fp32 on both sides unless
+`--precision tf32` (torch's allow_tf32 / JAX's default matmul precision).
+
 `--memory-table` prints the estimated bytes per parameter of the training state and which
 accelerators hold codet5-small/base/large (see `memory_table`); no model is run.
 """
@@ -364,7 +375,71 @@ def jax_worker_setup(args, reference: bool):
         jax.block_until_ready(st)
         box["state"] = st
 
+    def measure_work() -> dict:  # after the warm-up, so the compile time stays in it
+        inputs = (prompt_ids, prompt_mask, tokens, token_mask)
+        return {
+            "gflop_per_iter": xla_gflop_per_iteration(
+                box["state"], ref_params, train_step, cfg, t5cfg, dtype, inputs
+            ),
+            "matmul_gflops": matmul_rate_gflops(args, dtype),
+        }
+
+    info["measure_work"] = measure_work
     return iteration, num_params(params), info
+
+
+def _flops(compiled) -> float:
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return float(cost.get("flops", float("nan")))
+
+
+def xla_gflop_per_iteration(state, ref_params, train_step, cfg, t5cfg, dtype, inputs) -> float:
+    """XLA's own FLOP count of one iteration: the batched forwards + every optimizer step."""
+    import jax
+    import jax.numpy as jnp
+
+    from ppocoder_jax.pipeline.ppo_trainer import rollout_statistics
+    from ppocoder_jax.ppo.train_step import PPOBatch
+
+    prompt_ids, prompt_mask, tokens, token_mask = inputs
+    stats = rollout_statistics.lower(
+        state.params,
+        ref_params,
+        prompt_ids,
+        prompt_mask,
+        tokens,
+        token_mask,
+        t5cfg=t5cfg,
+        dtype=dtype,
+        exact_kl=cfg.kl.estimator == "exact",
+    ).compile()
+    f32 = jax.ShapeDtypeStruct(tokens.shape, jnp.float32)
+    batch = PPOBatch(prompt_ids, prompt_mask, tokens, f32, f32, f32, f32, f32, f32)
+    mb = tokens.shape[0] // cfg.ppo.num_minibatches
+    step = train_step.lower(state, batch, jax.ShapeDtypeStruct((mb,), jnp.int32)).compile()
+    n_steps = cfg.ppo.ppo_epochs * cfg.ppo.num_minibatches
+    return (_flops(stats) + n_steps * _flops(step)) / 1e9
+
+
+def matmul_rate_gflops(args, dtype) -> float:
+    """The best rate of this worker's device on the model's largest matmul (the LM head over
+    the batch's response tokens), timed here: a ceiling for any implementation's GFLOP/s."""
+    import jax
+    import jax.numpy as jnp
+
+    d, v = SIZES[args.size]["d_model"], SIZES[args.size]["vocab_size"]
+    rows = args.batch * args.response_len
+    a = jnp.ones((rows, d), dtype)
+    b = jnp.ones((d, v), dtype)
+    mm = jax.jit(lambda x, y: x @ y)
+    jax.block_until_ready(mm(a, b))
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        jax.block_until_ready(mm(a, b))
+        best = min(best, time.perf_counter() - t0)
+    return 2 * rows * d * v / best / 1e9
 
 
 def device_peak_mib(side: str) -> float | None:
@@ -403,6 +478,10 @@ def worker_main(args) -> None:
     t0 = time.perf_counter()
     iteration()  # warm-up: jit compile for ours, allocator warm-up for torch
     warm_s = time.perf_counter() - t0
+    if "measure_work" in info:
+        t0 = time.perf_counter()
+        info.update(info.pop("measure_work")())
+        info["measure_work_s"] = time.perf_counter() - t0
     ready = {"setup_s": setup_s, "warmup_s": warm_s, "params": n_params, "rss_mib": rss_mib()}
     print("READY " + json.dumps({**ready, **info}), flush=True)
     for line in sys.stdin:
@@ -520,6 +599,32 @@ def memory_table(batch: int, s: int, t: int, micro: int) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # driver
+
+
+def flop_report(workers, rows, base) -> None:
+    """Achieved GFLOP/s per side at XLA's FLOP count, and the ratio the matmul rate allows."""
+    jax_workers = [w for w in workers if "gflop_per_iter" in w.ready]
+    if not jax_workers:
+        return
+    print("\nwork (XLA cost analysis of the compiled programs; torch-authors does the work of")
+    print("jax-reference: the same model, shapes and one-sample schedule):")
+    ref = next((w for w in jax_workers if w.side == "jax-reference"), None)
+    rate = max(w.ready["matmul_gflops"] for w in jax_workers)
+    for w in workers:
+        if w.side == "torch-authors":
+            if ref is None:
+                continue
+            gflop = ref.ready["gflop_per_iter"]
+        else:
+            gflop = w.ready["gflop_per_iter"]
+        med = rows[w.side][0]
+        line = f"  {w.side:<14} {gflop:9.1f} GFLOP/iter {gflop / med:9.1f} GFLOP/s"
+        if base and ref is not None and w.side != "torch-authors":
+            # even at the matmul rate this side could not be faster than gflop / rate
+            bound = base[0] / (gflop / rate)
+            line += f"   at most {bound:.1f}x vs torch at the LM-head matmul rate"
+        print(line)
+    print(f"  LM-head matmul rate on this device: {rate:.1f} GFLOP/s")
 
 
 class Worker:
@@ -689,6 +794,7 @@ def main() -> None:
         "peak RSS: the process's peak resident set during one timed iteration, max over\n"
         "iterations (weights, optimizer state, activations, the framework itself)"
     )
+    flop_report(workers, rows, base)
     if base and "jax-default" in rows:
         ratio = rows["jax-default"][2] / base[2]
         verdict = "met" if ratio >= 5 else "NOT met"
