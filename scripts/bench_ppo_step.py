@@ -52,7 +52,8 @@ one train step, times the number of steps) and times the model's largest matmul 
 over the batch's response tokens) on its device.  The report gives each side's achieved GFLOP/s
 (torch-authors does jax-reference's work: same model, shapes and schedule) and the ratio a side
 could reach at best if every FLOP ran at that matmul rate: on one CPU core that ceiling is
-below 5x, whatever the implementation.
+below 5x, whatever the implementation.  CPU only: XLA's GPU cost analysis does not count the
+GEMMs it hands to cuBLAS.
 
 GPU: `--device cuda` runs torch on the GPU and JAX on its GPU backend (workers do not
 preallocate, so three share the card); matmuls are strict fp32 on both sides unless
@@ -384,7 +385,9 @@ def jax_worker_setup(args, reference: bool):
             "matmul_gflops": matmul_rate_gflops(args, dtype),
         }
 
-    info["measure_work"] = measure_work
+    if jax.default_backend() == "cpu":
+        # XLA's GPU cost analysis leaves library GEMMs (cuBLAS custom calls) uncounted
+        info["measure_work"] = measure_work
     return iteration, num_params(params), info
 
 
