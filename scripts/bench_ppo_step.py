@@ -21,9 +21,12 @@ Sides (each in its own worker subprocess, so memory does not mix):
   value head (Dropout 0.1 + Linear on the final decoder hidden state); one no-grad batched
   forward of policy and reference; rewards; then for each sample separately: the Python GAE loop
   over time, per-sample whitening, forward + backward + AdamW step (lr 1e-6, eps 1e-8, weight
-  decay 0.01), one epoch.  Omitted: their `ReduceLROnPlateau.step` (a bug, negligible cost) and
-  the `labels=` cross-entropy that HF computes and they never use (we pass the shifted decoder
-  input instead: slightly less work for the torch side).
+  decay 0.01), one epoch.  Omitted, each of them work their loop does, so the ratios measured
+  here understate ours: their `ReduceLROnPlateau.step` (a bug, negligible cost); the `labels=`
+  cross-entropy that HF computes and they never use (we pass the shifted decoder input
+  instead); the per-sample statistics (full-vocabulary entropy of the logits, approx KL, clip
+  fractions, returns/values mean and variance); the per-sample host copy of the whole response
+  batch to find the sample's length (a device sync per sample on a GPU; we read the lengths once).
 * `jax-default`: ours, the trainer's own `rollout_statistics` + `learn_from_rollout`
   (advantages, PPO update, KL controller) with the default preset: ppo_epochs x num_minibatches = 4 x 4 (each sample is trained on 4 times, so
   this side does 4x the gradient work of the authors' loop per rollout sample).
