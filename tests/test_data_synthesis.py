@@ -142,3 +142,20 @@ def test_rl_problems_use_parameters_no_other_split_has():
 def test_rl_split_bad_settings(kwargs):
     with pytest.raises(ValueError):
         SynthesisDemoConfig(**kwargs)
+
+
+def test_fractions_that_empty_a_training_pool_are_named():
+    # the smallest templates have 39 parameter tuples: ceil(19.5) + ceil(11.7) + ceil(7.4) = 40
+    cfg = SynthesisDemoConfig(test_fraction=0.5, val_fraction=0.3, rl_fraction=0.19, num_rl=10)
+    with pytest.raises(ValueError, match="leave none for training"):
+        build_synthesis_demo(cfg)
+
+
+def test_registry_turns_synthesis_errors_into_a_config_error():
+    from ppocoder_jax.config import load_config
+    from ppocoder_jax.data.registry import load_task
+    from ppocoder_jax.errors import UserError
+
+    cfg = load_config(None, ["data.synth_rl_fraction=0.95", "data.synth_num_rl=10"])
+    with pytest.raises(UserError, match="data.synth_"):
+        load_task(cfg.data)

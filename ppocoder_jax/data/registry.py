@@ -21,9 +21,9 @@ def _synthesis_demo(data_cfg) -> Task:
             popular_rate=data_cfg.synth_popular_rate,
             popular_templates=tuple(data_cfg.synth_popular_templates),
         )
+        return build_synthesis_demo(cfg)
     except ValueError as err:
         raise UserError(f"config key 'data.synth_*': {err}") from None
-    return build_synthesis_demo(cfg)
 
 
 def _needs_path(data_cfg) -> str:

@@ -706,6 +706,12 @@ def _pools(cfg: SynthesisDemoConfig) -> dict[str, dict[str, list[tuple]]]:
             "rl": keys[n_test + n_val : n_test + n_val + n_rl],
             "train": keys[n_test + n_val + n_rl :],
         }
+        if not pools[name]["train"]:
+            raise ValueError(
+                f"template {name!r} has {len(keys)} parameter tuples and the test/val/rl "
+                f"fractions ({cfg.test_fraction}, {cfg.val_fraction}, {cfg.rl_fraction}, each "
+                "rounded up) leave none for training: lower them"
+            )
     return pools
 
 
