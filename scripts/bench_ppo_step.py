@@ -347,18 +347,13 @@ def jax_worker_setup(args, reference: bool):
         "device": str(jax.devices()[0]),
     }
 
+    inputs = (prompt_ids, prompt_mask, tokens, token_mask)
+    stats_kw = dict(t5cfg=t5cfg, dtype=dtype, exact_kl=cfg.kl.estimator == "exact")
+
     def iteration():
         st = box["state"]
         logprobs, values, ref_logprobs, exact_kl = rollout_statistics(
-            st.params,
-            ref_params,
-            prompt_ids,
-            prompt_mask,
-            tokens,
-            token_mask,
-            t5cfg=t5cfg,
-            dtype=dtype,
-            exact_kl=cfg.kl.estimator == "exact",
+            st.params, ref_params, *inputs, **stats_kw
         )
         st, _, _ = learn_from_rollout(
             st,
@@ -380,10 +375,9 @@ def jax_worker_setup(args, reference: bool):
         box["state"] = st
 
     def measure_work() -> dict:  # after the warm-up, so the compile time stays in it
-        inputs = (prompt_ids, prompt_mask, tokens, token_mask)
         return {
             "gflop_per_iter": xla_gflop_per_iteration(
-                box["state"], ref_params, train_step, cfg, t5cfg, dtype, inputs
+                box["state"], ref_params, train_step, cfg.ppo, inputs, stats_kw
             ),
             "matmul_gflops": matmul_rate_gflops(args, dtype),
         }
@@ -400,7 +394,7 @@ def _flops(compiled) -> float:
     return float(cost.get("flops", float("nan")))
 
 
-def xla_gflop_per_iteration(state, ref_params, train_step, cfg, t5cfg, dtype, inputs) -> float:
+def xla_gflop_per_iteration(state, ref_params, train_step, ppo_cfg, inputs, stats_kw) -> float:
     """XLA's own FLOP count of one iteration: the batched forwards + every optimizer step."""
     import jax
     import jax.numpy as jnp
@@ -408,23 +402,13 @@ def xla_gflop_per_iteration(state, ref_params, train_step, cfg, t5cfg, dtype, in
     from ppocoder_jax.pipeline.ppo_trainer import rollout_statistics
     from ppocoder_jax.ppo.train_step import PPOBatch
 
-    prompt_ids, prompt_mask, tokens, token_mask = inputs
-    stats = rollout_statistics.lower(
-        state.params,
-        ref_params,
-        prompt_ids,
-        prompt_mask,
-        tokens,
-        token_mask,
-        t5cfg=t5cfg,
-        dtype=dtype,
-        exact_kl=cfg.kl.estimator == "exact",
-    ).compile()
+    stats = rollout_statistics.lower(state.params, ref_params, *inputs, **stats_kw).compile()
+    prompt_ids, prompt_mask, tokens, _ = inputs
     f32 = jax.ShapeDtypeStruct(tokens.shape, jnp.float32)
     batch = PPOBatch(prompt_ids, prompt_mask, tokens, f32, f32, f32, f32, f32, f32)
-    mb = tokens.shape[0] // cfg.ppo.num_minibatches
+    mb = tokens.shape[0] // ppo_cfg.num_minibatches
     step = train_step.lower(state, batch, jax.ShapeDtypeStruct((mb,), jnp.int32)).compile()
-    n_steps = cfg.ppo.ppo_epochs * cfg.ppo.num_minibatches
+    n_steps = ppo_cfg.ppo_epochs * ppo_cfg.num_minibatches
     return (_flops(stats) + n_steps * _flops(step)) / 1e9
 
 
