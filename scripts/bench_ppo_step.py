@@ -21,8 +21,8 @@ Sides (each in its own worker subprocess, so memory does not mix):
   value head (Dropout 0.1 + Linear on the final decoder hidden state); one no-grad batched
   forward of policy and reference; rewards; then for each sample separately: the Python GAE loop
   over time, per-sample whitening, forward + backward + AdamW step (lr 1e-6, eps 1e-8, weight
-  decay 0.01), one epoch.  Omitted, each of them work their loop does, so the ratios measured
-  here understate ours: their `ReduceLROnPlateau.step` (a bug, negligible cost); the `labels=`
+  decay 0.01), one epoch.  Omitted (all of it work their loop does, so the ratios measured
+  here understate ours): their `ReduceLROnPlateau.step` (a bug, negligible cost); the `labels=`
   cross-entropy that HF computes and they never use (we pass the shifted decoder input
   instead); the per-sample statistics (full-vocabulary entropy of the logits, approx KL, clip
   fractions, returns/values mean and variance); the per-sample host copy of the whole response
@@ -55,12 +55,12 @@ one train step, times the number of steps) and times the model's matmul shapes (
 projection, FFN, LM head over the batch's response tokens) on its device.  The report gives each
 side's achieved GFLOP/s (torch-authors does jax-reference's work: same model, shapes and
 schedule) and the ratio a side could reach at best if every FLOP ran at the best of those
-matmul rates: on one CPU core that ceiling is below 5x.  CPU only: XLA's GPU cost analysis does not count the
-GEMMs it hands to cuBLAS.
+matmul rates: on one CPU core that ceiling is below 5x.  CPU only: XLA's GPU cost analysis
+does not count the GEMMs it hands to cuBLAS.
 
 GPU: `--device cuda` runs torch on the GPU and JAX on its GPU backend (workers do not
 preallocate, so three share the card); matmuls are strict fp32 on both sides unless
-`--precision tf32` (torch's allow_tf32 / JAX's default matmul precision).
+`--precision tf32` (torch's allow_tf32 / JAX's matmul precision "tensorfloat32").
 
 `--memory-table` prints the estimated bytes per parameter of the training state and which
 accelerators hold codet5-small/base/large (see `memory_table`); no model is run.
@@ -220,12 +220,14 @@ def torch_worker_setup(args):
         p.requires_grad_(False)
     policy = PolicyWithValue(t5).to(dev).train()
     opt = torch.optim.AdamW(policy.parameters(), lr=1e-6, eps=1e-8, weight_decay=0.01)
-    prompt_ids, prompt_mask, tokens, _, scores = (torch.from_numpy(x) for x in make_inputs(args))
-    prompt_ids, prompt_mask, tokens = (x.long().to(dev) for x in (prompt_ids, prompt_mask, tokens))
-    scores = scores.to(dev)
+    np_prompt_ids, np_prompt_mask, np_tokens, _, np_scores = make_inputs(args)
+    prompt_ids, prompt_mask, tokens = (
+        torch.from_numpy(x).long().to(dev) for x in (np_prompt_ids, np_prompt_mask, np_tokens)
+    )
+    scores = torch.from_numpy(np_scores).to(dev)
     # response lengths (through the first </s>), read on the host once: the authors read them
     # per sample, which on a GPU adds a device sync per sample that we spare the torch side
-    lengths = [int((row == EOS).argmax()) + 1 for row in make_inputs(args)[2]]
+    lengths = [int((row == EOS).argmax()) + 1 for row in np_tokens]
     dec_in = t5._shift_right(tokens)
     gamma, lam, clip, vclip, vf_coef = 1.0, 0.95, 0.2, 0.2, 1e-3
     state = {"kl_coef": 0.1}
@@ -374,7 +376,7 @@ def jax_worker_setup(args, reference: bool):
         jax.block_until_ready(st)
         box["state"] = st
 
-    def measure_work() -> dict:  # after the warm-up, so the compile time stays in it
+    def measure_work() -> dict:  # called after the warm-up, so the compile time stays in it
         return {
             "gflop_per_iter": xla_gflop_per_iteration(
                 box["state"], ref_params, train_step, cfg.ppo, inputs, stats_kw
@@ -382,10 +384,9 @@ def jax_worker_setup(args, reference: bool):
             "matmul_gflops": matmul_rate_gflops(args, dtype),
         }
 
-    if jax.default_backend() == "cpu":
-        # XLA's GPU cost analysis leaves library GEMMs (cuBLAS custom calls) uncounted
-        info["measure_work"] = measure_work
-    return iteration, num_params(params), info
+    # XLA's GPU cost analysis leaves library GEMMs (cuBLAS custom calls) uncounted
+    work = measure_work if jax.default_backend() == "cpu" else None
+    return iteration, num_params(params), info, work
 
 
 def _flops(compiled) -> float:
@@ -458,7 +459,7 @@ def worker_main(args) -> None:
     if args.threads < (os.cpu_count() or 1) and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: args.threads]))
     t0 = time.perf_counter()
-    info: dict = {}
+    measure_work = None
     if args.worker == "torch-authors":
         iteration, n_params = torch_worker_setup(args)
         info = {
@@ -467,14 +468,16 @@ def worker_main(args) -> None:
             "device": args.device,
         }
     else:
-        iteration, n_params, info = jax_worker_setup(args, args.worker == "jax-reference")
+        iteration, n_params, info, measure_work = jax_worker_setup(
+            args, args.worker == "jax-reference"
+        )
     setup_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     iteration()  # warm-up: jit compile for ours, allocator warm-up for torch
     warm_s = time.perf_counter() - t0
-    if "measure_work" in info:
+    if measure_work is not None:
         t0 = time.perf_counter()
-        info.update(info.pop("measure_work")())
+        info.update(measure_work())
         info["measure_work_s"] = time.perf_counter() - t0
     ready = {"setup_s": setup_s, "warmup_s": warm_s, "params": n_params, "rss_mib": rss_mib()}
     print("READY " + json.dumps({**ready, **info}), flush=True)
