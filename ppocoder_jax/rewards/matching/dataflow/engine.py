@@ -68,6 +68,10 @@ class Extractor:
             cur = stack.pop()
             if not cur.children or cur.type in string_types:
                 tok = cur.tok
+                if tok is None:  # a piece of a string: not a token of its own
+                    if self.strict:
+                        raise Abort
+                    continue
                 if cur.type != tok[1]:
                     out.append(tok)
             else:
@@ -83,6 +87,10 @@ class Extractor:
                 raise Abort
             return [], states
         if not node.children or node.type in self.string_types:
+            if node.tok is None:  # a piece of a string: not a token of its own
+                if self.strict:
+                    raise Abort
+                return [], states
             idx, code = node.tok
             if node.type == code:
                 return [], states
@@ -124,6 +132,10 @@ class Extractor:
                 continue
             if not child.children or child.type in string_types:
                 # a token leaf (inlined `dfg` leaf case)
+                if child.tok is None:  # a piece of a string
+                    if self.strict:
+                        raise Abort
+                    continue
                 idx, code = child.tok
                 if child.type == code:
                     continue

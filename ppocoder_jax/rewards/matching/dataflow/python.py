@@ -29,13 +29,19 @@ class PythonExtractor(Extractor):
     def default_parameter(self, node, states):
         return self.define(field(node, "name"), field(node, "value"), states)
 
-    @staticmethod
-    def _pairs(left, right):
-        """Pair up `a, b = c, d`; otherwise the whole left side with the whole right side."""
+    def _pairs(self, left, right):
+        """Pair up `a, b = c, d`; otherwise the whole left side with the whole right side.
+
+        CodeXGLUE pairs the children of the two sides whenever their counts agree. A string is
+        one data-flow token, so its children are never paired: current grammars give a string
+        three children (start, content, end), as many as an attribute target has, and
+        `a.b = "s"` would pair `a` with the string's opening quote. The package then fails on
+        that sub-token and drops the whole program's graph; we pair the whole sides instead.
+        """
         if left is None or right is None:
             raise Abort
-        left_nodes = [c for c in left.children if c.type != ","]
-        right_nodes = [c for c in right.children if c.type != ","]
+        left_nodes = self._elements(left)
+        right_nodes = self._elements(right)
         if len(right_nodes) != len(left_nodes):
             left_nodes, right_nodes = [left], [right]
         if not left_nodes:
@@ -43,6 +49,11 @@ class PythonExtractor(Extractor):
         if not right_nodes:
             right_nodes = [right]
         return left_nodes, right_nodes
+
+    def _elements(self, node) -> list:
+        if node.type in self.string_types:
+            return [node]
+        return [c for c in node.children if c.type != ","]
 
     def _flow(self, left_nodes, right_nodes, states, items):
         for node in right_nodes:
