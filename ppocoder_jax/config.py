@@ -145,10 +145,14 @@ class RewardConfig:
     timeout_s: float = 4.0
     workers: int = 0  # 0 = number of cores
     link: bool = False
+    # A sample whose reward raised is masked and saved under <run_dir>/reward_errors/; when
+    # more than this share of one batch fails so, the run stops (something is broken).
+    max_error_frac: float = 0.25
 
     def __post_init__(self):
         _check(self.timeout_s > 0, "reward.timeout_s", "must be > 0")
         _check(self.workers >= 0, "reward.workers", "must be >= 0")
+        _check(0.0 <= self.max_error_frac <= 1.0, "reward.max_error_frac", "must be in [0, 1]")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -253,4 +253,13 @@ def evaluate(
     metrics["mean_score"] = float(
         np.mean([q.total for p in parts for q in p if not q.infra_error] or [0.0])
     )
+    # samples whose reward raised count as failures above (verdict REWARD_ERROR); say how many
+    errors = [q.reward_error for p in parts for q in p if q.reward_error is not None]
+    metrics["reward_errors"] = len(errors)
+    if errors:
+        print(
+            f"WARNING: {desc}: {len(errors)} sample(s) whose reward raised, counted as failures;"
+            f" first: {errors[0]}",
+            file=sys.stderr,
+        )
     return metrics

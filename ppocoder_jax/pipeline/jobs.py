@@ -2,7 +2,8 @@
 
 Run directory layout (see run_dir.py): config.yaml, metrics.jsonl, tensorboard/, plots/,
 sft_model/ (after sft), reference_model/ + checkpoints/ + final_model/ (after train),
-eval_<split>.json, and for the demo results.json.
+eval_<split>.json, reward_errors/ (one JSON file per sample whose reward raised), and for the
+demo results.json.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ppocoder_jax.pipeline.run_dir import MetricsLogger, prepare_run_dir
 
 SFT_DIR = "sft_model"
 FINAL_DIR = "final_model"
+REWARD_ERRORS_DIR = "reward_errors"
 
 
 def _load_task(cfg: Config, tokenizer):
@@ -89,7 +91,7 @@ def train_job(cfg: Config, run_dir: Path | None = None, logger=None, policy=None
     logger = logger or MetricsLogger(run_dir, cfg)
     params, t5cfg, tokenizer = policy or load_policy(cfg)
     task = _load_task(cfg, tokenizer)
-    with CompositeReward(cfg.reward) as reward:
+    with CompositeReward(cfg.reward, error_dir=run_dir / REWARD_ERRORS_DIR) as reward:
         trainer = PPOTrainer(
             cfg, params, t5cfg, tokenizer, task.ppo_examples(), run_dir, logger, reward
         )
@@ -126,7 +128,8 @@ def eval_job(
         reward_cfg = _with(
             cfg, "reward", tests_weight=1.0, compile_weight=0.0, ast_weight=0.0, dfg_weight=0.0
         ).reward
-    with CompositeReward(reward_cfg) as reward:
+    error_dir = Path(cfg.train.run_dir) / REWARD_ERRORS_DIR
+    with CompositeReward(reward_cfg, error_dir=error_dir) as reward:
         return evaluate(
             cfg,
             params,

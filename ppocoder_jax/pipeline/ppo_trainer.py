@@ -286,15 +286,18 @@ class PPOTrainer:
         logprobs, values, ref_logprobs, exact_kl = stats
         local_table = np.asarray(
             [
-                [p.total, not p.infra_error, p.compile, p.tests, p.ast, p.dfg, p.compiled, p.passed]
+                [p.total, not p.masked, p.compile, p.tests, p.ast, p.dfg, p.compiled, p.passed]
+                + [p.reward_error is not None]
                 for p in parts
             ],
             np.float32,
         )
-        table = host_local_to_global(local_table, self.mesh)  # [B, 8], global
+        table = host_local_to_global(local_table, self.mesh)  # [B, 9], global
         scores, valid = table[:, 0], table[:, 1]
         n_valid = jnp.maximum(valid.sum(), 1.0)
         means = jax.device_get((table * valid[:, None]).sum(axis=0) / n_valid)
+        reward_errors = int(jax.device_get(table[:, 8].sum()))
+        self._check_reward_errors(reward_errors, int(table.shape[0]), parts)
 
         if self.iteration == 0 and cfg.ppo.value_bias_init == "mean_score":
             self._init_value_bias(float(means[0]))
@@ -328,7 +331,8 @@ class PPOTrainer:
             "compile_rate": float(means[6]),
             "pass_rate": float(means[7]),
             "samples": int(table.shape[0]),
-            "infra_errors": int(adv["num_invalid"]),
+            "infra_errors": int(adv["num_invalid"]) - reward_errors,
+            "reward_errors": reward_errors,
             "kl": float(adv["mean_kl"]),
             "mean_length": float(adv["mean_length"]),
             "explained_variance": float(adv["explained_variance"]),
@@ -342,6 +346,19 @@ class PPOTrainer:
         }
         self.iteration += 1
         return metrics
+
+    def _check_reward_errors(self, count: int, total: int, parts) -> None:
+        """Masked samples whose reward raised are logged; too many in one batch end the run."""
+        if not count:
+            return
+        first = next((p.reward_error for p in parts if p.reward_error is not None), None)
+        bound = self.cfg.reward.max_error_frac
+        if count > bound * total:
+            raise UserError(
+                f"{count} of {total} samples' rewards raised in PPO iteration {self.iteration} "
+                f"(more than reward.max_error_frac={bound}); first on this host: {first}"
+            )
+        print(f"PPO iteration {self.iteration}: {count} sample(s) masked, reward raised: {first}")
 
     def _statistics(self, rollout, exact_kl: bool):
         return rollout_statistics(

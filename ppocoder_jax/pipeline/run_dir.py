@@ -6,6 +6,7 @@ Layout:
     <run_dir>/tensorboard/      TensorBoard event files
     <run_dir>/checkpoints/      Orbax checkpoints (see ppocoder_jax/checkpoint)
     <run_dir>/plots/            PNG curves (ppocoder plot)
+    <run_dir>/reward_errors/    one JSON file per sample whose reward raised (masked, not fatal)
 """
 
 from __future__ import annotations

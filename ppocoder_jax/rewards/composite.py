@@ -10,13 +10,24 @@ host threads; this module only fans jobs out and gathers parts.
 
 A sample whose execution hit an infrastructure error (missing toolchain, sandbox failure) has
 `infra_error=True`: the learner masks it out instead of scoring it as a bad program.
+
+One program must never end a run: any exception inside one sample's reward (matching, the
+execution harness, building the program text) is caught at that sample. The sample comes back
+with verdict REWARD_ERROR and `reward_error` set (the learner masks it like an infrastructure
+error; evaluation counts it as a failure), and the program, its reference and the traceback
+are saved as one JSON file under `error_dir` (`<run_dir>/reward_errors/`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
+import os
 import threading
+import time
+import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 from ppocoder_jax.config import RewardConfig
 from ppocoder_jax.data import Example
@@ -31,10 +42,17 @@ class RewardParts:
     dfg: float
     verdict: str
     infra_error: bool
+    # the error and the file that holds the sample, when computing its reward raised
+    reward_error: str | None = None
 
     @property
     def passed(self) -> bool:
         return self.verdict == "PASS"
+
+    @property
+    def masked(self) -> bool:
+        """Left out of the learner's update: no trustworthy score exists for this sample."""
+        return self.infra_error or self.reward_error is not None
 
     @property
     def compiled(self) -> bool:
@@ -44,10 +62,13 @@ class RewardParts:
 class CompositeReward:
     """Scores batches of (example, generated text) with an Executor's thread pool."""
 
-    def __init__(self, cfg: RewardConfig, executor=None):
+    def __init__(self, cfg: RewardConfig, executor=None, error_dir: str | Path | None = None):
         from ppocoder_jax.rewards.execution import Executor
 
         self.cfg = cfg
+        self.error_dir = Path(error_dir) if error_dir is not None else None
+        self.errors_saved = 0
+        self._error_lock = threading.Lock()
         self._owns_executor = executor is None
         self.executor = executor or Executor(workers=cfg.workers, timeout_s=cfg.timeout_s)
         self._match_pool = None
@@ -77,6 +98,14 @@ class CompositeReward:
         return [f.result() for f in self.submit(examples, outputs)]
 
     def _submit_one(self, example: Example, output: str) -> cf.Future:
+        try:
+            return self._start_one(example, output)
+        except Exception as err:  # building the program or submitting it failed
+            done: cf.Future = cf.Future()
+            done.set_result(self._error_parts(example, output, None, err))
+            return done
+
+    def _start_one(self, example: Example, output: str) -> cf.Future:
         cfg = self.cfg
         program = example.program(output)
         use_tests = cfg.tests_weight != 0 and example.tests is not None
@@ -101,7 +130,9 @@ class CompositeReward:
                     return
             try:
                 result.set_result(self._combine(exec_future.result(), match_future, use_tests))
-            except BaseException as err:  # surface errors to the caller's .result()
+            except Exception as err:  # this sample only: masked and saved, the run goes on
+                result.set_result(self._error_parts(example, output, program, err))
+            except BaseException as err:  # (KeyboardInterrupt...) reaches the caller
                 result.set_exception(err)
 
         for future in pending:
@@ -129,6 +160,53 @@ class CompositeReward:
             + cfg.dfg_weight * r_dfg
         )
         return RewardParts(total, r_compile, r_tests, r_ast, r_dfg, verdict, infra)
+
+    def _error_parts(self, example: Example, output: str, program, err: Exception) -> RewardParts:
+        """The parts of a sample whose reward raised: a failure, masked from the update."""
+        summary = f"{type(err).__name__}: {err}".splitlines()[0][:300]
+        saved = self._save_error(example, output, program, err)
+        if saved is not None:
+            summary += f" (saved to {saved})"
+        return RewardParts(
+            total=0.0,
+            compile=-1.0,
+            tests=0.0,
+            ast=0.0,
+            dfg=0.0,
+            verdict="REWARD_ERROR",
+            infra_error=False,
+            reward_error=summary,
+        )
+
+    def _save_error(self, example: Example, output: str, program, err: Exception) -> Path | None:
+        if self.error_dir is None:
+            return None
+        try:
+            reference = example.reference_program()
+        except Exception as ref_err:
+            reference = f"<reference unavailable: {ref_err!r}>"
+        record = {
+            "lang": example.lang,
+            "program": program,
+            "output": output,
+            "prompt": example.prompt,
+            "reference": reference,
+            "tests": example.tests,
+            "error": f"{type(err).__name__}: {err}",
+            "traceback": "".join(traceback.format_exception(err)),
+        }
+        with self._error_lock:
+            self.errors_saved += 1
+            n = self.errors_saved
+        try:
+            self.error_dir.mkdir(parents=True, exist_ok=True)
+            path = self.error_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{n:05d}.json"
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(record, indent=1, default=repr), encoding="utf-8")
+            tmp.replace(path)  # never a half-written file under the final name
+            return path
+        except OSError:  # a full disk must not end the run either; the summary still counts
+            return None
 
 
 def _match(reference: str, candidate: str, lang: str):
