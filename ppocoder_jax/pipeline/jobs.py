@@ -210,22 +210,49 @@ def _flat(result: dict) -> dict:
     return out
 
 
+# (label, mode, metric key, unit) per task kind; rows whose metric is absent are skipped.
+_PCT, _NUM = "%", ""
+_DEMO_ROWS = [
+    ("pass@1 greedy", "greedy", "pass@1", _PCT),
+    ("pass@1 sampled", "sampled", "pass@1", _PCT),
+    ("compile rate greedy", "greedy", "compile_rate", _PCT),
+    ("compile rate sampled", "sampled", "compile_rate", _PCT),
+    ("exact match greedy", "greedy", "exact_match", _PCT),
+    ("edit similarity greedy", "greedy", "edit_similarity", _PCT),
+    ("BLEU greedy", "greedy", "bleu", _PCT),
+    ("CodeBLEU greedy", "greedy", "codebleu", _PCT),
+    ("output chars greedy", "greedy", "mean_output_chars", _NUM),
+    ("reward errors greedy", "greedy", "reward_errors", _NUM),
+    ("reward errors sampled", "sampled", "reward_errors", _NUM),
+]
+
+
 def format_demo_table(results: dict) -> str:
+    """SFT -> PPO table for any task the demo accepts (synthesis, completion, translation)."""
     before, after = results["before"], results["after"]
-    rows = [
-        ("pass@1 greedy", "greedy", "pass@1"),
-        ("pass@1 sampled", "sampled", "pass@1"),
-        ("compile rate (sampled)", "sampled", "compile_rate"),
-    ]
-    lines = [
-        f"{'held-out (' + str(before['greedy']['num_problems']) + ' problems)':<30}{'SFT':>8}{'PPO':>8}{'gain':>8}"
-    ]
-    for label, mode, key in rows:
-        b, a = before[mode].get(key), after[mode].get(key)
-        if b is None or a is None:
+    greedy = before["greedy"]
+    if "num_problems" in greedy:
+        title = f"held-out ({greedy['num_problems']} problems)"
+    else:
+        title = f"held-out ({greedy.get('num_examples', '?')} examples)"
+    lines = [f"{title:<30}{'SFT':>8}{'PPO':>8}{'gain':>8}"]
+    for label, mode, key, unit in _DEMO_ROWS:
+        b, a = before.get(mode, {}).get(key), after.get(mode, {}).get(key)
+        if b is None or a is None or (key == "reward_errors" and not (a or b)):
             continue
-        lines.append(f"{label:<30}{100 * b:>7.1f}%{100 * a:>7.1f}%{100 * (a - b):>+7.1f}")
-    templates = before["greedy"].get("per_template_pass", {})
+        if unit == _PCT:
+            lines.append(f"{label:<30}{100 * b:>7.1f}%{100 * a:>7.1f}%{100 * (a - b):>+7.1f}")
+        else:
+            lines.append(f"{label:<30}{b:>8.1f}{a:>8.1f}{a - b:>+8.1f}")
+    if "mean_reference_chars" in greedy:
+        lines.append(f"{'reference chars':<30}{greedy['mean_reference_chars']:>8.1f}")
+    if "floor_empty_compile_rate" in greedy:
+        lines.append("trivial floors (compile rate):")
+        lines.append(f"  {'empty completion':<28}{100 * greedy['floor_empty_compile_rate']:>7.1f}%")
+        const = repr(greedy.get("floor_best_constant", "?"))
+        rate = 100 * greedy["floor_best_constant_compile_rate"]
+        lines.append(f"  {'best constant ' + const:<28}{rate:>7.1f}%")
+    templates = greedy.get("per_template_pass", {})
     if templates:
         lines.append("greedy pass rate per template (SFT -> PPO):")
         after_t = after["greedy"].get("per_template_pass", {})
