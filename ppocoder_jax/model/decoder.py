@@ -216,17 +216,25 @@ class Attention(nn.Module):
 
     def project(self, x: jax.Array, rope_q, rope_k):
         """x [B,T,D] -> q [B,H,T,K], k [B,N,K,T], v [B,N,K,T] (RoPE applied to q and k)."""
-        wq, bq = self.q_proj(self.dtype)
-        wk, bk = self.k_proj(self.dtype)
-        wv, bv = self.v_proj(self.dtype)
-        q = jnp.einsum("btd,dhk->bhtk", x, wq)
-        k = jnp.einsum("btd,dnk->bnkt", x, wk)
-        v = jnp.einsum("btd,dnk->bnkt", x, wv)
-        if bq is not None:
-            q = q + bq[None, :, None, :]
-            k = k + bk[None, :, :, None]
-            v = v + bv[None, :, :, None]
-        if self.cfg.qk_norm:
+        cfg = self.cfg
+        b, t, d = x.shape
+        h, n, kd = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+        # Plain [B*T, D] @ [D, heads*K] matmuls on the kernels' row-major storage: with
+        # per-head einsums XLA's CPU backend transposed the kernels at every decode step. At
+        # T=1 the reorders below only move a size-1 axis (bitcasts, no data movement).
+        x2 = x.reshape(b * t, d)
+
+        def proj(linear, heads):
+            w, bias = linear(self.dtype)
+            y = x2 @ w.reshape(d, heads * kd)
+            if bias is not None:
+                y = y + bias.reshape(heads * kd)
+            return y.reshape(b, t, heads, kd)
+
+        q = proj(self.q_proj, h).transpose(0, 2, 1, 3)  # [B,H,T,K]
+        k = proj(self.k_proj, n).transpose(0, 2, 3, 1)  # [B,N,K,T]
+        v = proj(self.v_proj, n).transpose(0, 2, 3, 1)
+        if cfg.qk_norm:
             q = self.q_norm(q, axis=-1)
             k = self.k_norm(k, axis=-2)
         q = apply_rope(q, *rope_q, axis=-1)
@@ -247,9 +255,12 @@ class Attention(nn.Module):
         scores = jnp.where(mask, scores, MASK_VALUE)
         probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
         ctx = jnp.einsum("bngqs,bnds->bngqd", probs, v).reshape(b, h, qlen, kd)
+        ctx = ctx.transpose(0, 2, 1, 3).reshape(b * qlen, h * kd)
         wo, bo = self.o_proj(self.dtype)
-        out = jnp.einsum("bhqd,hdD->bqD", ctx, wo)
-        return out if bo is None else out + bo
+        out = ctx @ wo.reshape(h * kd, cfg.hidden_size)
+        if bo is not None:
+            out = out + bo
+        return out.reshape(b, qlen, cfg.hidden_size)
 
 
 class Mlp(nn.Module):

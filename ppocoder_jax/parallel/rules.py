@@ -31,6 +31,9 @@ DEFAULT_RULES: tuple[tuple[str, MeshAxes], ...] = (
     ("vocab", "tensor"),
     ("mlp", "tensor"),
     ("heads", "tensor"),
+    # key/value heads of grouped-query attention (decoder-only models): split like the query
+    # heads where they divide; otherwise replicated (e.g. 2 kv heads on a tensor axis of 4)
+    ("kv_heads", "tensor"),
     ("kv", None),
     ("relpos_buckets", None),
 )
