@@ -30,7 +30,14 @@ Flags recorded per pair (where our definition deliberately differs, see README):
   tokenizer gives up on truncated code and keeps the comments, removing a docstring can leave
   an empty body...);
 - `non_ascii`: the package slices token text with byte columns as if they were characters;
-- `dfg_seed_dependent`: see above.
+- `dfg_seed_dependent`: see above;
+- `dfg_string_split`: the package's data-flow rules walked into a string's pieces (Python's
+  `a.b = "s"`: the target's three children paired with the string's three) and raised, so it
+  dropped that program's whole graph; ours keeps the string one token.
+
+Besides the mutated pairs, `--shape-count` pairs per language assign to attribute and
+subscript targets (strings, interpolated strings, calls, comprehensions, lambdas on the right)
+in the reference, the candidate or both.
 """
 
 from __future__ import annotations
@@ -499,6 +506,124 @@ def make_pairs(lang: str, count: int) -> list[dict]:
     return pairs
 
 
+# ----------------------------------------------------------- attribute / subscript targets
+# Valid assignments to attribute and subscript targets with every kind of right-hand side:
+# strings (the shape that once crashed our Python data flow: `self.pattern = 'test*.py'`),
+# interpolated / byte / concatenated strings, calls, comprehensions, lambdas.
+SHAPE_TARGETS = {
+    "python": ["self.name", "a.b", "self.x.y", "a[0]", "a[i][j]", "a.b[k]", "d['k']", "a, b"],
+    "java": ["this.name", "a.b", "this.x.y", "a[0]", "a[i][j]"],
+    "csharp": ["this.name", "a.b", "this.x.y", "a[0]", "a[i, j]"],
+    "javascript": ["this.name", "a.b", "a.b.c", "a[0]", "a['k']", "[a, b]"],
+    "php": ["$this->name", "$a->b", "$a->b->c", "$a[0]", "$a['k']", "$a[]"],
+    "c": ["a.b", "p->x", "a[0]", "a[i][j]", "*p"],
+    "cpp": ["a.b", "this->x", "a->b.c", "a[0]", "a[i][j]"],
+}
+SHAPE_VALUES = {
+    "python": ['"s"', "'test*.py'", 'f"x{y}"', 'b"raw"', '"a" "b"', "g(x)", "[i for i in y]",
+               "{k: 1 for k in y}", "lambda v: v", "x + 1", "None", '"a", "b"'],
+    "java": ['"s"', "'c'", '"a" + b', "g(x)", "x -> x + 1", "new int[]{1, 2}", "a ? b : c"],
+    "csharp": ['"s"', "'c'", '$"x{y}"', '@"v"', "g(x)", "x => x + 1", "new[] { 1, 2 }"],
+    "javascript": ['"s"', "'s'", "`x${y}`", "g(x)", "x => x + 1", "[...a]", "{a: 1}"],
+    "php": ['"s"', "'s'", '"x{$y}"', '"a $b"', "g($x)", "fn($x) => $x + 1", "[1, 2]"],
+    "c": ['"s"', "'c'", '"a" "b"', "g(x)", "(int) x", "x + 1"],
+    "cpp": ['"s"', "'c'", 'R"(raw)"', "g(x)", "[&](int v) { return v; }", "x + 1"],
+}  # fmt: skip
+
+
+def shape_statement(lang: str, rng: random.Random) -> str:
+    target = rng.choice(SHAPE_TARGETS[lang])
+    value = rng.choice(SHAPE_VALUES[lang])
+    if "," in target and "," not in value:
+        value = f"{value}, {value}"
+    elif "," in value and "," not in target:
+        value = value.split(",")[0]
+    return f"{target} = {value}" + ("" if lang == "python" else ";")
+
+
+def insert_shape(lang: str, text: str, rng: random.Random) -> str:
+    """`text` with an assignment statement after a random simple statement, same indent."""
+    lines = text.split("\n")
+    end = ("",) if lang == "python" else (";",)
+    simple = [
+        i
+        for i, line in enumerate(lines)
+        if line.strip()
+        and not line.rstrip().endswith((":", "{", "(", "\\", ","))
+        and (lang == "python" or line.rstrip().endswith(end))
+        and not line.lstrip().startswith(("return", "@", "#", "<?php"))
+    ]
+    if not simple:
+        return text + "\n" + shape_statement(lang, rng)
+    i = rng.choice(simple)
+    indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
+    lines.insert(i + 1, indent + shape_statement(lang, rng))
+    return "\n".join(lines)
+
+
+def shape_pairs(lang: str, count: int) -> list[dict]:
+    """Pairs where the reference, the candidate or both assign to attribute / subscript
+    targets (with the package's values, and the `dfg_string_split` flag where it fails)."""
+    rng = random.Random(f"shapes-{lang}")
+    progs = generated_programs(lang, 40, seed=11)
+    if lang == "python":
+        progs = humaneval_programs()[:60] + progs
+    pairs = []
+    for k in range(count):
+        prog = progs[rng.randrange(len(progs))][0]
+        with_shape = insert_shape(lang, prog, rng)
+        kind = rng.choice(["in_reference", "in_candidate", "in_both", "identical"])
+        ref, cand = {
+            "in_reference": (with_shape, prog),
+            "in_candidate": (prog, with_shape),
+            "in_both": (with_shape, insert_shape(lang, prog, rng)),
+            "identical": (with_shape, with_shape),
+        }[kind]
+        pairs.append(
+            {
+                "id": f"{lang}-shape-{k:03d}",
+                "lang": lang,
+                "mutation": f"assign_shape_{kind}",
+                "reference": ref,
+                "candidate": cand,
+            }
+        )
+    return pairs
+
+
+def package_dfg_splits_a_string(lang: str, text: str) -> bool:
+    """Whether the package's data-flow rules walk into a string's pieces (a KeyError: they
+    are not tokens of their own), which makes it drop the program's whole graph."""
+    from codebleu.dataflow_match import dfg_function
+    from codebleu.parser import (
+        index_to_code_token,
+        remove_comments_and_docstrings,
+        tree_to_token_index,
+    )
+    from codebleu.utils import get_tree_sitter_language
+    from tree_sitter import Parser
+
+    pkg = LANGS[lang]
+    text = text.strip()
+    try:
+        text = remove_comments_and_docstrings(text, pkg)
+    except Exception:
+        pass
+    root = Parser(get_tree_sitter_language(pkg)).parse(text.encode()).root_node
+    tokens_index = tree_to_token_index(root)
+    lines = text.split("\n")
+    index_to_code = {
+        index: (idx, index_to_code_token(index, lines)) for idx, index in enumerate(tokens_index)
+    }
+    try:
+        dfg_function[pkg](root, index_to_code, {})
+    except KeyError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
 # ---------------------------------------------------------------------------- reference
 def patch_set_order(order: str) -> None:
     """Make the package's `list(set(names))` merges ordered: `first` = order of first
@@ -601,7 +726,10 @@ def comment_removal_differs(lang: str, text: str) -> bool:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--count", type=int, default=300, help="pairs per language")
+    ap.add_argument("--count", type=int, default=360, help="mutated pairs per language")
+    ap.add_argument(
+        "--shape-count", type=int, default=60, help="attribute/subscript-target pairs per language"
+    )
     ap.add_argument("--langs", default=",".join(LANGS))
     ap.add_argument("--out", type=Path, default=OUT_DIR)
     ap.add_argument("--dfg-only-worker", action="store_true", help=argparse.SUPPRESS)
@@ -619,7 +747,7 @@ def main() -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     for lang in langs:
-        pairs = make_pairs(lang, args.count)
+        pairs = make_pairs(lang, args.count) + shape_pairs(lang, args.shape_count)
         values = reference_values(pairs)
         other_seeds = []
         runs = [(seed, "hash") for seed in SEEDS] + [(0, "first"), (0, "reverse")]
@@ -640,6 +768,8 @@ def main() -> int:
                     "dfg_seed_dependent": any(
                         abs(o[i] - v["dfg_match"]) > 1e-12 for o in other_seeds
                     ),
+                    "dfg_string_split": package_dfg_splits_a_string(lang, p["reference"])
+                    or package_dfg_splits_a_string(lang, p["candidate"]),
                 }
                 v = {**v, "dfg_match_first_order": first_order[i]}
                 f.write(json.dumps({**p, "values": v, "flags": flags}) + "\n")

@@ -150,3 +150,20 @@ def test_very_deep_programs_do_not_crash():
     r = match(deep, deep, "python")
     assert r.ast_match == 1.0
     assert 0.0 <= r.dfg_match <= 1.0
+
+
+def test_a_string_is_never_split_into_its_pieces():
+    """`self.pattern = 'test*.py'`: the package pairs the target's three children with the
+    string's three (start, content, end), fails on a piece that is no token, and drops the
+    program's whole graph (data-flow 0 even against itself). We keep the string one token and
+    pair the whole sides; everywhere else on these shapes we agree with the package."""
+    rows = [r for r in load("python") if r["flags"]["dfg_string_split"]]
+    assert len(rows) >= 5
+    identical = [r for r in rows if r["reference"] == r["candidate"]]
+    assert identical
+    for row in identical:
+        assert row["values"]["dfg_match"] == 0.0  # the package: no graph at all
+        assert dfg_match(row["reference"], row["candidate"], "python") == 1.0
+    for row in rows:
+        for text in (row["reference"], row["candidate"]):
+            assert data_flow(build_program(text.strip(), "python", {}))  # never dropped

@@ -2,8 +2,9 @@
 
 tests/data/codebleu_reference/<lang>.jsonl was made by scripts/make_codebleu_reference.py
 (the package run under PYTHONHASHSEED=0). Pairs carry flags where our definition deliberately
-differs (comment removal on the tree, byte-correct token text, deterministic name order); those
-differences have their own tests in test_matching_differences.py.
+differs (comment removal on the tree, byte-correct token text, deterministic name order, a
+string never split into its pieces by the data flow); those differences have their own tests
+in test_matching_differences.py.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def test_reference_agreement(lang):
             continue
         ref = row["values"]
         keys = ["ngram_match", "weighted_ngram_match", "ast_match"]
-        if same_dfg and not row["flags"]["dfg_seed_dependent"]:
+        flags = row["flags"]
+        if same_dfg and not (flags["dfg_seed_dependent"] or flags["dfg_string_split"]):
             keys.append("dfg_match")
         for key in keys:
             checked[key] += 1
@@ -74,6 +76,12 @@ def test_reference_data_is_varied(lang):
     assert len(rows) >= 300
     kinds = {row["mutation"].split("+")[0] for row in rows}
     assert {"identical", "rename", "truncate", "comments", "other", "empty"} <= kinds
+    # attribute / subscript targets with every kind of right-hand side, on either side
+    shapes = [r for r in rows if r["mutation"].startswith("assign_shape_")]
+    assert len(shapes) >= 50
+    assert {"in_reference", "in_candidate", "in_both", "identical"} == {
+        r["mutation"].removeprefix("assign_shape_") for r in shapes
+    }
     values = [row["values"]["ast_match"] for row in rows]
     assert min(values) == 0.0 and max(values) == 1.0
     assert len({round(v, 6) for v in values}) > 50
@@ -89,7 +97,7 @@ def test_dfg_equals_the_reference_with_ordered_name_merges(lang):
     mismatches = []
     n = 0
     for row, got in zip(load(lang), ours(lang)):
-        if not comparable(row):
+        if not comparable(row) or row["flags"]["dfg_string_split"]:
             continue
         n += 1
         ref = row["values"]["dfg_match_first_order"]
