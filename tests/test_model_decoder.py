@@ -118,6 +118,11 @@ def _random_value_head(cfg):
 
 # Jitted once per config: eager op-by-op dispatch is what makes tiny-model tests slow.
 fwd = jax.jit(decoder.forward, static_argnums=1, static_argnames=("dtype",))
+gen = jax.jit(
+    decoder.greedy_generate,
+    static_argnums=(1, 4),
+    static_argnames=("eos_token_id", "pad_token_id", "dtype"),
+)
 
 
 def left_padded(lengths, width, seed):
@@ -240,11 +245,6 @@ def test_greedy_generation_matches_transformers(name, tmp_path_factory):
             eos_token_id=2,
         )
     want = out[:, ids.shape[1] :].numpy()
-    gen = jax.jit(
-        decoder.greedy_generate,
-        static_argnums=(1, 4),
-        static_argnames=("eos_token_id", "pad_token_id"),
-    )
     ours = np.asarray(gen(params, cfg, ids, mask, new_tokens, eos_token_id=None, pad_token_id=0))
     assert want.shape == ours.shape == (3, new_tokens)
     np.testing.assert_array_equal(ours, want)
@@ -255,11 +255,6 @@ def test_greedy_generation_matches_transformers(name, tmp_path_factory):
 def test_greedy_generation_stops_rows_at_eos(tmp_path_factory):
     _model, _path, params, cfg = build("qwen2-gqa-tied", tmp_path_factory)
     ids, mask = left_padded([8, 3, 5], 8, seed=5)
-    gen = jax.jit(
-        decoder.greedy_generate,
-        static_argnums=(1, 4),
-        static_argnames=("eos_token_id", "pad_token_id"),
-    )
     free = np.asarray(gen(params, cfg, ids, mask, 6, eos_token_id=None, pad_token_id=0))
     eos = int(free[0, 2])  # pretend row 0's third token is the end of sequence
     stopped = np.asarray(gen(params, cfg, ids, mask, 6, eos_token_id=eos, pad_token_id=0))
@@ -459,8 +454,8 @@ def test_decode_loop_has_no_transposes(name, dtype, tmp_path_factory):
     """The [B,N,K,T] cache (and the 2-D projections) leave the decode loop transpose-free."""
     _model, _path, params, cfg = build(name, tmp_path_factory)
     ids, mask = left_padded([5, 2, 4], 5, seed=8)
-    gen = jax.jit(decoder.greedy_generate, static_argnums=(1, 4), static_argnames=("dtype",))
-    hlo = gen.lower(params, cfg, ids, mask, 6, dtype=dtype).compile().as_text()
+    compiled = gen.lower(params, cfg, ids, mask, 6, dtype=dtype).compile()
+    hlo = compiled.as_text()
     body = while_body_instructions(hlo)
     cache_shape = f"[{len(ids)},{cfg.num_key_value_heads},{cfg.head_dim},{5 + 6}]"
     # Sanity: the loop does update the cache in place.
@@ -470,6 +465,9 @@ def test_decode_loop_has_no_transposes(name, dtype, tmp_path_factory):
     # No layout-changing copy of anything bigger than a scalar / per-row vector either.
     copies = [i for i in body if re.search(r"\bcopy\(", i) and re.search(r"\[\d+,\d+", i)]
     assert copies == []
+    # The program runs (bf16 cache included) and emits token ids.
+    tokens = np.asarray(compiled(params, ids, mask))  # static arguments are baked in
+    assert tokens.shape == (3, 6) and tokens.min() >= 0 and tokens.max() < VOCAB
 
 
 # ----------------------------------------------------------------------------- misc
@@ -488,11 +486,6 @@ def test_bf16_compute_close_to_fp32(tmp_path_factory):
     assert np.max(np.abs(p32 - p16)) < 0.05
     assert not np.array_equal(np.asarray(logits16), np.asarray(logits32))
     assert np.max(np.abs(np.asarray(values16) - np.asarray(values32))[valid]) < 0.1
-    logits0, _, logits, _ = _cached_run(cfg, 7, 2, jnp.bfloat16)(params, ids, mask, ids[:, :2])
-    assert logits.dtype == jnp.float32
-    np.testing.assert_allclose(
-        np.asarray(jax.nn.softmax(logits0)), p32.reshape(-1, VOCAB)[[6, 10, 16]], atol=0.05
-    )
 
 
 def test_value_head_dropout_and_fresh_init(tmp_path_factory):
@@ -536,3 +529,36 @@ def test_param_logical_axes_match_module_annotations(tmp_path_factory):
         # Our imported params have exactly this tree.
         imported = build(name, tmp_path_factory)[2]
         assert jax.tree_util.tree_structure(imported) == jax.tree_util.tree_structure(params)
+
+
+def test_cli_import_export_roundtrip(tmp_path, tmp_path_factory, capsys):
+    """`ppocoder import-hf` -> our checkpoint -> `export-hf` -> transformers, same logits."""
+    from ppocoder_jax.cli import main
+    from ppocoder_jax.model import store
+
+    model, path, params, cfg = build("qwen3-gqa-untied-headdim32", tmp_path_factory)
+    ours, exported = tmp_path / "ours", tmp_path / "exported"
+    assert main(["import-hf", str(path), str(ours)]) == 0
+    assert "imported qwen3 decoder-only LM, untied lm_head" in capsys.readouterr().out
+    loaded, cfg2, tokenizer = store.load_any_model(ours)
+    assert cfg2 == cfg and tokenizer is None and set(loaded) == {"lm", "value_head"}
+    ids, mask = left_padded([7, 3], 7, seed=11)
+    valid = mask.astype(bool)
+    want = torch_logits(model, ids, mask)
+    logits, values = fwd(loaded, cfg2, ids, mask)
+    np.testing.assert_allclose(np.asarray(logits)[valid], want[valid], atol=1e-4, rtol=0)
+    assert np.all(np.asarray(values) == 0)  # fresh value head
+    # The training-side loader stays T5-only and says so in one line.
+    with pytest.raises(UserError, match="model_type='qwen3'"):
+        store.load_model(ours)
+
+    assert main(["export-hf", str(ours), str(exported)]) == 0
+    assert "Hugging Face qwen3" in capsys.readouterr().out
+    for name in ("config.json", "model.safetensors", "generation_config.json"):
+        assert (exported / name).is_file(), name
+    assert (exported / "value_head.safetensors").is_file()
+    reloaded = transformers.AutoModelForCausalLM.from_pretrained(exported).eval()
+    got = torch_logits(reloaded, ids, mask)
+    np.testing.assert_allclose(got[valid], want[valid], atol=1e-4, rtol=0)
+    gen = json.loads((exported / "generation_config.json").read_text())
+    assert (gen["eos_token_id"], gen["pad_token_id"], gen["bos_token_id"]) == (2, 0, 1)

@@ -1,6 +1,7 @@
 """`ppocoder export-hf CHECKPOINT OUT_DIR`: our checkpoint -> a Hugging Face directory.
 
-OUT_DIR loads with `T5ForConditionalGeneration.from_pretrained` and `AutoTokenizer`; the value
+OUT_DIR loads with `T5ForConditionalGeneration.from_pretrained` (decoder-only models:
+`AutoModelForCausalLM.from_pretrained`) and `AutoTokenizer`; the value
 head is written beside the weights as value_head.safetensors. Needs no torch.
 """
 
@@ -15,8 +16,10 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ppocoder_jax.model.store import export_hf
 
-    export_hf(args.checkpoint, args.out_dir)
+    cfg = export_hf(args.checkpoint, args.out_dir)
+    kind = getattr(cfg, "model_type", "T5")  # decoder-only configs name their type
     print(
-        f"exported {args.checkpoint} -> {args.out_dir} (Hugging Face T5 + value_head.safetensors)"
+        f"exported {args.checkpoint} -> {args.out_dir} "
+        f"(Hugging Face {kind} + value_head.safetensors)"
     )
     return 0

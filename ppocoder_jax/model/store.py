@@ -5,6 +5,9 @@ Our checkpoint directory:
                            "value_head_dropout": ..., "extra_config": {...} | null}
     config.json           the Hugging Face T5 config (T5Config.to_hf_dict())
     params/               Orbax PyTree checkpoint of {"t5": ..., "value_head": ...} (fp32)
+A decoder-only model (llama / qwen2 / qwen3, `ppocoder_jax.model.decoder`) has its
+DecoderConfig.to_hf_dict() as config.json and {"lm": ..., "value_head": ...} as params; only
+`import-hf` / `export-hf` (`load_any_model`) read those, `load_model` stays T5-only.
     tokenizer files       (when the model has a tokenizer)
 
 An exported Hugging Face directory holds config.json, model.safetensors, generation_config.json,
@@ -30,7 +33,9 @@ import jax
 import numpy as np
 
 from ppocoder_jax.errors import UserError
-from ppocoder_jax.model import hf_io
+from ppocoder_jax.model import decoder, decoder_weights, hf_io
+from ppocoder_jax.model.decoder_config import SUPPORTED_MODEL_TYPES as DECODER_MODEL_TYPES
+from ppocoder_jax.model.decoder_config import DecoderConfig
 from ppocoder_jax.model.t5 import init_params_boxed
 from ppocoder_jax.model.t5_config import T5Config
 from ppocoder_jax.model.tokenizer import has_tokenizer, load_tokenizer, save_tokenizer
@@ -81,7 +86,9 @@ def read_model_meta(path) -> dict:
     return meta
 
 
-def save_model(path, params, cfg: T5Config, tokenizer=None, extra_config: dict | None = None):
+def save_model(
+    path, params, cfg: T5Config | DecoderConfig, tokenizer=None, extra_config: dict | None = None
+):
     """Write our checkpoint atomically (see module docstring)."""
     params = _host_fp32(params)
     with atomic_output_dir(path) as tmp:
@@ -100,9 +107,24 @@ def save_model(path, params, cfg: T5Config, tokenizer=None, extra_config: dict |
             save_tokenizer(tokenizer, tmp)
 
 
-def _load_our_checkpoint(path: Path):
+def is_decoder_dir(path) -> bool:
+    """config.json names a decoder-only model_type (MoE relatives too, for their error)."""
+    config = Path(path) / hf_io.CONFIG_FILE
+    if not config.is_file():
+        return False
+    d = hf_io.read_json(config)
+    model_type = d.get("model_type") if isinstance(d, dict) else None
+    return model_type in DECODER_MODEL_TYPES or (
+        isinstance(model_type, str) and model_type.endswith("_moe")
+    )
+
+
+def _load_our_checkpoint(path: Path, decoders: bool = False):
     meta = read_model_meta(path)
-    cfg = hf_io.read_hf_config(path)
+    if decoders and is_decoder_dir(path):
+        cfg = decoder_weights.read_decoder_config(path)
+    else:
+        cfg = hf_io.read_hf_config(path)
     cfg = dataclasses.replace(cfg, value_head_dropout=float(meta.get("value_head_dropout", 0.1)))
     params_dir = path / PARAMS_DIR
     if not params_dir.is_dir():
@@ -121,8 +143,9 @@ def _load_our_checkpoint(path: Path):
     return params, cfg, tokenizer
 
 
-def _check_param_shapes(params, cfg: T5Config, source: str) -> None:
-    expected = nn.meta.unbox(jax.eval_shape(lambda: init_params_boxed(cfg, jax.random.PRNGKey(0))))
+def _check_param_shapes(params, cfg: T5Config | DecoderConfig, source: str) -> None:
+    init = decoder.init_params_boxed if isinstance(cfg, DecoderConfig) else init_params_boxed
+    expected = nn.meta.unbox(jax.eval_shape(lambda: init(cfg, jax.random.PRNGKey(0))))
     flat_exp = {k: tuple(v.shape) for k, v in jax.tree_util.tree_flatten_with_path(expected)[0]}
     flat_got = dict(jax.tree_util.tree_flatten_with_path(params)[0])
     for key, shape in flat_exp.items():
@@ -136,18 +159,24 @@ def _check_param_shapes(params, cfg: T5Config, source: str) -> None:
             )
 
 
-def load_hf_model(model: str):
-    """A HF directory (or hub id) -> (params, cfg, tokenizer or None)."""
+def load_hf_model(model: str, decoders: bool = False):
+    """A HF directory (or hub id) -> (params, cfg, tokenizer or None).
+
+    decoders=True also reads decoder-only models ({"lm": ..., "value_head": ...}).
+    """
     model_dir = hf_io.resolve_model_dir(str(model))
     if not (model_dir / hf_io.CONFIG_FILE).is_file():
         raise UserError(f"{model_dir}: no config.json (not a Hugging Face model directory)")
-    t5_params, cfg = hf_io.load_hf_t5(model_dir)
+    if decoders and is_decoder_dir(model_dir):
+        key, (weights, cfg) = "lm", decoder_weights.load_hf_decoder(model_dir)
+    else:
+        key, (weights, cfg) = "t5", hf_io.load_hf_t5(model_dir)
     value_head = _read_value_head(model_dir / VALUE_HEAD_FILE, cfg)
     tokenizer = load_tokenizer(model_dir) if has_tokenizer(model_dir) else None
-    return {"t5": t5_params, "value_head": value_head}, cfg, tokenizer
+    return {key: weights, "value_head": value_head}, cfg, tokenizer
 
 
-def _read_value_head(path: Path, cfg: T5Config) -> dict:
+def _read_value_head(path: Path, cfg: T5Config | DecoderConfig) -> dict:
     if not path.is_file():
         return fresh_value_head(cfg)
     head = hf_io.read_safetensors(path)
@@ -172,28 +201,39 @@ def load_model(path) -> tuple[dict[str, Any], T5Config, Any]:
     return load_hf_model(str(path))
 
 
-def import_hf(model: str, out_dir, extra_config: dict | None = None) -> T5Config:
+def load_any_model(path):
+    """`load_model`, decoder-only models (llama / qwen2 / qwen3) included."""
+    path = Path(path)
+    if is_our_checkpoint(path):
+        return _load_our_checkpoint(path, decoders=True)
+    return load_hf_model(str(path), decoders=True)
+
+
+def import_hf(model: str, out_dir, extra_config: dict | None = None) -> T5Config | DecoderConfig:
     """`ppocoder import-hf`: HF directory / hub id -> our checkpoint in out_dir."""
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):  # fail before the (slow) load
         raise UserError(f"{out_dir}: already exists and is not empty (refusing to overwrite)")
-    params, cfg, tokenizer = load_hf_model(model)
+    params, cfg, tokenizer = load_hf_model(model, decoders=True)
     save_model(out_dir, params, cfg, tokenizer, extra_config)
     return cfg
 
 
-def export_hf(checkpoint, out_dir) -> T5Config:
+def export_hf(checkpoint, out_dir) -> T5Config | DecoderConfig:
     """`ppocoder export-hf`: our checkpoint (or a HF dir) -> a transformers-loadable directory."""
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise UserError(f"{out_dir}: already exists and is not empty (refusing to overwrite)")
     if not Path(checkpoint).is_dir():
         raise UserError(f"{checkpoint}: checkpoint directory not found")
-    params, cfg, tokenizer = load_model(checkpoint)
+    params, cfg, tokenizer = load_any_model(checkpoint)
     from safetensors.numpy import save_file
 
     with atomic_output_dir(out_dir) as tmp:
-        hf_io.write_hf_t5(tmp, params["t5"], cfg)
+        if isinstance(cfg, DecoderConfig):
+            decoder_weights.write_hf_decoder(tmp, params["lm"], cfg)
+        else:
+            hf_io.write_hf_t5(tmp, params["t5"], cfg)
         head = {k: np.ascontiguousarray(v, np.float32) for k, v in params["value_head"].items()}
         save_file(head, str(tmp / VALUE_HEAD_FILE), {"format": "np"})
         if tokenizer is not None:
