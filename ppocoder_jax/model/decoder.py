@@ -36,9 +36,11 @@ tree_map):
         "position": [B] int32,           # RoPE position of the next token of each row
     }
 Keys and values are [B,N,K,T] (time minor), the layout XLA's batched matmuls read without a
-copy: the decode loop's optimised HLO holds no transpose (tests check this). Each step writes
-its key/value with dynamic_update_slice and attends over the whole preallocated length under
-key_mask.
+copy, and the q/k/v/o projections are plain 2-D matmuls on the kernels' row-major storage
+(per-head einsums made XLA's CPU backend transpose every attention kernel at every step): the
+optimised HLO of a decode loop holds no transpose at all (tests check this on CPU). Each step
+writes its key/value with dynamic_update_slice at slot `step` (which must be < max_len: XLA
+clamps an index past the end) and attends over the whole preallocated length under key_mask.
 
 Parameter tree of `params["lm"]` (kernels in the `x @ kernel` orientation; H query heads,
 N key/value heads, K head_dim, F intermediate size):
