@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from ppocoder_jax.config import add_config_arguments, load_config
@@ -30,4 +31,29 @@ def run(args) -> int:
     out = Path(cfg.train.run_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"eval_{args.split}.json").write_text(text)
+    _picture(cfg, args, metrics, out)
     return 0
+
+
+def _picture(cfg, args, metrics: dict, out: Path) -> None:
+    """RUN_DIR/plots/eval_<split>.png: the metrics as bars. The evaluation is done and saved, so
+    a picture that cannot be drawn is a warning, not a failure."""
+    from ppocoder_jax.parallel.mesh import is_main_process
+    from ppocoder_jax.pipeline.plot import plot_eval
+
+    if not is_main_process():
+        return
+    greedy = cfg.eval.greedy and not args.sampled
+    model = cfg.model.path or "the embedded tiny model"
+    title = f"ppocoder eval, {args.split} split: {model} ({cfg.data.task})"
+    try:
+        path = plot_eval(
+            metrics, out / "plots", f"eval_{args.split}", title, "greedy" if greedy else "sampled"
+        )
+    except Exception as err:  # the numbers above are the result; the picture is extra
+        print(
+            f"warning: no picture of the evaluation: {type(err).__name__}: {err}", file=sys.stderr
+        )
+        return
+    if path is not None:
+        print(f"picture: {path}", file=sys.stderr)
