@@ -399,9 +399,9 @@ def test_one_broken_run_among_several_still_overlays_the_others(tmp_path, capsys
 # a real tiny run
 
 
-def test_real_tiny_demo_pictures(tmp_path, capsys):
+def test_real_tiny_demo_and_eval_pictures(tmp_path, capsys):
     """One real tiny demo (the sizes of test_pipeline_e2e): the demo writes the results picture
-    and the curves, and every key it logged has its place."""
+    and the curves, every key it logged has its place, and `ppocoder eval` adds its picture."""
     from test_pipeline_e2e import TINY
 
     run_dir = tmp_path / "demo"
@@ -420,3 +420,8 @@ def test_real_tiny_demo_pictures(tmp_path, capsys):
     series = P.phase_series(run.rows, "ppo")
     for key in drawn:
         assert not P.is_constant(series[key][1]), key
+    # `ppocoder eval` pictures its eval_<split>.json beside the demo's pictures
+    overrides = [*TINY, f"train.run_dir={run_dir}", f"model.path={run_dir / 'final_model'}"]
+    assert main(["eval", "--config", "demo", *overrides]) == 0
+    assert (run_dir / "plots" / "eval_test.png").stat().st_size > 10_000
+    assert (run_dir / "plots" / "results.png").exists()  # not overwritten by the eval

@@ -129,6 +129,7 @@ PHASES: dict[str, tuple[tuple[Panel, ...], dict[str, str], str]] = {
     "ppo": (PPO_PANELS, PPO_CAPTION, "PPO iteration"),
     "sft": (SFT_PANELS, SFT_CAPTION, "SFT step"),
 }
+TOTALS = {"score", "time_total_s"}  # drawn black and broad under their parts (one run)
 NOT_SMOOTHED = {"kl_coef", "val_loss"}  # set by a controller / measured rarely: not noise
 NOT_METRICS = {"phase", "step", "time"}
 TRAINING_PHASES_SKIPPED = {"eval"}  # two points each: shown as bars and markers instead
@@ -413,30 +414,34 @@ def _layout(plt, n_panels: int, caption_lines: int, ncols: int, legend_row: bool
     return fig, axes, caption_ax, legend_ax
 
 
-def _draw(ax, xs, ys, *, colour, style, gid, label, smooth):
-    """Raw series faint under its EMA when long enough, else as it is with markers."""
-    if smooth > 0 and len(ys) >= MIN_POINTS_TO_SMOOTH:
-        ax.plot(xs, ys, color=colour, linestyle=style, alpha=0.22, linewidth=1, gid=f"{gid}|raw")
+def _draw(ax, xs, ys, *, colour, style, gid, label, smooth, total=False):
+    """Raw series faint under its EMA when long enough, else as it is with markers. A total
+    (``TOTALS``) is a broad translucent line under its parts, so that a part equal to it shows."""
+    smoothed = smooth > 0 and len(ys) >= MIN_POINTS_TO_SMOOTH
+    width, alpha, zorder = (4.0, 0.4, 1.9) if total else (2.0 if smoothed else 1.8, 1.0, 2.0)
+    common = dict(color=colour, linestyle=style, zorder=zorder)
+    if smoothed:
+        ax.plot(xs, ys, alpha=0.22 * alpha, linewidth=1, gid=f"{gid}|raw", **common)
         return ax.plot(
             xs,
             ema(ys, smooth),
-            color=colour,
-            linestyle=style,
-            linewidth=2,
+            alpha=alpha,
+            linewidth=width,
             label=label,
             gid=f"{gid}|smooth",
+            **common,
         )[0]
     marker = "o" if len(xs) < 30 else None
     return ax.plot(
         xs,
         ys,
-        color=colour,
-        linestyle=style,
-        linewidth=1.8,
+        alpha=alpha,
+        linewidth=width,
         marker=marker,
         markersize=4,
         label=label,
         gid=f"{gid}|raw",
+        **common,
     )[0]
 
 
@@ -503,6 +508,8 @@ def training_figure(runs: list[Run], phase: str, smooth: float = DEFAULT_SMOOTH)
                     colour = (
                         RUN_COLOURS[r % len(RUN_COLOURS)]
                         if overlay
+                        else "black"
+                        if key in TOTALS
                         else (SERIES_COLOURS[index % len(SERIES_COLOURS)])
                     )
                     style = STYLES[index % len(STYLES)] if overlay else ("-" if side == 0 else "--")
@@ -516,6 +523,7 @@ def training_figure(runs: list[Run], phase: str, smooth: float = DEFAULT_SMOOTH)
                         gid=f"{run.label}|{key}",
                         label=None if overlay else label,
                         smooth=0 if key in NOT_SMOOTHED else smooth,
+                        total=key in TOTALS and not overlay,
                     )
                     drawn.append(f"{run.label}|{key}")
                     if not overlay:
@@ -779,7 +787,7 @@ def _bars(ax, groups, columns, colours) -> int:
         ticks.append(label)
     ax.set_xticks(range(len(groups)), ticks)
     ax.set_ylim(0, 1.12)
-    ax.set_ylabel("held-out score (%)")
+    ax.set_ylabel("score (%)")
     ax.yaxis.set_major_formatter(lambda v, _: f"{100 * v:.0f}")
     ax.grid(axis="y", alpha=0.3)
     return _legend_above(ax, ncol=4)
@@ -857,7 +865,7 @@ def _results_caption(columns, modes) -> str:
         m = next((c[mode] for _, c in columns if mode in c), {})
         n = m.get("num_problems", m.get("num_examples"))
         what = "problems" if "num_problems" in m else "examples"
-        text = f"{n} held-out {what}" if n is not None else ""
+        text = f"{n} {what}" if n is not None else ""
         text = f"{mode}: {text}" if mode and text else (mode or text)
         if m.get("samples_per_problem", 1) > 1:
             text += f", {m['samples_per_problem']} samples per problem (unbiased pass@k)"
