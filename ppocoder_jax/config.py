@@ -37,13 +37,20 @@ class ModelConfig:
 
     # A Hugging Face directory, our checkpoint directory, or "" to build `tiny_*` from scratch.
     path: str = ""
-    # Dimensions used only when `path` is empty (the embedded demo's small CodeT5-style model).
+    # "t5" (CodeT5, encoder-decoder) or "decoder" (Llama / Qwen2 / Qwen3). With `path` the
+    # family is read from its config.json ("" accepts either; a named family must match);
+    # without, it picks the architecture of the tiny model built from scratch ("" = t5).
+    family: Literal["", "t5", "decoder"] = ""
+    # Dimensions used only when `path` is empty (the embedded demo's small model). For the
+    # decoder family (Qwen2 architecture): d_model = hidden size, d_ff = MLP size, num_layers
+    # = layers, num_heads = query heads, d_kv = head size, num_kv_heads = key/value heads.
     tiny_d_model: int = 256
     tiny_d_ff: int = 1024
     tiny_num_layers: int = 3
     tiny_num_decoder_layers: int = 3
     tiny_num_heads: int = 4
     tiny_d_kv: int = 64
+    tiny_num_kv_heads: int = 2
     # Tokenizer directory; "" means: the model's own, else the embedded code tokenizer.
     tokenizer: str = ""
     compute_dtype: Literal["float32", "bfloat16"] = "float32"
@@ -52,6 +59,11 @@ class ModelConfig:
     def __post_init__(self):
         for name in ("tiny_d_model", "tiny_d_ff", "tiny_num_layers", "tiny_num_heads", "tiny_d_kv"):
             _check(getattr(self, name) > 0, f"model.{name}", "must be > 0")
+        _check(
+            self.tiny_num_kv_heads > 0 and self.tiny_num_heads % self.tiny_num_kv_heads == 0,
+            "model.tiny_num_kv_heads",
+            "must be > 0 and divide model.tiny_num_heads",
+        )
         _check(
             0.0 <= self.value_head_dropout < 1.0, "model.value_head_dropout", "must be in [0, 1)"
         )

@@ -309,8 +309,9 @@ def jax_worker_setup(args, reference: bool):
 
     from ppocoder_jax.config import load_config
     from ppocoder_jax.model import load_model
+    from ppocoder_jax.model.policy import as_policy
     from ppocoder_jax.model.t5 import num_params
-    from ppocoder_jax.pipeline.ppo_trainer import make_apply_fn, rollout_statistics
+    from ppocoder_jax.ppo.policy_apply import make_apply_fn, rollout_statistics
     from ppocoder_jax.ppo.state import frozen_copy, init_train_state, make_optimizer
     from ppocoder_jax.ppo.train_step import build_train_step, learn_from_rollout
 
@@ -350,7 +351,7 @@ def jax_worker_setup(args, reference: bool):
     }
 
     inputs = (prompt_ids, prompt_mask, tokens, token_mask)
-    stats_kw = dict(t5cfg=t5cfg, dtype=dtype, exact_kl=cfg.kl.estimator == "exact")
+    stats_kw = dict(policy=as_policy(t5cfg), dtype=dtype, exact_kl=cfg.kl.estimator == "exact")
 
     def iteration():
         st = box["state"]
@@ -400,7 +401,7 @@ def xla_gflop_per_iteration(state, ref_params, train_step, ppo_cfg, inputs, stat
     import jax
     import jax.numpy as jnp
 
-    from ppocoder_jax.pipeline.ppo_trainer import rollout_statistics
+    from ppocoder_jax.ppo.policy_apply import rollout_statistics
     from ppocoder_jax.ppo.train_step import PPOBatch
 
     stats = rollout_statistics.lower(state.params, ref_params, *inputs, **stats_kw).compile()
@@ -517,6 +518,32 @@ ACCELERATORS = {  # per-chip memory, GiB
     "A100-80GB": 80,
     "H100-80GB": 80,
 }
+DECODERS = {
+    # name: (hidden, layers, heads, kv heads, head_dim, mlp size, vocab, tied, q/k/v bias)
+    "qwen2.5-coder-0.5b": (896, 24, 14, 2, 64, 4864, 151936, True, True),
+    "qwen2.5-coder-1.5b": (1536, 28, 12, 2, 128, 8960, 151936, True, True),
+    "llama-3.2-1b": (2048, 16, 32, 8, 64, 8192, 128256, True, False),
+}
+
+
+def decoder_param_count(d, layers, heads, kv, hd, d_ff, vocab, tied, bias) -> int:
+    """Llama / Qwen2 (+ value head): embeddings, q/k/v/o, SwiGLU MLP, two norms per layer."""
+    attn = d * heads * hd * 2 + d * kv * hd * 2 + (heads * hd + 2 * kv * hd if bias else 0)
+    layer = attn + 3 * d * d_ff + 2 * d
+    return vocab * d * (1 if tied else 2) + layers * layer + d + (d + 1)
+
+
+def decoder_activation_bytes(d, layers, heads, kv, hd, d_ff, vocab, tied, bias, b, s, t,
+                             act_bytes=4) -> float:  # fmt: skip
+    """ESTIMATE of what one teacher-forced train-step forward keeps for the backward pass (no
+    remat), micro-batch b, prompt s, response t: the model runs over n = s + t tokens. Kept per
+    token and layer: 4d (two norms' in/out) + 2d (attention and MLP outputs) + q, k, v,
+    attention out (2 heads*hd + 2 kv*hd) + 3 d_ff (gate, up, their product) + heads*n softmax
+    probabilities, in the compute dtype; plus 3 [t, vocab] fp32 tensors (logits, log-softmax,
+    their gradient) on the response positions only."""
+    n = s + t
+    per_token = 6 * d + 2 * heads * hd + 2 * kv * hd + 3 * d_ff + heads * n
+    return float(b * (act_bytes * n * layers * per_token + 4 * 3 * t * vocab))
 
 
 def t5_param_count(d, layers, heads, d_ff, vocab, buckets=32) -> int:
@@ -587,6 +614,24 @@ def memory_table(batch: int, s: int, t: int, micro: int) -> str:
             f"{name:<13} {n / 1e6:>6.0f}M {st32 / gib:>11.2f}GiB {st16 / gib:>11.2f}GiB "
             f"{act / gib:>7.2f}GiB  " + ", ".join(fits)
         )
+    lines.append("decoder-only (params and optimizer fp32; activations in the compute dtype)")
+    for name, dims in DECODERS.items():
+        n = decoder_param_count(*dims)
+        st32 = n * sum(state_bytes_per_param(False).values())
+        for dtype, act_bytes in (("fp32", 4), ("bf16", 2)):
+            act = decoder_activation_bytes(*dims, micro, s, t, act_bytes=act_bytes)
+            fits = []
+            for acc, mem in ACCELERATORS.items():
+                usable = 0.9 * mem * gib
+                chips = next(
+                    (c for c in (1, 2, 4, 8, 16, 32, 64) if st32 / c + act <= usable), None
+                )
+                fits.append(f"{acc}: {chips if chips else '>64'}")
+            label = f"{name} {dtype}"
+            lines.append(
+                f"{label:<23} {n / 1e6:>6.0f}M {st32 / gib:>7.2f}GiB {act / gib:>7.2f}GiB  "
+                + ", ".join(fits)
+            )
     lines.append(
         "(the state shards over FSDP chips; activations are per chip for its micro-batch; "
         "XLA's buffer reuse and fusion make real peaks differ: measure with memory_stats())"

@@ -76,3 +76,12 @@ def test_translation_table():
     table = format_demo_table(_results(metrics))
     assert "held-out (2 examples)" in table
     assert "CodeBLEU greedy" in table and "compile rate greedy" in table
+
+
+def test_synthesis_metrics_per_difficulty():
+    ex = [Example(id=str(i), prompt="p", target="", lang="python", meta={"difficulty": d})
+          for i, d in enumerate(["interview", "introductory", "interview"])]  # fmt: skip
+    parts = [[_parts(True, passed=p)] for p in (True, False, False)]
+    m = synthesis_metrics(ex, [["a"], ["b"], ["c"]], parts, ks=(1,))
+    assert m["per_difficulty_pass"] == {"interview": 0.5, "introductory": 0.0}
+    assert "per_template_pass" not in m

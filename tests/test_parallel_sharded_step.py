@@ -96,3 +96,12 @@ def test_sharded_t5_step_equals_single_device(tmp_path):
     _compare(res, scale_relative=("grad", "opt", "param"))
     specs = set(res["2x2x2/specs"])
     assert "P('tensor', 'fsdp')" in specs and "P('fsdp', 'tensor')" in specs  # really sharded
+
+
+def test_sharded_decoder_step_equals_single_device(tmp_path):
+    """The decoder-only policy (tiny Qwen2 architecture, GQA, value-head dropout on) through
+    the same step on the (8,1,1), (2,4,1) and (2,2,2) meshes."""
+    res = _run(tmp_path, 1, "decoder")
+    _compare(res, scale_relative=("grad", "opt", "param"))
+    specs = set(res["2x2x2/specs"])
+    assert "P('tensor', 'fsdp')" in specs and "P('fsdp', 'tensor')" in specs  # really sharded

@@ -11,8 +11,8 @@ from ppocoder_jax.config import KLConfig, MeshConfig, OptimConfig, PPOConfig
 from ppocoder_jax.model import T5Config, init_params, param_logical_axes
 from ppocoder_jax.parallel.mesh import MESH_AXES, make_mesh
 from ppocoder_jax.parallel.rules import logical_to_partition_spec
+from ppocoder_jax.ppo.policy_apply import make_apply_fn
 from ppocoder_jax.ppo.state import create_train_state_from_params, make_optimizer
-from ppocoder_jax.ppo.t5_apply import make_t5_apply_fn
 from ppocoder_jax.ppo.toy_model import random_ppo_batch
 from ppocoder_jax.ppo.train_step import build_loss_and_grads, build_train_step, ppo_update
 
@@ -51,7 +51,7 @@ def test_t5_params_map_onto_the_mesh():
 @pytest.mark.slow
 def test_t5_ppo_update_lowers_its_objective_and_accumulates_exactly():
     ppo = PPOConfig(vf_coef=0.5, ppo_epochs=2, num_minibatches=2)
-    apply_fn = make_t5_apply_fn(CFG, dropout=False)
+    apply_fn = make_apply_fn(CFG, dropout=False)
     params = init_params(CFG, jax.random.PRNGKey(0))
     batch = random_ppo_batch(0, 8, 5, 6, CFG.vocab_size)
     grad_fn = build_loss_and_grads(apply_fn, ppo)

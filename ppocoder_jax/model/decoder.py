@@ -470,6 +470,19 @@ def logits_and_hidden(
     return logits, hidden
 
 
+def hidden_states(params: Params, cfg: DecoderConfig, input_ids, attention_mask, *, dtype):
+    """Final hidden states [B,T,D] (after the last norm), without the LM head."""
+    hidden, _ = _lm(cfg, dtype).apply(
+        {"params": params["lm"]}, input_ids, attention_mask, method="trunk"
+    )
+    return hidden
+
+
+def lm_logits(params: Params, cfg: DecoderConfig, hidden, *, dtype=jnp.float32):
+    """The LM head over hidden states [..., D] -> fp32 logits [..., V]."""
+    return _lm(cfg, dtype).apply({"params": params["lm"]}, hidden, method="logits")
+
+
 def forward(
     params: Params,
     cfg: DecoderConfig,

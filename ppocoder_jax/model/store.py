@@ -5,10 +5,10 @@ Our checkpoint directory:
                            "value_head_dropout": ..., "extra_config": {...} | null}
     config.json           the Hugging Face T5 config (T5Config.to_hf_dict())
     params/               Orbax PyTree checkpoint of {"t5": ..., "value_head": ...} (fp32)
-A decoder-only model (llama / qwen2 / qwen3, `ppocoder_jax.model.decoder`) has its
-DecoderConfig.to_hf_dict() as config.json and {"lm": ..., "value_head": ...} as params; only
-`import-hf` / `export-hf` (`load_any_model`) read those, `load_model` stays T5-only.
     tokenizer files       (when the model has a tokenizer)
+A decoder-only model (llama / qwen2 / qwen3, `ppocoder_jax.model.decoder`) has its
+DecoderConfig.to_hf_dict() as config.json and {"lm": ..., "value_head": ...} as params;
+`load_model` reads both families (by config.json's model_type).
 
 An exported Hugging Face directory holds config.json, model.safetensors, generation_config.json,
 the tokenizer files and, beside the HF weights, value_head.safetensors (kernel [D,1], bias [1]).
@@ -189,20 +189,14 @@ def _read_value_head(path: Path, cfg: T5Config | DecoderConfig) -> dict:
     return {name: head[name].astype(np.float32) for name in want}
 
 
-def load_model(path) -> tuple[dict[str, Any], T5Config, Any]:
-    """Our checkpoint or a Hugging Face T5 directory (or hub id) -> (params, cfg, tokenizer).
+def load_model(path) -> tuple[dict[str, Any], T5Config | DecoderConfig, Any]:
+    """Our checkpoint or a Hugging Face directory (or hub id) -> (params, cfg, tokenizer), for
+    either family: T5 / CodeT5 ({"t5", "value_head"}) or decoder-only llama / qwen2 / qwen3
+    ({"lm", "value_head"}), chosen by config.json's model_type.
 
-    params are host numpy fp32 arrays ({"t5", "value_head"}); tokenizer is None when the
-    directory has no tokenizer files.
+    params are host numpy fp32 arrays; tokenizer is None when the directory has no tokenizer
+    files.
     """
-    path = Path(path)
-    if is_our_checkpoint(path):
-        return _load_our_checkpoint(path)
-    return load_hf_model(str(path))
-
-
-def load_any_model(path):
-    """`load_model`, decoder-only models (llama / qwen2 / qwen3) included."""
     path = Path(path)
     if is_our_checkpoint(path):
         return _load_our_checkpoint(path, decoders=True)
@@ -226,7 +220,7 @@ def export_hf(checkpoint, out_dir) -> T5Config | DecoderConfig:
         raise UserError(f"{out_dir}: already exists and is not empty (refusing to overwrite)")
     if not Path(checkpoint).is_dir():
         raise UserError(f"{checkpoint}: checkpoint directory not found")
-    params, cfg, tokenizer = load_any_model(checkpoint)
+    params, cfg, tokenizer = load_model(checkpoint)
     from safetensors.numpy import save_file
 
     with atomic_output_dir(out_dir) as tmp:

@@ -42,6 +42,7 @@ import numpy as np
 from jax.sharding import PartitionSpec
 
 from ppocoder_jax.model.modules import T5, ValueHead
+from ppocoder_jax.model.policy import token_logprobs
 from ppocoder_jax.model.t5_config import T5Config
 
 Params = dict[str, Any]
@@ -157,16 +158,10 @@ def forward(
     return logits, value_head(params, cfg, hidden, dropout_rng)
 
 
-def shift_right(ids: jax.Array, start_id: int) -> jax.Array:
+def shift_right(ids: jax.Array, start_id) -> jax.Array:
+    """[start, ids[:, :-1]]: the decoder input that precedes each target token."""
     start = jnp.full((ids.shape[0], 1), start_id, ids.dtype)
     return jnp.concatenate([start, ids[:, :-1]], axis=1)
-
-
-def token_logprobs(logits: jax.Array, ids: jax.Array) -> jax.Array:
-    """log_softmax(logits)[..., ids] without materialising the full log-softmax twice."""
-    logits = logits.astype(jnp.float32)
-    picked = jnp.take_along_axis(logits, ids[..., None], axis=-1)[..., 0]
-    return picked - jax.nn.logsumexp(logits, axis=-1)
 
 
 def score(

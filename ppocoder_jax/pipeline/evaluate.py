@@ -20,7 +20,6 @@ from tqdm import tqdm
 
 from ppocoder_jax.config import Config
 from ppocoder_jax.data import Example
-from ppocoder_jax.pipeline.batching import bucket_length, decode_outputs, encode_sources, pad_to
 
 # Completions that a collapsed policy could emit; the best of them is the "constant" floor.
 CONSTANT_COMPLETIONS = ("", "()", ")", "pass", "\n", ":", "]", "}", "\n    pass\n", "0")
@@ -29,7 +28,7 @@ CONSTANT_COMPLETIONS = ("", "()", ")", "pass", "\n", ":", "]", "}", "\n    pass\
 def generate_outputs(
     cfg: Config,
     params,
-    t5cfg,
+    model_cfg,
     tokenizer,
     examples: list[Example],
     *,
@@ -43,23 +42,27 @@ def generate_outputs(
     At most `eval.batch_size` rows (prompts x samples) go through the sampler at once, so large
     n (pass@1000) is drawn in chunks instead of holding n KV caches per prompt. With several
     devices, the rows are sharded along the mesh's data axes and the params by the rules table.
+    Prompts are encoded, bucketed and decoded by the same `Sampler` as training rollouts.
     """
-    from ppocoder_jax.rollout import SamplingParams, sample
+    from ppocoder_jax.model.policy import as_policy
+    from ppocoder_jax.rollout import Sampler, SamplingParams
 
     r = cfg.rollout
+    policy = as_policy(model_cfg)
     dtype = jnp.bfloat16 if cfg.model.compute_dtype == "bfloat16" else jnp.float32
-    sampling = SamplingParams(
-        greedy=greedy, temperature=r.temperature, top_k=r.top_k, top_p=r.top_p
-    )
+    sampling = SamplingParams.from_config(r, greedy=greedy)
     n = 1 if greedy else num_samples
-    mesh, params = _place_on_mesh(cfg, params)
+    mesh, params = _place_on_mesh(cfg, params, policy)
     shards = _num_batch_shards(mesh)
+    sampler = Sampler(
+        policy, r, mesh=mesh, dtype=dtype, max_source_length=cfg.data.max_source_length
+    )
     rows = max(cfg.eval.batch_size, shards)
     sample_chunk = min(n, rows)
     prompts_per_call = max(1, rows // sample_chunk)
     prompts_per_call = ((prompts_per_call + shards - 1) // shards) * shards
     max_new = min(r.max_new_tokens, cfg.data.max_target_length)
-    sources = encode_sources(tokenizer, [e.prompt for e in examples], cfg.data.max_source_length)
+    sources = sampler.encode(tokenizer, [e.prompt for e in examples])
     outputs: list[list[str]] = [[] for _ in examples]
     key = jax.random.PRNGKey(seed)
     calls = [
@@ -71,38 +74,32 @@ def generate_outputs(
         chunk = sources[lo : lo + prompts_per_call]
         real = len(chunk)
         chunk = chunk + [chunk[-1]] * (prompts_per_call - real)  # fixed shape: one program
-        length = bucket_length(
-            max(len(s) for s in chunk), r.length_buckets, cfg.data.max_source_length
-        )
-        ids, mask = _shard_rows(pad_to(chunk, length), mesh)
+        ids, mask = _shard_rows(sampler.prompt_arrays(chunk), mesh)
         k = min(sample_chunk, n - s_lo)
-        out = sample(
+        out = sampler.sample_arrays(
             params,
-            t5cfg,
             ids,
             mask,
             jax.random.fold_in(jax.random.fold_in(key, lo), s_lo),
-            sampling,
-            max_new,
+            sampling=sampling,
+            max_new_tokens=max_new,
             num_samples=k,
-            dtype=dtype,
         )
-        texts = decode_outputs(tokenizer, np.asarray(out.tokens), np.asarray(out.token_mask))
+        texts = sampler.decode(tokenizer, np.asarray(out.tokens), np.asarray(out.token_mask))
         for i in range(real):
             outputs[lo + i].extend(texts[i * k : (i + 1) * k])
     return outputs
 
 
-def _place_on_mesh(cfg: Config, params):
+def _place_on_mesh(cfg: Config, params, policy):
     """Single-device: params as they are. Several local devices: shard by the rules table."""
     if jax.device_count() == 1:
         return None, params
-    from ppocoder_jax.model import param_logical_axes
     from ppocoder_jax.parallel.mesh import make_mesh
     from ppocoder_jax.parallel.rules import logical_to_shardings
 
     mesh = make_mesh(cfg.mesh)
-    shardings = logical_to_shardings(param_logical_axes(params), mesh, shapes=params)
+    shardings = logical_to_shardings(policy.param_logical_axes(params), mesh, shapes=params)
     return mesh, jax.device_put(params, shardings)
 
 
@@ -147,14 +144,13 @@ def synthesis_metrics(examples, outputs, parts, ks) -> dict:
     flat = [q for v in valid for q in v]
     metrics["compile_rate"] = sum(q.compiled for q in flat) / max(len(flat), 1)
     metrics["infra_errors"] = sum(len(p) - len(v) for p, v in zip(parts, valid))
-    per_template = defaultdict(list)
-    for ex, v in zip(examples, valid):
-        if "template" in ex.meta and v:
-            per_template[ex.meta["template"]].append(sum(q.passed for q in v) / len(v))
-    if per_template:
-        metrics["per_template_pass"] = {
-            t: float(np.mean(v)) for t, v in sorted(per_template.items())
-        }
+    for key in ("template", "difficulty"):  # the embedded templates; APPS difficulties
+        groups = defaultdict(list)
+        for ex, v in zip(examples, valid):
+            if key in ex.meta and v:
+                groups[ex.meta[key]].append(sum(q.passed for q in v) / len(v))
+        if groups:
+            metrics[f"per_{key}_pass"] = {t: float(np.mean(v)) for t, v in sorted(groups.items())}
     return metrics
 
 
@@ -220,7 +216,7 @@ def translation_metrics(examples, outputs, parts) -> dict:
 def evaluate(
     cfg: Config,
     params,
-    t5cfg,
+    model_cfg,
     tokenizer,
     kind: str,
     examples: list[Example],
@@ -234,7 +230,7 @@ def evaluate(
     outputs = generate_outputs(
         cfg,
         params,
-        t5cfg,
+        model_cfg,
         tokenizer,
         examples,
         greedy=greedy,

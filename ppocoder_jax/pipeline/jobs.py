@@ -35,7 +35,7 @@ def _with(cfg: Config, section: str, **changes) -> Config:
     return from_dict(Config, data)
 
 
-def _save(path: Path, params, t5cfg, tokenizer) -> None:
+def _save(path: Path, params, model_cfg, tokenizer) -> None:
     """Write a model directory; an existing one is replaced only once the new one is complete."""
     import shutil
 
@@ -44,19 +44,19 @@ def _save(path: Path, params, t5cfg, tokenizer) -> None:
     if jax.process_index() != 0:
         return
     if not path.exists():
-        save_model(path, jax.device_get(params), t5cfg, tokenizer)
+        save_model(path, jax.device_get(params), model_cfg, tokenizer)
         return
     fresh, stale = path.with_name(path.name + ".new"), path.with_name(path.name + ".old")
     for leftover in (fresh, stale):
         shutil.rmtree(leftover, ignore_errors=True)
-    save_model(fresh, jax.device_get(params), t5cfg, tokenizer)
+    save_model(fresh, jax.device_get(params), model_cfg, tokenizer)
     path.rename(stale)
     fresh.rename(path)
     shutil.rmtree(stale, ignore_errors=True)
 
 
 def sft_job(cfg: Config, run_dir: Path | None = None, logger=None):
-    """Cross-entropy fine-tuning; writes <run_dir>/sft_model. Returns (params, t5cfg, tokenizer)."""
+    """Cross-entropy fine-tuning; writes <run_dir>/sft_model. Returns (params, model_cfg, tokenizer)."""
     from ppocoder_jax.pipeline.batching import encode_examples
     from ppocoder_jax.pipeline.policy_loader import load_policy
     from ppocoder_jax.pipeline.sft import run_sft
@@ -64,20 +64,20 @@ def sft_job(cfg: Config, run_dir: Path | None = None, logger=None):
     run_dir = run_dir or prepare_run_dir(cfg)
     own_logger = logger is None
     logger = logger or MetricsLogger(run_dir, cfg)
-    params, t5cfg, tokenizer = load_policy(cfg)
+    params, model_cfg, tokenizer = load_policy(cfg)
     task = _load_task(cfg, tokenizer)
     train = encode_examples(
-        tokenizer, task.train, cfg.data.max_source_length, cfg.data.max_target_length
+        model_cfg, tokenizer, task.train, cfg.data.max_source_length, cfg.data.max_target_length
     )
     val = encode_examples(
-        tokenizer, task.val, cfg.data.max_source_length, cfg.data.max_target_length
+        model_cfg, tokenizer, task.val, cfg.data.max_source_length, cfg.data.max_target_length
     )
     print(f"sft: {len(train)} training examples, {len(val)} validation, {cfg.sft.steps} steps")
-    params = run_sft(cfg, params, t5cfg, train, val, logger, seed=cfg.train.seed)
-    _save(run_dir / SFT_DIR, params, t5cfg, tokenizer)
+    params = run_sft(cfg, params, model_cfg, train, val, logger, seed=cfg.train.seed)
+    _save(run_dir / SFT_DIR, params, model_cfg, tokenizer)
     if own_logger:
         logger.close()
-    return params, t5cfg, tokenizer
+    return params, model_cfg, tokenizer
 
 
 def train_job(cfg: Config, run_dir: Path | None = None, logger=None, policy=None):
@@ -89,18 +89,18 @@ def train_job(cfg: Config, run_dir: Path | None = None, logger=None, policy=None
     run_dir = run_dir or prepare_run_dir(cfg)
     own_logger = logger is None
     logger = logger or MetricsLogger(run_dir, cfg)
-    params, t5cfg, tokenizer = policy or load_policy(cfg)
+    params, model_cfg, tokenizer = policy or load_policy(cfg)
     task = _load_task(cfg, tokenizer)
     with CompositeReward(cfg.reward, error_dir=run_dir / REWARD_ERRORS_DIR) as reward:
         trainer = PPOTrainer(
-            cfg, params, t5cfg, tokenizer, task.ppo_examples(), run_dir, logger, reward
+            cfg, params, model_cfg, tokenizer, task.ppo_examples(), run_dir, logger, reward
         )
         trainer.train()
         params = trainer.params()
-    _save(run_dir / FINAL_DIR, params, t5cfg, tokenizer)
+    _save(run_dir / FINAL_DIR, params, model_cfg, tokenizer)
     if own_logger:
         logger.close()
-    return params, t5cfg, tokenizer
+    return params, model_cfg, tokenizer
 
 
 def eval_job(
@@ -116,7 +116,7 @@ def eval_job(
     from ppocoder_jax.pipeline.policy_loader import load_policy
     from ppocoder_jax.rewards.composite import CompositeReward
 
-    params, t5cfg, tokenizer = policy or load_policy(cfg)
+    params, model_cfg, tokenizer = policy or load_policy(cfg)
     task = _load_task(cfg, tokenizer)
     examples = task.split(split)
     if not examples:
@@ -133,7 +133,7 @@ def eval_job(
         return evaluate(
             cfg,
             params,
-            t5cfg,
+            model_cfg,
             tokenizer,
             task.kind,
             examples,

@@ -1,8 +1,10 @@
 """Build the policy (params, architecture, tokenizer) a job starts from.
 
-`model.path` names a Hugging Face directory or one of our checkpoints; empty means the embedded
-default: a small CodeT5-architecture model (T5 v1.0: ReLU, tied embeddings) initialised at
-random over the embedded byte-level BPE code tokenizer.
+`model.path` names a Hugging Face directory or one of our checkpoints (either family: the
+model_type in its config.json decides); empty means the embedded default: a small model
+initialised at random over the embedded byte-level BPE code tokenizer, CodeT5-architecture
+(T5 v1.0: ReLU, tied embeddings) or, with `model.family=decoder`, Qwen2-architecture (GQA,
+RoPE, SwiGLU, q/k/v biases, tied embeddings).
 """
 
 from __future__ import annotations
@@ -44,6 +46,35 @@ def tiny_t5_config(cfg: Config, vocab_size: int):
     )
 
 
+def tiny_decoder_config(cfg: Config, tokenizer):
+    from ppocoder_jax.model.decoder_config import DecoderConfig
+
+    m = cfg.model
+    return DecoderConfig.from_hf_dict(
+        {
+            "model_type": "qwen2",
+            "architectures": ["Qwen2ForCausalLM"],
+            "vocab_size": len(tokenizer),
+            "hidden_size": m.tiny_d_model,
+            "intermediate_size": m.tiny_d_ff,
+            "num_hidden_layers": m.tiny_num_layers,
+            "num_attention_heads": m.tiny_num_heads,
+            "num_key_value_heads": m.tiny_num_kv_heads,
+            "head_dim": m.tiny_d_kv,
+            "hidden_act": "silu",
+            "rms_norm_eps": 1e-6,
+            "rope_theta": 10000.0,
+            "max_position_embeddings": 4096,
+            "tie_word_embeddings": True,
+            "use_sliding_window": False,
+            "pad_token_id": tokenizer.pad_token_id,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+        },
+        source="model.tiny_*",
+    )
+
+
 def load_tokenizer_for(cfg: Config):
     if cfg.model.tokenizer:
         from ppocoder_jax.model import load_tokenizer
@@ -55,28 +86,43 @@ def load_tokenizer_for(cfg: Config):
 
 
 def load_policy(cfg: Config, seed: int | None = None):
-    """-> (params, t5_config, tokenizer); the value-head dropout comes from model.value_head_dropout."""
-    params, t5cfg, tokenizer = _load_policy(cfg, seed)
+    """-> (params, model config (T5Config | DecoderConfig), tokenizer); the value-head dropout
+    comes from model.value_head_dropout."""
+    params, model_cfg, tokenizer = _load_policy(cfg, seed)
     return (
         params,
-        dataclasses.replace(t5cfg, value_head_dropout=cfg.model.value_head_dropout),
+        dataclasses.replace(model_cfg, value_head_dropout=cfg.model.value_head_dropout),
         tokenizer,
     )
 
 
 def _load_policy(cfg: Config, seed: int | None):
-    from ppocoder_jax.model import init_params
+    from ppocoder_jax.model.policy import as_policy
 
+    family = cfg.model.family
     if cfg.model.path:
         from ppocoder_jax.model import load_model
 
-        params, t5cfg, tokenizer = load_model(cfg.model.path)
+        params, model_cfg, tokenizer = load_model(cfg.model.path)
+        found = as_policy(model_cfg).family
+        if family and family != found:
+            raise UserError(
+                f"config key 'model.family': {family!r}, but {cfg.model.path} holds a "
+                f"{found!r} model"
+            )
         if cfg.model.tokenizer:
             tokenizer = load_tokenizer_for(cfg)
         if tokenizer is None:
             raise UserError(f"{cfg.model.path} holds no tokenizer files: set model.tokenizer=DIR")
-        return params, t5cfg, tokenizer
+        return params, model_cfg, tokenizer
     tokenizer = load_tokenizer_for(cfg)
-    t5cfg = tiny_t5_config(cfg, vocab_size=len(tokenizer))
     rng = jax.random.PRNGKey(cfg.train.seed if seed is None else seed)
-    return init_params(t5cfg, rng), t5cfg, tokenizer
+    if family == "decoder":
+        from ppocoder_jax.model import decoder
+
+        model_cfg = tiny_decoder_config(cfg, tokenizer)
+        return decoder.init_params(model_cfg, rng), model_cfg, tokenizer
+    from ppocoder_jax.model import init_params
+
+    model_cfg = tiny_t5_config(cfg, vocab_size=len(tokenizer))
+    return init_params(model_cfg, rng), model_cfg, tokenizer

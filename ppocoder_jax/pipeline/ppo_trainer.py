@@ -16,7 +16,6 @@ so that a resumed run uses the same frozen copy.
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from dataclasses import dataclass
@@ -30,55 +29,14 @@ from tqdm import tqdm
 from ppocoder_jax.config import Config, to_dict
 from ppocoder_jax.data import Example
 from ppocoder_jax.errors import UserError
-from ppocoder_jax.pipeline.batching import bucket_length, decode_outputs, encode_sources, pad_to
+from ppocoder_jax.model.policy import as_policy
+from ppocoder_jax.ppo.policy_apply import make_apply_fn, rollout_statistics
 
 REFERENCE_DIR = "reference_model"
 
 
 def compute_dtype(cfg: Config):
     return jnp.bfloat16 if cfg.model.compute_dtype == "bfloat16" else jnp.float32
-
-
-def make_apply_fn(t5cfg, dtype, head_only: bool = False):
-    """The policy as the PPO step sees it: logits for each generated token, values.
-
-    head_only: gradients reach only the value head (the value warm-up must not move the policy
-    through the shared encoder-decoder; AdamW's decoupled weight decay still applies).
-    """
-    from ppocoder_jax.ppo.t5_apply import make_t5_apply_fn
-
-    apply = make_t5_apply_fn(t5cfg, dtype)
-    if not head_only:
-        return apply
-
-    def head_only_apply(params, batch, rng):
-        return apply({**params, "t5": jax.lax.stop_gradient(params["t5"])}, batch, rng)
-
-    return head_only_apply
-
-
-@functools.partial(jax.jit, static_argnames=("t5cfg", "dtype", "exact_kl"))
-def rollout_statistics(
-    params, ref_params, prompt_ids, prompt_mask, tokens, token_mask, *, t5cfg, dtype, exact_kl
-):
-    """Teacher-forced log-probs / values of the policy, the reference's log-probs, and (when
-    exact_kl) the full-vocabulary KL per token, else None."""
-    from ppocoder_jax.model import forward
-    from ppocoder_jax.model.t5 import shift_right
-    from ppocoder_jax.ppo import kernels as K
-
-    dec_in = shift_right(tokens, t5cfg.decoder_start_token_id)
-    logits, values = forward(
-        params, t5cfg, prompt_ids, prompt_mask, dec_in, token_mask, dtype=dtype
-    )
-    ref_logits, _ = forward(
-        ref_params, t5cfg, prompt_ids, prompt_mask, dec_in, token_mask, dtype=dtype
-    )
-    mask = token_mask.astype(jnp.float32)
-    logprobs = K.token_logprobs(logits, tokens) * mask
-    ref_logprobs = K.token_logprobs(ref_logits, tokens) * mask
-    kl = K.exact_kl_from_logits(logits, ref_logits) * mask if exact_kl else None
-    return logprobs, values * mask, ref_logprobs, kl
 
 
 @dataclass
@@ -105,7 +63,7 @@ class PPOTrainer:
         self,
         cfg: Config,
         params,
-        t5cfg,
+        model_cfg,
         tokenizer,
         train_examples: list[Example],
         run_dir: Path,
@@ -113,7 +71,6 @@ class PPOTrainer:
         reward,
     ):
         from ppocoder_jax.checkpoint.manager import CheckpointManager
-        from ppocoder_jax.model import param_logical_axes
         from ppocoder_jax.parallel.mesh import make_mesh, num_batch_shards
         from ppocoder_jax.ppo.state import init_train_state, make_optimizer, train_state_shardings
         from ppocoder_jax.ppo.train_step import build_train_step
@@ -129,7 +86,8 @@ class PPOTrainer:
             raise UserError(
                 "the task has no training examples (with tests, when reward.tests_weight != 0)"
             )
-        self.cfg, self.t5cfg, self.tokenizer = cfg, t5cfg, tokenizer
+        self.cfg, self.model_cfg, self.tokenizer = cfg, model_cfg, tokenizer
+        self.policy = as_policy(model_cfg)
         self.examples = train_examples
         self.run_dir, self.logger, self.reward = Path(run_dir), logger, reward
         self.dtype = compute_dtype(cfg)
@@ -156,19 +114,31 @@ class PPOTrainer:
         self._save_reference(params)
         state = init_train_state(params, self.tx, cfg.kl, state_key)
         self.shardings = train_state_shardings(
-            jax.eval_shape(lambda: state), param_logical_axes(params), self.mesh, self.tx
+            jax.eval_shape(lambda: state),
+            self.policy.param_logical_axes(params),
+            self.mesh,
+            self.tx,
         )
         self.state = jax.device_put(state, self.shardings)
         self.ref_params = jax.device_put(self._load_reference(), self.shardings.params)
-        apply_fn = make_apply_fn(t5cfg, self.dtype)
+        apply_fn = make_apply_fn(self.policy, self.dtype)
         self.train_step = build_train_step(apply_fn, self.tx, cfg.ppo, self.mesh, self.shardings)
         self.value_step = build_train_step(
-            make_apply_fn(t5cfg, self.dtype, head_only=True),
+            make_apply_fn(self.policy, self.dtype, head_only=True),
             self.tx,
             cfg.ppo,
             self.mesh,
             self.shardings,
             value_only=True,
+        )
+        from ppocoder_jax.rollout import Sampler
+
+        self.sampler = Sampler(
+            self.policy,
+            cfg.rollout,
+            mesh=self.mesh,
+            dtype=self.dtype,
+            max_source_length=cfg.data.max_source_length,
         )
         self.stream = DataStream(len(train_examples), cfg.train.seed)
         self.iteration = 0
@@ -184,7 +154,7 @@ class PPOTrainer:
 
         path = self.run_dir / REFERENCE_DIR
         if not path.exists() and jax.process_index() == 0:
-            save_model(path, jax.device_get(params), self.t5cfg, self.tokenizer)
+            save_model(path, jax.device_get(params), self.model_cfg, self.tokenizer)
 
     def _load_reference(self):
         from ppocoder_jax.model import load_model
@@ -224,32 +194,19 @@ class PPOTrainer:
     # -- one iteration ------------------------------------------------------------------------
 
     def _prompt_batch(self, examples: list[Example]):
-        cfg = self.cfg
-        sources = encode_sources(
-            self.tokenizer, [e.prompt for e in examples], cfg.data.max_source_length
+        return self.sampler.prompt_arrays(
+            self.sampler.encode(self.tokenizer, [e.prompt for e in examples])
         )
-        length = bucket_length(
-            max(len(s) for s in sources), cfg.rollout.length_buckets, cfg.data.max_source_length
-        )
-        return pad_to(sources, length)
 
     def _sample(self, prompt_ids, prompt_mask, key):
-        from ppocoder_jax.rollout import SamplingParams, sample
-
         r = self.cfg.rollout
-        sampling = SamplingParams(
-            greedy=False, temperature=r.temperature, top_k=r.top_k, top_p=r.top_p
-        )
-        return sample(
+        return self.sampler.sample_arrays(
             self.state.params,
-            self.t5cfg,
-            jnp.asarray(prompt_ids),
-            jnp.asarray(prompt_mask),
+            prompt_ids,
+            prompt_mask,
             key,
-            sampling,
-            min(r.max_new_tokens, self.cfg.data.max_target_length),
+            max_new_tokens=min(r.max_new_tokens, self.cfg.data.max_target_length),
             num_samples=r.num_samples,
-            dtype=self.dtype,
         )
 
     def run_iteration(self) -> dict:
@@ -277,7 +234,7 @@ class PPOTrainer:
         t_sampled = time.perf_counter()
         # Device work for the same batch, dispatched before we block on the reward threads.
         stats = self._statistics(rollout, exact_kl=self.cfg.kl.estimator == "exact")
-        outputs = decode_outputs(self.tokenizer, tokens, token_mask)
+        outputs = self.sampler.decode(self.tokenizer, tokens, token_mask)
         futures = self.reward.submit(examples, outputs)
         jax.block_until_ready(stats)
         t_device_done = time.perf_counter()
@@ -368,7 +325,7 @@ class PPOTrainer:
             rollout.prompt_mask,
             rollout.tokens,
             rollout.token_mask,
-            t5cfg=self.t5cfg,
+            policy=self.policy,
             dtype=self.dtype,
             exact_kl=exact_kl,
         )

@@ -19,10 +19,6 @@ from ppocoder_jax.config import Config
 from ppocoder_jax.pipeline.batching import EncodedExamples, source_batch, target_batch
 
 
-def shift_right(targets: jnp.ndarray, start_id: int) -> jnp.ndarray:
-    return jnp.concatenate([jnp.full_like(targets[:, :1], start_id), targets[:, :-1]], axis=1)
-
-
 def sft_optimizer(cfg: Config) -> optax.GradientTransformation:
     s = cfg.sft
     warmup = min(s.warmup_steps, max(s.steps - 1, 0))
@@ -36,12 +32,10 @@ def sft_optimizer(cfg: Config) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=0.01))
 
 
-def cross_entropy_loss(params, t5cfg, batch, dtype, label_smoothing: float = 0.0):
-    from ppocoder_jax.model import forward
-
+def cross_entropy_loss(params, policy, batch, dtype, label_smoothing: float = 0.0):
+    """Mean token cross-entropy over the target tokens only (prompt tokens carry no loss)."""
     src, src_mask, tgt, tgt_mask = batch
-    dec_in = shift_right(tgt, t5cfg.decoder_start_token_id)
-    logits, _ = forward(params, t5cfg, src, src_mask, dec_in, tgt_mask, dtype=dtype)
+    logits, _ = policy.score(params, src, src_mask, tgt, tgt_mask, dtype)
     vocab = logits.shape[-1]
     labels = jax.nn.one_hot(tgt, vocab)
     if label_smoothing:
@@ -53,33 +47,36 @@ def cross_entropy_loss(params, t5cfg, batch, dtype, label_smoothing: float = 0.0
 
 @functools.partial(
     jax.jit,
-    static_argnames=("t5cfg", "optimizer", "dtype", "label_smoothing"),
+    static_argnames=("policy", "optimizer", "dtype", "label_smoothing"),
     donate_argnums=(0, 1),
 )
-def sft_step(params, opt_state, batch, *, t5cfg, optimizer, dtype, label_smoothing):
+def sft_step(params, opt_state, batch, *, policy, optimizer, dtype, label_smoothing):
     loss, grads = jax.value_and_grad(cross_entropy_loss)(
-        params, t5cfg, batch, dtype, label_smoothing
+        params, policy, batch, dtype, label_smoothing
     )
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
     return params, opt_state, loss
 
 
-@functools.partial(jax.jit, static_argnames=("t5cfg", "dtype"))
-def sft_eval_loss(params, batch, *, t5cfg, dtype):
-    return cross_entropy_loss(params, t5cfg, batch, dtype)
+@functools.partial(jax.jit, static_argnames=("policy", "dtype"))
+def sft_eval_loss(params, batch, *, policy, dtype):
+    return cross_entropy_loss(params, policy, batch, dtype)
 
 
 def run_sft(
     cfg: Config,
     params,
-    t5cfg,
+    model_cfg,
     train: EncodedExamples,
     val: EncodedExamples | None,
     logger,
     seed: int,
 ):
     """Trains `params` for cfg.sft.steps; returns the new params."""
+    from ppocoder_jax.model.policy import as_policy
+
+    policy = as_policy(model_cfg)
     s = cfg.sft
     dtype = jnp.bfloat16 if cfg.model.compute_dtype == "bfloat16" else jnp.float32
     optimizer = sft_optimizer(cfg)
@@ -102,7 +99,7 @@ def run_sft(
             params,
             opt_state,
             (src, src_mask, tgt, tgt_mask),
-            t5cfg=t5cfg,
+            policy=policy,
             optimizer=optimizer,
             dtype=dtype,
             label_smoothing=s.label_smoothing,
@@ -112,13 +109,13 @@ def run_sft(
             progress.set_postfix(loss=f"{loss:.3f}")
             metrics = {"loss": loss, "elapsed_s": time.time() - start}
             if val is not None and len(val) and (step % 200 == 0 or step == s.steps - 1):
-                metrics["val_loss"] = validation_loss(cfg, params, t5cfg, val, dtype)
+                metrics["val_loss"] = validation_loss(cfg, params, policy, val, dtype)
             logger.log("sft", step, metrics)
     return params
 
 
 def validation_loss(
-    cfg: Config, params, t5cfg, val: EncodedExamples, dtype, max_examples: int = 256
+    cfg: Config, params, policy, val: EncodedExamples, dtype, max_examples: int = 256
 ) -> float:
     total, count = 0.0, 0
     bs = cfg.sft.batch_size
@@ -131,7 +128,7 @@ def validation_loss(
             val, idx, cfg.rollout.length_buckets, cfg.data.max_target_length
         )
         total += float(
-            sft_eval_loss(params, (src, src_mask, tgt, tgt_mask), t5cfg=t5cfg, dtype=dtype)
+            sft_eval_loss(params, (src, src_mask, tgt, tgt_mask), policy=policy, dtype=dtype)
         ) * len(idx)
         count += len(idx)
     return total / max(count, 1)

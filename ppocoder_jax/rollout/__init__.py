@@ -4,14 +4,13 @@ from ppocoder_jax.rollout.buckets import (
     Sampler,
     bucket_length,
     decode_tokens,
-    encode_prompts,
     generated_ids,
+    pad_prompts,
 )
 from ppocoder_jax.rollout.sampler import (
     GREEDY,
     RolloutBatch,
     SamplingParams,
-    cast_params_for_compute,
     choose_tokens,
     sample,
 )
@@ -22,10 +21,9 @@ __all__ = [
     "Sampler",
     "SamplingParams",
     "bucket_length",
-    "cast_params_for_compute",
     "choose_tokens",
     "decode_tokens",
-    "encode_prompts",
     "generated_ids",
+    "pad_prompts",
     "sample",
 ]

@@ -1,10 +1,18 @@
-"""Host-side wrapper around `sample` that bounds recompilation and shards the batch.
+"""The one host-side sampler: prompt text -> ids -> bucketed shapes -> jitted `sample` -> text.
 
-    Sampler(cfg, rollout_cfg=None, *, mesh=None, dtype=jnp.float32, batch_multiple=8)
+    Sampler(policy, rollout_cfg=None, *, mesh=None, dtype=jnp.float32, batch_multiple=8,
+            max_source_length=512)
+        .encode(tokenizer, texts) -> list of prompt ids      (long prompts keep their end)
+        .prompt_arrays(seqs) -> (ids, mask)                   (bucketed, padded on the policy's side)
         .place_params(params) -> params          (replicated over the mesh when there is one)
         (params, prompt_ids, prompt_mask, rng, *, sampling=None, max_new_tokens=None,
          num_samples=None, return_padded=False) -> RolloutBatch   (real rows, T = max_new_tokens)
+        .sample_arrays(params, prompt_ids, prompt_mask, rng, ...) -> RolloutBatch  (as placed)
+        .decode(tokenizer, tokens, token_mask) -> texts
         .generate(params, tokenizer, prompts, rng, ...) -> (RolloutBatch, texts)
+
+Training rollouts, evaluation and `ppocoder generate` all go through it, so they truncate,
+bucket, stop and decode alike: the same prompt, key and sampling settings give the same text.
 
 Shapes are rounded up before the jitted call: the prompt length (after dropping all-padding
 columns) to a `RolloutConfig.length_buckets` entry, the output buffer to a bucket as well (the
@@ -24,44 +32,87 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppocoder_jax.config import RolloutConfig
+from ppocoder_jax.model.policy import as_policy
 from ppocoder_jax.rollout.sampler import RolloutBatch, SamplingParams, _as_key, _sample_jit
 
 
-def bucket_length(n: int, buckets) -> int:
-    """Smallest bucket >= n; beyond the largest, the next multiple of the largest."""
+def bucket_length(n: int, buckets, cap: int | None = None) -> int:
+    """Smallest bucket >= n; beyond the largest, the next multiple of the largest; never above
+    `cap` (when given and >= n)."""
     n = max(int(n), 1)
+    out = None
     for b in sorted(buckets):
         if b >= n:
-            return int(b)
-    top = max(buckets)
-    return int(math.ceil(n / top) * top)
+            out = int(b)
+            break
+    if out is None:
+        top = max(buckets)
+        out = int(math.ceil(n / top) * top)
+    if cap is not None and n <= cap:
+        out = min(out, int(cap))
+    return out
 
 
 def round_up(n: int, multiple: int) -> int:
     return int(math.ceil(max(n, 1) / multiple) * multiple)
 
 
+def pad_prompts(seqs, length: int, pad_id: int, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """int32 (ids, mask) [len(seqs), length]; `side` = "right" | "left" is where padding goes."""
+    ids = np.full((len(seqs), length), pad_id, np.int32)
+    mask = np.zeros((len(seqs), length), np.int32)
+    for i, seq in enumerate(seqs):
+        seq = list(seq)[-length:] if side == "left" else list(seq)[:length]
+        if not seq:
+            continue
+        if side == "left":
+            ids[i, length - len(seq) :] = seq
+            mask[i, length - len(seq) :] = 1
+        else:
+            ids[i, : len(seq)] = seq
+            mask[i, : len(seq)] = 1
+    return ids, mask
+
+
 class Sampler:
     def __init__(
         self,
-        cfg,
+        policy,
         rollout_cfg: RolloutConfig | None = None,
         *,
         mesh=None,
         dtype=jnp.float32,
         batch_multiple: int = 8,
+        max_source_length: int = 512,
     ):
-        self.cfg = cfg
+        self.policy = as_policy(policy)
         self.rollout = rollout_cfg or RolloutConfig()
         self.mesh = mesh
         self.dtype = jnp.dtype(dtype).name
         self.batch_multiple = batch_multiple
+        self.max_source_length = int(max_source_length)
         if mesh is not None:
             from ppocoder_jax.parallel.mesh import num_batch_shards
 
             shards = num_batch_shards(mesh)
             self.batch_multiple = batch_multiple * shards // math.gcd(batch_multiple, shards)
         self.shapes_seen: set[tuple] = set()  # (batch, prompt_len, out_len, n, sampling)
+
+    # -- text <-> ids --------------------------------------------------------------------------
+
+    def encode(self, tokenizer, texts) -> list[list[int]]:
+        """Prompt ids; a prompt over max_source_length keeps its end (see Policy.encode_prompt)."""
+        return [self.policy.encode_prompt(tokenizer, t, self.max_source_length) for t in texts]
+
+    def prompt_arrays(self, seqs) -> tuple[np.ndarray, np.ndarray]:
+        """Prompt ids padded on the policy's side to the bucket of the longest."""
+        length = bucket_length(
+            max(len(s) for s in seqs), self.rollout.length_buckets, self.max_source_length
+        )
+        return pad_prompts(seqs, length, self.policy.pad_id, self.policy.pad_side)
+
+    def decode(self, tokenizer, tokens, token_mask) -> list[str]:
+        return decode_tokens(tokenizer, tokens, token_mask, self.policy.eos_ids)
 
     # -- placement -----------------------------------------------------------------------------
 
@@ -91,7 +142,9 @@ class Sampler:
     def padded_shapes(self, batch: int, prompt_len: int, max_new_tokens: int):
         return (
             round_up(batch, self.batch_multiple),
-            bucket_length(prompt_len, self.rollout.length_buckets),
+            bucket_length(
+                prompt_len, self.rollout.length_buckets, max(self.max_source_length, prompt_len)
+            ),
             bucket_length(max_new_tokens, self.rollout.length_buckets),
         )
 
@@ -116,90 +169,108 @@ class Sampler:
         if ids.ndim != 2 or ids.shape != mask.shape or ids.shape[0] == 0:
             raise ValueError(f"prompt_ids/prompt_mask must be equal [B,S], B > 0: {ids.shape}")
         batch = ids.shape[0]
+        left = self.policy.pad_side == "left"
         used = np.nonzero(mask.any(axis=0))[0]
-        length = int(used[-1]) + 1 if used.size else 1
+        if not used.size:
+            start, stop = ids.shape[1] - 1 if left else 0, ids.shape[1] if left else 1
+        else:
+            start, stop = (int(used[0]), ids.shape[1]) if left else (0, int(used[-1]) + 1)
+        length = stop - start
         padded_batch, padded_len, out_len = self.padded_shapes(batch, length, max_new_tokens)
-        ids_p = np.zeros((padded_batch, padded_len), np.int32)
+        ids_p = np.full((padded_batch, padded_len), self.policy.pad_id, np.int32)
         mask_p = np.zeros((padded_batch, padded_len), np.int32)
-        keep = min(length, ids.shape[1])
-        ids_p[:batch, :keep] = ids[:, :keep]
-        mask_p[:batch, :keep] = mask[:, :keep]
+        cols = slice(padded_len - length, padded_len) if left else slice(0, length)
+        ids_p[:batch, cols] = ids[:, start:stop]
+        mask_p[:batch, cols] = mask[:, start:stop]
         ids_p[batch:] = ids_p[batch - 1]  # padding rows: copies of a real prompt
         mask_p[batch:] = mask_p[batch - 1]
         ids_d, mask_d = self._place_batch(ids_p, mask_p)
         self.shapes_seen.add((padded_batch, padded_len, out_len, n, sampling))
-        out = _sample_jit(
-            self.place_params(params),
-            ids_d,
-            mask_d,
-            _as_key(rng),
-            max_new_tokens,
-            cfg=self.cfg,
-            sampling=sampling,
-            out_len=out_len,
-            num_samples=n,
-            dtype=self.dtype,
-        )
+        out = self._sample(params, ids_d, mask_d, rng, sampling, max_new_tokens, out_len, n)
         if return_padded:
             return out
         rows = batch * n
-        trimmed = RolloutBatch(
-            prompt_ids=out.prompt_ids[:rows, :length],
-            prompt_mask=out.prompt_mask[:rows, :length],
+        keep = slice(padded_len - length, padded_len) if left else slice(0, length)
+        return RolloutBatch(
+            prompt_ids=out.prompt_ids[:rows, keep],
+            prompt_mask=out.prompt_mask[:rows, keep],
             tokens=out.tokens[:rows, :max_new_tokens],
             token_mask=out.token_mask[:rows, :max_new_tokens],
             logprobs=out.logprobs[:rows, :max_new_tokens],
             values=out.values[:rows, :max_new_tokens],
             lengths=out.lengths[:rows],
         )
-        return trimmed
 
-    def generate(
+    def sample_arrays(
         self,
         params,
-        tokenizer,
-        prompts: list[str],
+        prompt_ids,
+        prompt_mask,
         rng,
         *,
-        max_source_length: int = 512,
-        **kwargs,
+        sampling: SamplingParams | None = None,
+        max_new_tokens: int | None = None,
+        num_samples: int | None = None,
+    ) -> RolloutBatch:
+        """Sample from prompt arrays as they are (already bucketed and placed: the trainer's
+        global batch); only the output buffer is bucketed."""
+        sampling = sampling or SamplingParams.from_config(self.rollout)
+        max_new_tokens = int(max_new_tokens or self.rollout.max_new_tokens)
+        n = int(num_samples or self.rollout.num_samples)
+        out_len = bucket_length(max_new_tokens, self.rollout.length_buckets)
+        out = self._sample(
+            params, prompt_ids, prompt_mask, rng, sampling, max_new_tokens, out_len, n
+        )
+        if out_len == max_new_tokens:
+            return out
+        return out._replace(
+            tokens=out.tokens[:, :max_new_tokens],
+            token_mask=out.token_mask[:, :max_new_tokens],
+            logprobs=out.logprobs[:, :max_new_tokens],
+            values=out.values[:, :max_new_tokens],
+        )
+
+    def _sample(self, params, ids, mask, rng, sampling, max_new_tokens, out_len, n):
+        return _sample_jit(
+            self.place_params(params),
+            ids,
+            mask,
+            _as_key(rng),
+            max_new_tokens,
+            cfg=self.policy,
+            sampling=sampling,
+            out_len=out_len,
+            num_samples=n,
+            dtype=self.dtype,
+        )
+
+    def generate(
+        self, params, tokenizer, prompts: list[str], rng, **kwargs
     ) -> tuple[RolloutBatch, list[str]]:
         """Tokenise `prompts`, sample, decode: texts[i*n + j] is sample j of prompt i."""
-        ids, mask = encode_prompts(tokenizer, prompts, max_source_length)
+        ids, mask = self.prompt_arrays(self.encode(tokenizer, prompts))
         out = self(params, ids, mask, rng, **kwargs)
-        return out, decode_tokens(tokenizer, out.tokens, out.token_mask, self.cfg.eos_token_id)
+        return out, self.decode(tokenizer, out.tokens, out.token_mask)
 
 
-def encode_prompts(tokenizer, prompts: list[str], max_source_length: int):
-    """Right-padded int32 (ids, mask) with the tokenizer's special tokens (CodeT5: <s> .. </s>)."""
-    enc = tokenizer(
-        list(prompts), truncation=True, max_length=max_source_length, add_special_tokens=True
-    )
-    rows = enc["input_ids"]
-    width = max(1, max(len(r) for r in rows))
-    ids = np.zeros((len(rows), width), np.int32)
-    mask = np.zeros((len(rows), width), np.int32)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = r
-        mask[i, : len(r)] = 1
-    return ids, mask
-
-
-def generated_ids(tokens, token_mask, eos_token_id: int) -> list[list[int]]:
-    """Per row, the generated ids up to (excluding) `</s>`."""
+def generated_ids(tokens, token_mask, eos_ids) -> list[list[int]]:
+    """Per row, the generated ids up to (excluding) the end-of-sequence token."""
+    eos = {int(eos_ids)} if np.ndim(eos_ids) == 0 else {int(e) for e in eos_ids}
     tokens = np.asarray(tokens)
     token_mask = np.asarray(token_mask)
     out = []
     for row, m in zip(tokens, token_mask):
         ids = [int(t) for t in row[m.astype(bool)]]
-        if ids and ids[-1] == eos_token_id:
+        if ids and ids[-1] in eos:
             ids = ids[:-1]
         out.append(ids)
     return out
 
 
-def decode_tokens(tokenizer, tokens, token_mask, eos_token_id: int) -> list[str]:
+def decode_tokens(tokenizer, tokens, token_mask, eos_ids) -> list[str]:
+    """Generated ids -> text, special tokens dropped, and the text kept exactly as tokenised
+    (no clean-up of spaces around punctuation: it would change programs)."""
     return [
-        tokenizer.decode(ids, skip_special_tokens=True)
-        for ids in generated_ids(tokens, token_mask, eos_token_id)
+        tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        for ids in generated_ids(tokens, token_mask, eos_ids)
     ]

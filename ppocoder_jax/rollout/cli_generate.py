@@ -25,14 +25,18 @@ DEFAULT_MAX_NEW_TOKENS = 128
 def add_arguments(parser) -> None:
     defaults = RolloutConfig()
     parser.add_argument(
-        "--model", required=True, help="Hugging Face T5 directory or our checkpoint"
+        "--model",
+        required=True,
+        help="Hugging Face directory (T5, Llama, Qwen2/3) or our checkpoint",
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--prompt", action="append", help="prompt text (repeat for several)")
     source.add_argument("--prompt-file", help="a text file (one prompt) or .jsonl (one per line)")
     parser.add_argument("--num-samples", type=int, default=1, help="samples per prompt")
     parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
-    parser.add_argument("--max-source-length", type=int, default=512, help="prompt truncation")
+    parser.add_argument(
+        "--max-source-length", type=int, default=512, help="prompt truncation (keeps the end)"
+    )
     parser.add_argument("--greedy", action="store_true", help="argmax decoding")
     parser.add_argument("--temperature", type=float, default=None, help=f"{defaults.temperature}")
     parser.add_argument("--top-k", type=int, default=None, help=f"0 = off ({defaults.top_k})")
@@ -120,18 +124,23 @@ def run(args) -> int:
     if tokenizer is None:
         raise UserError(f"{args.model}: the model has no tokenizer files; pass --tokenizer DIR")
     dtype = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
-    sampler = Sampler(cfg, RolloutConfig(), dtype=dtype, batch_multiple=1)
+    sampler = Sampler(
+        cfg,
+        RolloutConfig(),
+        dtype=dtype,
+        batch_multiple=1,
+        max_source_length=args.max_source_length,
+    )
     out, texts = sampler.generate(
         params,
         tokenizer,
         prompts,
         jax.random.PRNGKey(args.seed),
-        max_source_length=args.max_source_length,
         sampling=sampling,
         max_new_tokens=args.max_new_tokens,
         num_samples=args.num_samples,
     )
-    ids = generated_ids(out.tokens, out.token_mask, cfg.eos_token_id)
+    ids = generated_ids(out.tokens, out.token_mask, sampler.policy.eos_ids)
     lengths = np.asarray(out.lengths)
     logprob = np.asarray(out.logprobs).sum(axis=1)
     n = args.num_samples

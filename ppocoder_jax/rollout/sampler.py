@@ -4,10 +4,11 @@
     sample(params, cfg, prompt_ids [B,S], prompt_mask [B,S], rng, sampling, max_new_tokens,
            num_samples=1, dtype=jnp.float32) -> RolloutBatch
 
-The encoder runs once per prompt; its output and the cross-attention keys/values are repeated
-per sample (sample j of prompt i is row i*n+j). The decoder runs in a `lax.while_loop` over a
-preallocated KV cache of length `max_new_tokens`, starting from `cfg.decoder_start_token_id`,
-and stops as soon as every row has emitted `</s>` (or after `max_new_tokens` steps).
+`cfg` is a `Policy` (ppocoder_jax.model.policy; a T5Config or DecoderConfig is wrapped in
+one): the prompts are encoded (T5) or prefilled into the KV cache (decoder-only) once per
+prompt, and the state is repeated per sample (sample j of prompt i is row i*n+j). Decoding runs
+in a `lax.while_loop` over a preallocated cache of length `max_new_tokens` and stops as soon
+as every row has emitted an end-of-sequence token (or after `max_new_tokens` steps).
 
 Per step: the logits are divided by the temperature, filtered by top-k then top-p (top-p on the
 renormalised top-k distribution, as transformers' warpers do) and a token is drawn; greedy is
@@ -27,7 +28,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ppocoder_jax.model import t5
+from ppocoder_jax.model.policy import as_policy, token_logprobs
 
 Params = dict[str, Any]
 
@@ -83,25 +84,6 @@ class RolloutBatch(NamedTuple):
     lengths: jax.Array  # [B] int32 = token_mask.sum(1)
 
 
-def cast_params_for_compute(params: Params, dtype) -> Params:
-    """Cast the matmul weights (kernels, embedding) to the compute dtype once, outside the loop.
-
-    The model casts every weight to `dtype` where it is used, and fp32 -> dtype -> fp32 -> dtype
-    rounds the same as fp32 -> dtype, so the numbers are unchanged; norm scales, the relative
-    position tables and the value head stay fp32 as the model uses them in fp32.
-    """
-    dtype = jnp.dtype(dtype)
-    if dtype == jnp.float32:
-        return params
-
-    def cast(path, x):
-        name = getattr(path[-1], "key", "")
-        in_t5 = getattr(path[0], "key", "") == "t5"
-        return x.astype(dtype) if in_t5 and name in ("kernel", "embedding") else x
-
-    return dict(params, t5=jax.tree_util.tree_map_with_path(cast, params["t5"]))
-
-
 def _row_keys(rng: jax.Array, rows: int, step) -> jax.Array:
     per_row = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, jnp.arange(rows))
     return jax.vmap(jax.random.fold_in, in_axes=(0, None))(per_row, step)
@@ -145,62 +127,58 @@ def _sample_impl(
     num_samples: int,
     dtype: str,
 ) -> RolloutBatch:
-    """`out_len` (static) sizes the buffers and the cache; `limit` (traced) <= out_len stops."""
+    """`out_len` (static) sizes the buffers and the cache; `limit` (traced) <= out_len stops.
+    `cfg` is the Policy (or a model config it is made from)."""
+    policy = as_policy(cfg)
     dtype = jnp.dtype(dtype)
-    params = cast_params_for_compute(params, dtype)
+    params = policy.cast_for_compute(params, dtype)
     prompt_ids = prompt_ids.astype(jnp.int32)
     prompt_mask = prompt_mask.astype(jnp.int32)
-    enc = t5.encode(params, cfg, prompt_ids, prompt_mask, dtype=dtype)
-    # Cross-attention keys/values projected once per prompt, then repeated per sample.
-    cache = t5.init_cache(cfg, prompt_ids.shape[0], out_len, dtype, params=params, enc=enc)
-    cache = jax.tree.map(partial(_repeat_rows, n=num_samples), cache)
-    enc = _repeat_rows(enc, num_samples)
+    # The prompt is encoded / prefilled once, then its state is repeated per sample.
+    state, current = policy.prefill(params, prompt_ids, prompt_mask, out_len, dtype)
+    state = jax.tree.map(partial(_repeat_rows, n=num_samples), state)
+    current = _repeat_rows(current, num_samples)
     prompt_ids = _repeat_rows(prompt_ids, num_samples)
     prompt_mask = _repeat_rows(prompt_mask, num_samples)
     rows = prompt_ids.shape[0]
-    eos, pad = cfg.eos_token_id, cfg.pad_token_id
+    eos_ids, pad = jnp.asarray(policy.eos_ids, jnp.int32), policy.pad_id
     limit = jnp.minimum(jnp.asarray(limit, jnp.int32), out_len)
 
-    def cond(state):
-        step, done = state[0], state[1]
+    def cond(loop):
+        step, done = loop[0], loop[1]
         return (step < limit) & ~jnp.all(done)
 
-    def body(state):
-        step, done, current, lengths, cache, tokens, logprobs, values = state
-        logits, value, cache = t5.decode_step(
-            params, cfg, current, step, cache, enc, prompt_mask, dtype=dtype
-        )
+    def body(loop):
+        step, done, current, lengths, state, tokens, logprobs, values = loop
+        logits, value, state = policy.decode(params, current, step, state, dtype)
         draw_logits = logits
         if sampling.min_new_tokens > 0:
-            draw_logits = jnp.where(
-                (step < sampling.min_new_tokens) & (jnp.arange(logits.shape[-1]) == eos),
-                -jnp.inf,
-                logits,
-            )
+            is_eos = jnp.isin(jnp.arange(logits.shape[-1]), eos_ids)
+            draw_logits = jnp.where((step < sampling.min_new_tokens) & is_eos, -jnp.inf, logits)
         keys = None if sampling.greedy else _row_keys(rng, rows, step)
         token = choose_tokens(draw_logits, keys, sampling)
         active = ~done
         token = jnp.where(active, token, pad)
-        logprob = jnp.where(active, t5.token_logprobs(logits, token), 0.0)
+        logprob = jnp.where(active, token_logprobs(logits, token), 0.0)
         value = jnp.where(active, value, 0.0)
         tokens = jax.lax.dynamic_update_slice(tokens, token[:, None], (0, step))
         logprobs = jax.lax.dynamic_update_slice(logprobs, logprob[:, None], (0, step))
         values = jax.lax.dynamic_update_slice(values, value[:, None], (0, step))
         lengths = lengths + active.astype(jnp.int32)
-        done = done | (token == eos)
-        return step + 1, done, token, lengths, cache, tokens, logprobs, values
+        done = done | (active & jnp.isin(token, eos_ids))
+        return step + 1, done, token, lengths, state, tokens, logprobs, values
 
-    state = (
+    loop = (
         jnp.int32(0),
         jnp.zeros((rows,), bool),
-        jnp.full((rows,), cfg.decoder_start_token_id, jnp.int32),
+        current.astype(jnp.int32),
         jnp.zeros((rows,), jnp.int32),
-        cache,
+        state,
         jnp.full((rows, out_len), pad, jnp.int32),
         jnp.zeros((rows, out_len), jnp.float32),
         jnp.zeros((rows, out_len), jnp.float32),
     )
-    _, _, _, lengths, _, tokens, logprobs, values = jax.lax.while_loop(cond, body, state)
+    _, _, _, lengths, _, tokens, logprobs, values = jax.lax.while_loop(cond, body, loop)
     token_mask = (jnp.arange(out_len)[None, :] < lengths[:, None]).astype(jnp.int32)
     return RolloutBatch(prompt_ids, prompt_mask, tokens, token_mask, logprobs, values, lengths)
 

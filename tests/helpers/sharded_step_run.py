@@ -1,7 +1,7 @@
 """Run one PPO train step of the toy policy on several meshes; save loss/grads/params to npz.
 
 Usage: XLA_FLAGS=--xla_force_host_platform_device_count=8 \
-    python sharded_step_run.py OUT.npz [GRAD_ACCUM] [toy|t5]
+    python sharded_step_run.py OUT.npz [GRAD_ACCUM] [toy|t5|decoder]
 (the flag must be set before jax is imported, hence a separate process). Mesh "single" uses
 one device; the others use all 8. tests/test_parallel_sharded_step.py compares them.
 """
@@ -47,7 +47,7 @@ def _t5_model(vocab):
     import jax.numpy as jnp
 
     from ppocoder_jax.model import T5Config, init_params, param_logical_axes
-    from ppocoder_jax.ppo.t5_apply import make_t5_apply_fn
+    from ppocoder_jax.ppo.policy_apply import make_apply_fn
 
     cfg = T5Config(
         vocab_size=vocab,
@@ -70,7 +70,43 @@ def _t5_model(vocab):
         }
         return p
 
-    return init, param_logical_axes, make_t5_apply_fn(cfg, dropout=True)
+    return init, param_logical_axes, make_apply_fn(cfg, dropout=True)
+
+
+def _decoder_model(vocab):
+    """A tiny random Qwen2-architecture policy (GQA, q/k/v biases) with a random value head."""
+    import jax.numpy as jnp
+
+    from ppocoder_jax.model import decoder
+    from ppocoder_jax.model.decoder_config import DecoderConfig
+    from ppocoder_jax.ppo.policy_apply import make_apply_fn
+
+    cfg = DecoderConfig.from_hf_dict(
+        {
+            "model_type": "qwen2",
+            "vocab_size": vocab,
+            "hidden_size": 32,
+            "intermediate_size": 48,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 8,
+            "tie_word_embeddings": False,
+            "eos_token_id": 2,
+            "pad_token_id": 0,
+        }
+    )
+
+    def init(k):
+        p = decoder.init_params(cfg, k)
+        kv = np.random.default_rng(1)
+        p["value_head"] = {
+            "kernel": jnp.asarray(kv.normal(size=p["value_head"]["kernel"].shape) * 0.2, "float32"),
+            "bias": jnp.full((1,), 0.5, jnp.float32),
+        }
+        return p
+
+    return init, decoder.param_logical_axes, make_apply_fn(cfg, dropout=True)
 
 
 def main(out_path, grad_accum, model="toy"):
@@ -78,6 +114,8 @@ def main(out_path, grad_accum, model="toy"):
     vocab, batch_size = 32, 16
     if model == "t5":
         init_fn, axes_fn, apply_fn = _t5_model(vocab)
+    elif model == "decoder":
+        init_fn, axes_fn, apply_fn = _decoder_model(vocab)
     else:
         init_fn, axes_fn, apply_fn = (
             lambda k: init_toy_params(k, vocab=vocab, d_model=8, d_ff=16),
@@ -90,11 +128,18 @@ def main(out_path, grad_accum, model="toy"):
     # O(lr * 1e-3) parameter noise; with lr 1e-2 that reaches ~1e-5 of the weights' scale.
     tx = make_optimizer(OptimConfig(learning_rate=1e-3, max_grad_norm=1.0))
     batch_np = random_ppo_batch(0, batch_size, 5, 7, vocab)
+    if model == "decoder":  # decoder-only prompts are left-padded
+        shift = batch_np.prompt_mask.shape[1] - batch_np.prompt_mask.sum(axis=1)
+        roll = [np.roll(r, k) for r, k in zip(batch_np.prompt_ids, shift)]
+        batch_np = batch_np._replace(
+            prompt_ids=np.stack(roll),
+            prompt_mask=np.stack([np.roll(r, k) for r, k in zip(batch_np.prompt_mask, shift)]),
+        )
     results = {}
     for name, shape in MESHES.items():
         devices = jax.devices()[:1] if name == "single" else jax.devices()
         mesh = make_mesh(MeshConfig(data=shape[0], fsdp=shape[1], tensor=shape[2]), devices)
-        if model == "t5":  # the T5 init draws on the host: start from concrete params
+        if model in ("t5", "decoder"):  # their inits draw on the host: concrete params
             state, shardings = create_train_state_from_params(
                 init_fn(jax.random.PRNGKey(0)), axes_fn, tx, KLConfig(), jax.random.PRNGKey(1), mesh
             )
