@@ -1,6 +1,7 @@
 """`ppocoder check`: compile / unit-test one program in the sandbox and print one JSON object.
 
 Exit 0 whenever a verdict was reached (even COMPILE_ERROR or INFRA_ERROR); 2 for bad usage.
+The program is checked byte for byte: text that is not UTF-8 is the toolchain's to reject.
 """
 
 from __future__ import annotations
@@ -32,14 +33,17 @@ def add_arguments(parser) -> None:
 
 
 def _read_program(arg: str) -> str:
+    # Bytes, decoded with surrogateescape (the executor writes those bytes back unchanged):
+    # non-UTF-8 input is a program like any other. A strict stdin decoder raised a traceback
+    # (locales other than C), and a file was refused as bad usage instead of getting a verdict.
     if arg == "-":
-        return sys.stdin.read()
+        return sys.stdin.buffer.read().decode("utf-8", errors="surrogateescape")
     path = Path(arg)
     if not path.is_file():
         raise UserError(f"{arg}: no such file")
     try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
+        return path.read_bytes().decode("utf-8", errors="surrogateescape")
+    except OSError as err:
         raise UserError(f"{arg}: cannot read program: {err}") from None
 
 

@@ -9,6 +9,7 @@ text in-process (compile(), never import), which is what `python -m py_compile` 
 
 from __future__ import annotations
 
+import codecs
 import itertools
 import json
 import logging
@@ -62,13 +63,38 @@ _JOB_PATH = re.compile(r"(?:/[\w.-]+)*/(?:sandbox|ppocoder-exec-\w+)(?:/job-\d+)
 def _tail(data: bytes | str, n: int = 600) -> str:
     """The end of a compiler/program message, with job directory paths dropped."""
     text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    # Only the end can be shown: cut before the path regex, whose backtracking is quadratic in
+    # a long run of "/x/x/x..." (a program printing megabytes of that hung a worker for hours).
+    text = text.rstrip()[-4 * n :]
     text = _JOB_PATH.sub("", text).strip()
     return text if len(text) <= n else "..." + text[-n:]
 
 
+def _surrogates(err: UnicodeError) -> tuple[bytes, int]:
+    """U+DC80..U+DCFF are the bytes they escape (surrogateescape), other lone surrogates are
+    written as surrogatepass does: a non-UTF-8 file read by `ppocoder check` keeps its bytes."""
+    if not isinstance(err, UnicodeEncodeError):
+        raise err
+    out = bytearray()
+    for ch in err.object[err.start : err.end]:
+        if not 0xD800 <= ord(ch) <= 0xDFFF:
+            raise err
+        escaped = 0xDC80 <= ord(ch) <= 0xDCFF
+        out += bytes([ord(ch) - 0xDC00]) if escaped else ch.encode("utf-8", "surrogatepass")
+    return bytes(out), err.end
+
+
+codecs.register_error("ppocoder.surrogates", _surrogates)
+
+
+def program_bytes(program: str) -> bytes:
+    """The program text as the file the toolchains read (UTF-8; see _surrogates)."""
+    return program.encode("utf-8", errors="ppocoder.surrogates")
+
+
 def python_compiles(program: str) -> tuple[bool, str]:
     """Byte-compile the program text (like py_compile: bytes in, so coding cookies count)."""
-    source = program.encode("utf-8", errors="surrogatepass")
+    source = program_bytes(program)
     try:
         # Warnings must neither print nor, under a "-W error" filter, turn into SyntaxErrors.
         # catch_warnings swaps process-global state, hence the lock.
@@ -237,7 +263,7 @@ class Executor:
         io.mkdir(mode=0o700)
         try:
             source = java_file_name(program) if lang == "java" else spec.source_name
-            (work / source).write_text(program, encoding="utf-8", errors="surrogatepass")
+            (work / source).write_bytes(program_bytes(program))
             main = None
             if lang != "python" or len(program) > _IN_PROCESS_PY_LIMIT:
                 failed = self._compile(

@@ -130,25 +130,44 @@ def fill(cmd: tuple[str, ...], **values: str) -> list[str]:
 
 
 # --- Java: a public top-level class must live in a file of its own name ---------------------
+# Leading blanks stop at a newline: "^\s*" rescanned every following blank line from each line
+# start (quadratic; a few MB of newlines held a worker for an hour). Same matches: a later line
+# start matches on its own.
 _PUBLIC_TYPE = re.compile(
-    r"^\s*public\s+(?:(?:final|abstract|sealed|strictfp|non-sealed)\s+)*"
+    r"^[^\S\n]*public\s+(?:(?:final|abstract|sealed|strictfp|non-sealed)\s+)*"
     r"(?:class|interface|enum|record|@interface)\s+([A-Za-z_$][\w$]*)",
     re.MULTILINE,
 )
 _TYPE_DECL = re.compile(r"\b(?:class|interface|enum|record)\s+([A-Za-z_$][\w$]*)")
 _JAVA_MAIN = re.compile(r"\bstatic\s+(?:final\s+)?void\s+main\s*\(")
-_COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
-_STRINGS = re.compile(r'"(?:\\.|[^"\\\n])*"')
+# Unterminated comments / strings are consumed in one match and put back unchanged: retrying
+# the lazy scan from every later "/*" (or every escaped quote of a long line) was quadratic.
+# The result is the same as with the plain patterns (nothing inside them could start a match).
+_LINE_COMMENT = re.compile(r"//[^\n]*")
+_COMMENTS = re.compile(r"//[^\n]*|/\*(?:.*?\*/|.*)", re.DOTALL)
+_STRINGS = re.compile(r'"(?:\\.|[^"\\\n])*+("?)')
+
+
+def _comment(m: re.Match) -> str:
+    text = m.group(0)
+    if text.startswith("//") or (len(text) >= 4 and text.endswith("*/")):
+        return " "
+    return "/*" + _LINE_COMMENT.sub(" ", text[2:])  # an unterminated /*: not a comment
 
 
 def _strip_java_noise(source: str) -> str:
-    return _COMMENTS.sub(" ", _STRINGS.sub('""', source))
+    strings = _STRINGS.sub(lambda m: '""' if m.group(1) else m.group(0), source)
+    return _COMMENTS.sub(_comment, strings)
 
 
 def java_file_name(source: str) -> str:
     """Name the file after the first public top-level type (javac requires it), else Main."""
     match = _PUBLIC_TYPE.search(_strip_java_noise(source))
-    return f"{match.group(1)}.java" if match else "Main.java"
+    # A name too long for a file name (255 bytes) could not be written: an INFRA_ERROR that
+    # masked a bad program. Main.java gets javac's own error for the public class instead.
+    if match is None or len(match.group(1).encode("utf-8")) > 200:
+        return "Main.java"
+    return f"{match.group(1)}.java"
 
 
 _JAVA_TOKENS = re.compile(
