@@ -264,9 +264,7 @@ class TrainConfig:
     batch_size: int = 32
     save_every: int = 50
     keep_checkpoints: int = 3
-    eval_every: int = 0
     log_every: int = 1
-    stale_rollouts: bool = False  # sample batch t+1 while rewards of batch t are computed
     wandb: bool = False
     tensorboard: bool = True
 
@@ -362,9 +360,14 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     return value
 
 
+# Keys that nothing read and were removed; a saved config.yaml may still hold them.
+_REMOVED_KEYS = {"train.eval_every", "train.stale_rollouts"}
+
+
 def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    data = {k: v for k, v in data.items() if prefix + k not in _REMOVED_KEYS}
     unknown = sorted(set(data) - names)
     if unknown:
         raise UserError(

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers.toy_model import init_toy_params, toy_logical_axes
 
 from ppocoder_jax.checkpoint.manager import CheckpointManager, abstract_with_shardings
 from ppocoder_jax.config import KLConfig, MeshConfig, OptimConfig
@@ -13,7 +14,6 @@ from ppocoder_jax.ppo.state import (
     init_train_state,
     make_optimizer,
 )
-from ppocoder_jax.ppo.toy_model import init_toy_params, toy_logical_axes
 
 
 def _state(seed=0):

@@ -5,6 +5,7 @@ import dataclasses
 import jax
 import numpy as np
 import pytest
+from helpers.toy_model import random_ppo_batch
 from jax.sharding import AbstractMesh, PartitionSpec
 
 from ppocoder_jax.config import KLConfig, MeshConfig, OptimConfig, PPOConfig
@@ -13,7 +14,6 @@ from ppocoder_jax.parallel.mesh import MESH_AXES, make_mesh
 from ppocoder_jax.parallel.rules import logical_to_partition_spec
 from ppocoder_jax.ppo.policy_apply import make_apply_fn
 from ppocoder_jax.ppo.state import create_train_state_from_params, make_optimizer
-from ppocoder_jax.ppo.toy_model import random_ppo_batch
 from ppocoder_jax.ppo.train_step import build_loss_and_grads, build_train_step, ppo_update
 
 CFG = T5Config(

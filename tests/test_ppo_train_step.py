@@ -7,11 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers.toy_model import init_toy_params, random_ppo_batch, toy_apply, toy_forward
 
 from ppocoder_jax.config import KLConfig, OptimConfig, PPOConfig
 from ppocoder_jax.ppo import kernels as K
 from ppocoder_jax.ppo.state import init_train_state, make_optimizer, make_schedule
-from ppocoder_jax.ppo.toy_model import init_toy_params, random_ppo_batch, toy_apply, toy_forward
 from ppocoder_jax.ppo.train_step import (
     build_loss_and_grads,
     build_train_step,
@@ -203,10 +203,11 @@ def test_schedules_and_clipping():
 
 def test_donated_step_and_frozen_reference():
     """The step donates the state; the frozen reference must survive it, with the same layout."""
+    from helpers.toy_model import toy_logical_axes
+
     from ppocoder_jax.config import MeshConfig
     from ppocoder_jax.parallel.mesh import make_mesh
     from ppocoder_jax.ppo.state import create_sharded_train_state, frozen_copy
-    from ppocoder_jax.ppo.toy_model import toy_logical_axes
     from ppocoder_jax.ppo.train_step import ppo_batch_shardings
 
     mesh = make_mesh(MeshConfig(), jax.devices()[:1])

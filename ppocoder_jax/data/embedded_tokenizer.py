@@ -17,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ppocoder_jax.data.io import default_cache_dir
 from ppocoder_jax.errors import UserError
 
 VERSION = 2  # bump when the corpus recipe (templates, stdlib walk, settings) changes
@@ -24,11 +25,6 @@ DEFAULT_VOCAB_SIZE = 4096
 DEFAULT_STDLIB_CHARS = 3_000_000
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")
 FINGERPRINT_FILE = "corpus_sha256.txt"
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("PPOCODER_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "ppocoder_jax"
 
 
 def tokenizer_corpus(max_stdlib_chars: int = DEFAULT_STDLIB_CHARS) -> list[str]:

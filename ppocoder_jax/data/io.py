@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,3 +104,9 @@ def load_hub_dataset(name: str, what: str, **kwargs):
             f"{what}: cannot load Hugging Face dataset {name!r} ({msg}); "
             "pass a local path as data.path"
         ) from None
+
+
+def default_cache_dir() -> Path:
+    """Where built corpora and the embedded tokenizer are cached ($PPOCODER_CACHE)."""
+    env = os.environ.get("PPOCODER_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "ppocoder_jax"

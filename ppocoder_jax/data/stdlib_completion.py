@@ -139,13 +139,13 @@ def _build(data_cfg, tokenizer, root: str | None) -> dict[str, list[Example]]:
 
 
 def load_stdlib_completion(
-    data_cfg, tokenizer=None, root: str | None = None, cache_dir: str | None = None
+    data_cfg, tokenizer, root: str | None = None, cache_dir: str | None = None
 ) -> Task:
-    """The task; built once per (tokenizer, settings, stdlib) and cached as JSON on disk."""
-    from ppocoder_jax.data.embedded_tokenizer import default_cache_dir, embedded_tokenizer
+    """The task; built once per (tokenizer, settings, stdlib) and cached as JSON on disk.
+    (The tokenizer is the caller's: this module never imports the embedded tokenizer, which
+    is trained on this corpus.)"""
+    from ppocoder_jax.data.io import default_cache_dir
 
-    if tokenizer is None:
-        tokenizer = embedded_tokenizer()
     key = _cache_key(data_cfg, tokenizer, root)
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     path = cache / f"stdlib_completion-{key}.json" if key else None

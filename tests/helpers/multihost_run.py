@@ -16,6 +16,12 @@ os.environ["JAX_PLATFORMS"] = "cpu"
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.experimental import multihost_utils  # noqa: E402
+from toy_model import (  # noqa: E402
+    init_toy_params,
+    random_ppo_batch,
+    toy_apply,
+    toy_logical_axes,
+)
 
 from ppocoder_jax.checkpoint.manager import CheckpointManager, abstract_with_shardings  # noqa: E402
 from ppocoder_jax.config import KLConfig, MeshConfig, OptimConfig, PPOConfig  # noqa: E402
@@ -27,12 +33,6 @@ from ppocoder_jax.parallel.mesh import (  # noqa: E402
     process_batch_slice,
 )
 from ppocoder_jax.ppo.state import create_sharded_train_state, make_optimizer  # noqa: E402
-from ppocoder_jax.ppo.toy_model import (  # noqa: E402
-    init_toy_params,
-    random_ppo_batch,
-    toy_apply,
-    toy_logical_axes,
-)
 from ppocoder_jax.ppo.train_step import build_train_step  # noqa: E402
 
 

@@ -24,6 +24,13 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
+from toy_model import (  # noqa: E402
+    init_toy_params,
+    shift_right,
+    toy_apply,
+    toy_forward,
+    toy_logical_axes,
+)
 
 from ppocoder_jax.checkpoint.manager import (  # noqa: E402
     CheckpointManager,
@@ -38,13 +45,6 @@ from ppocoder_jax.ppo.state import (  # noqa: E402
     init_train_state,
     make_optimizer,
     train_state_shardings,
-)
-from ppocoder_jax.ppo.toy_model import (  # noqa: E402
-    init_toy_params,
-    shift_right,
-    toy_apply,
-    toy_forward,
-    toy_logical_axes,
 )
 from ppocoder_jax.ppo.train_step import (  # noqa: E402
     PPOBatch,

@@ -13,6 +13,12 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+from toy_model import (  # noqa: E402
+    init_toy_params,
+    random_ppo_batch,
+    toy_apply,
+    toy_logical_axes,
+)
 
 from ppocoder_jax.config import KLConfig, MeshConfig, OptimConfig, PPOConfig  # noqa: E402
 from ppocoder_jax.parallel.mesh import make_mesh, shard_batch  # noqa: E402
@@ -20,12 +26,6 @@ from ppocoder_jax.ppo.state import (  # noqa: E402
     create_sharded_train_state,
     create_train_state_from_params,
     make_optimizer,
-)
-from ppocoder_jax.ppo.toy_model import (  # noqa: E402
-    init_toy_params,
-    random_ppo_batch,
-    toy_apply,
-    toy_logical_axes,
 )
 from ppocoder_jax.ppo.train_step import build_train_step  # noqa: E402
 
@@ -100,6 +100,16 @@ def _decoder_model(vocab):
     def init(k):
         p = decoder.init_params(cfg, k)
         kv = np.random.default_rng(1)
+        # biases start at 0; a trained checkpoint's are not (and an all-zero array has no
+        # scale for the scale-relative comparison of Adam's first step)
+        p["lm"] = jax.tree_util.tree_map_with_path(
+            lambda path, x: (
+                jnp.asarray(kv.normal(size=x.shape) * 0.02, "float32")
+                if getattr(path[-1], "key", "") == "bias"
+                else x
+            ),
+            p["lm"],
+        )
         p["value_head"] = {
             "kernel": jnp.asarray(kv.normal(size=p["value_head"]["kernel"].shape) * 0.2, "float32"),
             "bias": jnp.full((1,), 0.5, jnp.float32),
@@ -126,7 +136,13 @@ def main(out_path, grad_accum, model="toy"):
     # lr 1e-3 (100x a real PPO lr): Adam's first step is lr * g / (|g| + eps) per element, which
     # turns the ~1e-7 (of scale) summation-order noise of near-zero gradient elements into
     # O(lr * 1e-3) parameter noise; with lr 1e-2 that reaches ~1e-5 of the weights' scale.
-    tx = make_optimizer(OptimConfig(learning_rate=1e-3, max_grad_norm=1.0))
+    # For the decoder, Adam's eps is 1e-5: the step lr * g / (|g| + eps) has slope lr / eps at
+    # g = 0, so with eps 1e-8 a gradient element within summation noise of 0 (the decoder has
+    # such elements; the gradients themselves are compared, and agree) moves its parameter by
+    # up to 1e-3 of lr between meshes. With eps 1e-5 the updated parameters are a
+    # well-conditioned function of the gradients and can be compared at 1e-5 of their scale.
+    eps = 1e-5 if model == "decoder" else 1e-8
+    tx = make_optimizer(OptimConfig(learning_rate=1e-3, max_grad_norm=1.0, eps=eps))
     batch_np = random_ppo_batch(0, batch_size, 5, 7, vocab)
     if model == "decoder":  # decoder-only prompts are left-padded
         shift = batch_np.prompt_mask.shape[1] - batch_np.prompt_mask.sum(axis=1)

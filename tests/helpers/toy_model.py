@@ -1,5 +1,5 @@
-"""A tiny encoder-decoder-shaped policy with a value head, for tests, examples and benchmarks of
-the model-independent PPO machinery (the real policy is the Flax T5 in ``ppocoder_jax.model``).
+"""A tiny encoder-decoder-shaped policy with a value head, for the tests of
+the model-independent PPO machinery (the real policies are in ``ppocoder_jax.model``).
 
 It follows the same contract as the T5 policy: params ``{'body': ..., 'value_head': ...}``, a
 logical-axes pytree using the t5x names, and ``toy_apply(params, batch, rng) -> (logits, values)``
