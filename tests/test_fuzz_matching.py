@@ -114,3 +114,20 @@ def test_match_cli_on_the_issue_pair(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_deeply_nested_errors_are_keyed_within_the_budget():
+    """`"/* " * n` as Python nests n error subtrees; printing each one's S-expression was
+    quadratic (n = 2000: 7.5 s; a 3 MB program exhausted memory). Past the budget, error
+    subtrees are keyed by structure, so the work stays linear in the program."""
+    from ppocoder_jax.rewards.matching import tree
+
+    intern: dict = {}
+    prog = tree.build_program("/* " * 20000, "python", intern)
+    printed = [k for k in intern if isinstance(k, tuple) and k and k[0] == "S"]
+    structural = [k for k in intern if isinstance(k, tuple) and k and k[0] == "E"]
+    assert printed and structural  # the budget was reached, and used before that
+    assert sum(k[1].count("(") for k in printed) <= 2 * tree.ERROR_SEXP_BUDGET
+    assert prog.subtree_keys
+    for reference, candidate in (("x = 1", "/* " * 20000), ("/* " * 20000, "x = 1")):
+        assert _in_unit_interval(match(reference, candidate, "python"))

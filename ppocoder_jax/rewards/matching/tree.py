@@ -52,6 +52,15 @@ def _drop_lone_strings(sexp: str) -> str:
             pos = start + 1
 
 
+# Printing the S-expression of every subtree with errors costs the size of each such subtree,
+# which is quadratic for deeply nested errors (`"/* " * 2000` as Python: 7.5 s; a 3 MB program
+# of such junk exhausted memory). Up to this many printed nodes per program the keys are the
+# printed text (tree-sitter's own, as above); past it, the remaining error subtrees are keyed
+# by their structure (type, fields and child keys; hidden MISSING tokens are not seen), which
+# only such pathological programs ever reach.
+ERROR_SEXP_BUDGET = 200_000
+
+
 class TNode:
     """A visible tree-sitter node (comments removed); `sb`/`eb` are its byte offsets."""
 
@@ -155,6 +164,7 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
     index and text (CodeXGLUE's index_to_code; equal byte ranges share the last index).
     """
     tree, data = parse(code, lang)
+    sexp_budget = ERROR_SEXP_BUDGET
     kinds = _kinds(lang)
     fields = _fields(lang)
     string_types = DFG_STRING_TYPES_BY_LANG[lang]
@@ -241,10 +251,16 @@ def build_program(code: str, lang: str, intern: dict) -> Program:
         kstart = node.key  # len(subtree_keys) when the node was pushed
         if node.err is not None:
             if node.named or children:
-                sexp = comment_sexp.sub("", str(node.err))
-                if python:
-                    sexp = _drop_lone_strings(sexp)
-                node.key = setdefault(("S", sexp), len(intern))
+                size = node.err.descendant_count
+                if size <= sexp_budget:
+                    sexp_budget -= size
+                    sexp = comment_sexp.sub("", str(node.err))
+                    if python:
+                        sexp = _drop_lone_strings(sexp)
+                    node.key = setdefault(("S", sexp), len(intern))
+                else:  # past the budget: keyed by structure (see ERROR_SEXP_BUDGET)
+                    entries = tuple([(c.field, c.key) for c in children if c.key >= 0])
+                    node.key = setdefault(("E", node.type, entries), len(intern))
         elif not children:
             if node.named:
                 node.key = setdefault((node.type, ()), len(intern))
