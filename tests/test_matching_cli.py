@@ -50,3 +50,21 @@ def test_match_errors(tmp_path, capsys):
         main(["match", "--lang", "python", "--reference", str(ref), "--candidate", str(bad)]) == 2
     )
     assert "not UTF-8" in capsys.readouterr().err
+
+
+def test_one_language_table_for_execution_and_matching():
+    """`c_sharp` and `csharp` (and every alias) are accepted by both, with one error type."""
+    import pytest
+
+    from ppocoder_jax.errors import UserError
+    from ppocoder_jax.languages import UnknownLanguage
+    from ppocoder_jax.rewards.execution.languages import canonical_language as exec_lang
+    from ppocoder_jax.rewards.matching.languages import canonical_language as match_lang
+
+    for name, want in (("c_sharp", "csharp"), ("csharp", "csharp"), ("C#", "csharp"),
+                       ("c++", "cpp"), ("JS", "javascript"), ("py", "python")):  # fmt: skip
+        assert exec_lang(name) == match_lang(name) == want
+    for fn in (exec_lang, match_lang):
+        with pytest.raises(UnknownLanguage) as err:
+            fn("cobol")
+        assert isinstance(err.value, UserError) and isinstance(err.value, ValueError)

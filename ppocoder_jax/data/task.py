@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-LANGS = ("python", "java", "cpp", "c", "csharp", "php", "javascript")
+from ppocoder_jax.languages import LANGUAGES as LANGS  # noqa: E402,F401  (one table)
+
 KINDS = ("completion", "translation", "synthesis")
 
 

@@ -11,8 +11,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 
-LANGUAGES = ("python", "java", "cpp", "c", "csharp", "php", "javascript")
-ALIASES = {"py": "python", "c++": "cpp", "cs": "csharp", "c#": "csharp", "js": "javascript"}
+from ppocoder_jax.languages import ALIASES, LANGUAGES, canonical_language  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -110,15 +109,6 @@ SPECS: dict[str, Language] = {
         memory_markers=("heap out of memory", "Allocation failed"),
     ),
 }
-
-
-def canonical_language(lang: str) -> str:
-    """'C++' -> 'cpp' etc.; raises ValueError for an unknown language."""
-    key = lang.strip().lower()
-    key = ALIASES.get(key, key)
-    if key not in SPECS:
-        raise ValueError(f"unknown language {lang!r}; expected one of {', '.join(LANGUAGES)}")
-    return key
 
 
 def missing_tools(spec: Language) -> list[str]:

@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-from ppocoder_jax.errors import UserError
-
-LANGUAGES = ("python", "java", "cpp", "c", "csharp", "php", "javascript")
-
-_ALIASES = {
-    "c_sharp": "csharp",
-    "c#": "csharp",
-    "cs": "csharp",
-    "c++": "cpp",
-    "js": "javascript",
-    "py": "python",
-}
+from ppocoder_jax.languages import LANGUAGES, canonical_language  # noqa: F401
 
 # Node types that are comments, per language (removed from the tree before matching).
 COMMENT_TYPES: dict[str, frozenset[str]] = {
@@ -33,15 +22,6 @@ DFG_STRING_TYPES = frozenset({"string_literal", "string", "character_literal"})
 C_DFG_STRING_TYPES = frozenset(
     {"string_literal", "char_literal", "raw_string_literal", "system_lib_string"}
 )
-
-
-def canonical_language(lang: str) -> str:
-    """Map a language name or alias (``c_sharp``, ``c++``, ``js``...) to ours."""
-    key = str(lang).strip().lower()
-    key = _ALIASES.get(key, key)
-    if key not in LANGUAGES:
-        raise UserError(f"unknown language {lang!r}; expected one of {', '.join(LANGUAGES)}")
-    return key
 
 
 DFG_STRING_TYPES_BY_LANG: dict[str, frozenset[str]] = {
