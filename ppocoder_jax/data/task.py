@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from ppocoder_jax.languages import LANGUAGES as LANGS  # noqa: E402,F401  (one table)
+from ppocoder_jax.languages import LANGUAGES as LANGS  # noqa: F401  (the one table)
 
 KINDS = ("completion", "translation", "synthesis")
 
