@@ -52,6 +52,10 @@ def load_task(data_cfg, tokenizer=None) -> Task:
     elif name == "completion_stdlib":
         from ppocoder_jax.data.stdlib_completion import load_stdlib_completion
 
+        if tokenizer is None:
+            from ppocoder_jax.data.embedded_tokenizer import embedded_tokenizer
+
+            tokenizer = embedded_tokenizer()
         task = load_stdlib_completion(data_cfg, tokenizer)
     elif name == "completion":
         from ppocoder_jax.data.codesearchnet import load_codesearchnet
