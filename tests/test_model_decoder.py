@@ -540,7 +540,7 @@ def test_cli_import_export_roundtrip(tmp_path, tmp_path_factory, capsys):
     ours, exported = tmp_path / "ours", tmp_path / "exported"
     assert main(["import-hf", str(path), str(ours)]) == 0
     assert "imported qwen3 decoder-only LM, untied lm_head" in capsys.readouterr().out
-    loaded, cfg2, tokenizer = store.load_any_model(ours)
+    loaded, cfg2, tokenizer = store.load_model(ours)
     assert cfg2 == cfg and tokenizer is None and set(loaded) == {"lm", "value_head"}
     ids, mask = left_padded([7, 3], 7, seed=11)
     valid = mask.astype(bool)
@@ -548,9 +548,12 @@ def test_cli_import_export_roundtrip(tmp_path, tmp_path_factory, capsys):
     logits, values = fwd(loaded, cfg2, ids, mask)
     np.testing.assert_allclose(np.asarray(logits)[valid], want[valid], atol=1e-4, rtol=0)
     assert np.all(np.asarray(values) == 0)  # fresh value head
-    # The training-side loader stays T5-only and says so in one line.
-    with pytest.raises(UserError, match="model_type='qwen3'"):
-        store.load_model(ours)
+    # model.family names the family a run expects; a mismatch is one line, exit 2
+    from ppocoder_jax.config import load_config
+    from ppocoder_jax.pipeline.policy_loader import load_policy
+
+    with pytest.raises(UserError, match="model.family"):
+        load_policy(load_config(None, [f"model.path={ours}", "model.family=t5"]))
 
     assert main(["export-hf", str(ours), str(exported)]) == 0
     assert "Hugging Face qwen3" in capsys.readouterr().out

@@ -26,6 +26,7 @@ import numpy as np
 from ppocoder_jax.errors import UserError
 from ppocoder_jax.model import hf_io
 from ppocoder_jax.model.decoder_config import DecoderConfig
+from ppocoder_jax.model.hf_weights import params_to_tensors, tensors_to_params
 
 # (hf name, our path, to_ours(np) -> np, to_hf(np) -> np, hf shape)
 Entry = tuple[str, tuple[str, ...], Callable, Callable, tuple[int, ...]]
@@ -102,18 +103,6 @@ def _entries(cfg: DecoderConfig) -> Iterator[Entry]:
         yield transpose(LM_HEAD, ("lm_head", "kernel"), (d, v))
 
 
-def _set(tree: dict, path: tuple[str, ...], value) -> None:
-    for key in path[:-1]:
-        tree = tree.setdefault(key, {})
-    tree[path[-1]] = value
-
-
-def _get(tree: Mapping, path: tuple[str, ...]):
-    for key in path:
-        tree = tree[key]
-    return tree
-
-
 def normalize_names(tensors: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
     """A bare `*Model` checkpoint (no "model." prefix) in the `*ForCausalLM` spelling."""
     if EMBED not in tensors and "embed_tokens.weight" in tensors:
@@ -134,27 +123,12 @@ def hf_to_params(
     cfg: DecoderConfig, tensors: Mapping[str, np.ndarray], source: str = "weights"
 ) -> dict:
     """HF tensors -> our `lm` params (numpy fp32). Checks every tensor exists with its shape."""
-    tensors = normalize_names(tensors)
-    params: dict = {}
-    for hf_name, path, to_ours, _to_hf, hf_shape in _entries(cfg):
-        if hf_name not in tensors:
-            raise UserError(f"{source}: missing tensor {hf_name!r}")
-        w = np.asarray(tensors[hf_name])
-        if tuple(w.shape) != tuple(hf_shape):
-            raise UserError(
-                f"{source}: tensor {hf_name!r} has shape {tuple(w.shape)}, "
-                f"expected {tuple(hf_shape)} from config.json"
-            )
-        _set(params, path, to_ours(w.astype(np.float32)))
-    return params
+    return tensors_to_params(_entries(cfg), normalize_names(tensors), source)
 
 
 def params_to_hf(cfg: DecoderConfig, lm_params: Mapping) -> dict[str, np.ndarray]:
     """Our `lm` params -> HF tensor dict (fp32, contiguous) for model.safetensors."""
-    out = {}
-    for hf_name, path, _to_ours, to_hf, _shape in _entries(cfg):
-        out[hf_name] = np.ascontiguousarray(to_hf(np.asarray(_get(lm_params, path), np.float32)))
-    return out
+    return params_to_tensors(_entries(cfg), lm_params)
 
 
 def read_decoder_config(model_dir: Path) -> DecoderConfig:

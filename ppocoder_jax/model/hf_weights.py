@@ -119,8 +119,14 @@ def hf_to_params(cfg: T5Config, tensors: Mapping[str, np.ndarray], source: str =
             if alias in tensors:
                 tensors = {**tensors, "shared.weight": tensors[alias]}
                 break
+    return tensors_to_params(_entries(cfg), tensors, source)
+
+
+def tensors_to_params(entries, tensors: Mapping[str, np.ndarray], source: str) -> dict:
+    """HF tensors -> our params (numpy fp32) by a family's `Entry` table (T5 and decoder-only
+    alike); every tensor must exist with its shape."""
     params: dict = {}
-    for hf_name, path, to_ours, _to_hf, hf_shape in _entries(cfg):
+    for hf_name, path, to_ours, _to_hf, hf_shape in entries:
         if hf_name not in tensors:
             raise UserError(f"{source}: missing tensor {hf_name!r}")
         w = np.asarray(tensors[hf_name])
@@ -133,9 +139,14 @@ def hf_to_params(cfg: T5Config, tensors: Mapping[str, np.ndarray], source: str =
     return params
 
 
+def params_to_tensors(entries, params: Mapping) -> dict[str, np.ndarray]:
+    """Our params -> HF tensor dict (fp32, contiguous) by a family's `Entry` table."""
+    out = {}
+    for hf_name, path, _to_ours, to_hf, _shape in entries:
+        out[hf_name] = np.ascontiguousarray(to_hf(np.asarray(_get(params, path), np.float32)))
+    return out
+
+
 def params_to_hf(cfg: T5Config, t5_params: Mapping) -> dict[str, np.ndarray]:
     """Our `t5` params -> HF tensor dict (fp32, contiguous) for model.safetensors."""
-    out = {}
-    for hf_name, path, _to_ours, to_hf, _shape in _entries(cfg):
-        out[hf_name] = np.ascontiguousarray(to_hf(np.asarray(_get(t5_params, path), np.float32)))
-    return out
+    return params_to_tensors(_entries(cfg), t5_params)
