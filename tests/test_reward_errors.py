@@ -8,6 +8,7 @@ import concurrent.futures as cf
 import json
 
 import pytest
+from test_pipeline_e2e import TINY as E2E_TINY
 
 from ppocoder_jax.cli import main
 from ppocoder_jax.config import RewardConfig
@@ -125,29 +126,9 @@ def test_completion_metrics_count_a_reward_error_as_not_compiled():
 
 
 # ------------------------------------------------------------------------ the real trainer
-TINY = [
-    "model.tiny_d_model=32",
-    "model.tiny_d_ff=64",
-    "model.tiny_num_layers=1",
-    "model.tiny_num_decoder_layers=1",
-    "model.tiny_num_heads=2",
-    "model.tiny_d_kv=16",
-    "data.synth_num_train=64",
-    "data.synth_num_val=8",
-    "data.synth_num_test=8",
-    "data.synth_num_rl=40",
-    "rollout.max_new_tokens=16",
-    "rollout.length_buckets=[16,32]",
-    "rollout.num_samples=2",
-    "sft.steps=2",
-    "sft.batch_size=8",
-    "sft.warmup_steps=1",
-    "train.batch_size=8",
-    "ppo.ppo_epochs=1",
-    "ppo.num_minibatches=2",
-    "ppo.value_warmup_iters=0",
-    "reward.workers=2",
-]
+# the e2e tests' tiny setting, with one value-warm-up-free PPO setting
+TINY = [o for o in E2E_TINY if not o.startswith(("sft.steps", "ppo.value_warmup_iters"))]
+TINY += ["sft.steps=2", "ppo.value_warmup_iters=0"]
 
 
 class _EveryNthFails(Executor):
