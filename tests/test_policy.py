@@ -217,3 +217,23 @@ def test_trainer_rollout_and_ppocoder_generate_give_the_same_text(tmp_path, fami
     generated = [json.loads(line)["text"] for line in proc.stdout.splitlines()]
     assert generated == trained
     assert any(t for t in trained)  # something was generated
+
+
+@pytest.mark.parametrize("family", ["t5", "decoder"])
+def test_a_saved_model_reloads_with_the_same_tokenizer(policies, family, tmp_path):
+    """A decoder-only checkpoint's config.json says qwen2, and transformers 5's AutoTokenizer
+    then builds Qwen2Tokenizer (another pre-tokenizer) around our tokenizer.json: a reloaded
+    SFT model saw other ids than it was trained on (greedy pass@1 47% -> 8%)."""
+    from ppocoder_jax.model import load_model, save_model
+
+    models, tok = policies
+    params, cfg = models[family]
+    save_model(tmp_path / "m", jax.device_get(params), cfg, tok)
+    _, cfg2, tok2 = load_model(tmp_path / "m")
+    assert cfg2 == cfg
+    for text in ("def f(x):\n    return x + 1  # ok", "\tif a[0] == 'b':\n\t\tpass", "x=1;y=2"):
+        ids = tok(text, add_special_tokens=True)["input_ids"]
+        assert tok2(text, add_special_tokens=True)["input_ids"] == ids
+        assert tok2.decode(ids, skip_special_tokens=True) == tok.decode(
+            ids, skip_special_tokens=True
+        )

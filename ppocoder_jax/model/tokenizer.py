@@ -38,12 +38,32 @@ def load_tokenizer(directory):
             directory / "tokenizer_config.json"
         ).is_file():
             tok = PreTrainedTokenizerFast(tokenizer_file=str(directory / "tokenizer.json"))
+        elif _names_generic_tokenizer(directory):
+            # AutoTokenizer would build the model family's own tokenizer from config.json's
+            # model_type (transformers 5: Qwen2Tokenizer and its pre-tokenizer regex for any
+            # qwen2 directory), which encodes a generic tokenizer.json differently.
+            tok = PreTrainedTokenizerFast.from_pretrained(str(directory))
         else:
             tok = AutoTokenizer.from_pretrained(str(directory))
     except Exception as err:
         raise UserError(f"{directory}: cannot load the tokenizer ({first_line(err)})") from None
     _fill_special_tokens(tok)
     return tok
+
+
+_GENERIC_TOKENIZER_CLASSES = {"TokenizersBackend", "PreTrainedTokenizerFast"}
+
+
+def _names_generic_tokenizer(directory: Path) -> bool:
+    """tokenizer_config.json names the generic fast tokenizer (ours: the embedded one, saved
+    by transformers 5) rather than a model family's class."""
+    import json
+
+    try:
+        config = json.loads((directory / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("tokenizer_class") in _GENERIC_TOKENIZER_CLASSES
 
 
 def _fill_special_tokens(tok) -> None:
