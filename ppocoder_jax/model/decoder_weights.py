@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +26,13 @@ import numpy as np
 from ppocoder_jax.errors import UserError
 from ppocoder_jax.model import hf_io
 from ppocoder_jax.model.decoder_config import DecoderConfig
-from ppocoder_jax.model.hf_weights import params_to_tensors, tensors_to_params
-
-# (hf name, our path, to_ours(np) -> np, to_hf(np) -> np, hf shape)
-Entry = tuple[str, tuple[str, ...], Callable, Callable, tuple[int, ...]]
+from ppocoder_jax.model.hf_weights import (
+    Entry,
+    params_to_tensors,
+    same_entry,
+    tensors_to_params,
+    transposed_entry,
+)
 
 EMBED = "model.embed_tokens.weight"
 LM_HEAD = "lm_head.weight"
@@ -38,18 +41,6 @@ LM_HEAD = "lm_head.weight"
 def _entries(cfg: DecoderConfig) -> Iterator[Entry]:
     d, f, v = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
     h, n, k = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
-
-    def ident(hf_name, path, shape):
-        return (hf_name, path, lambda w: w, lambda x: x, shape)
-
-    def transpose(hf_name, path, our_shape):
-        return (
-            hf_name,
-            path,
-            lambda w: np.ascontiguousarray(w.T),
-            lambda x: np.ascontiguousarray(x.T),
-            our_shape[::-1],
-        )
 
     def split_in(hf_name, path, heads):  # [heads*K, D] -> [D, heads, K]
         return (
@@ -69,11 +60,11 @@ def _entries(cfg: DecoderConfig) -> Iterator[Entry]:
             (heads * k,),
         )
 
-    yield ident(EMBED, ("embed_tokens", "embedding"), (v, d))
+    yield same_entry(EMBED, ("embed_tokens", "embedding"), (v, d))
     for i in range(cfg.num_hidden_layers):
         hf, ours = f"model.layers.{i}", (f"layers_{i}",)
         attn, our_attn = f"{hf}.self_attn", (*ours, "self_attn")
-        yield ident(f"{hf}.input_layernorm.weight", (*ours, "input_layernorm", "scale"), (d,))
+        yield same_entry(f"{hf}.input_layernorm.weight", (*ours, "input_layernorm", "scale"), (d,))
         for name, heads in (("q_proj", h), ("k_proj", n), ("v_proj", n)):
             yield split_in(f"{attn}.{name}.weight", (*our_attn, name, "kernel"), heads)
             if cfg.qkv_bias:
@@ -86,21 +77,25 @@ def _entries(cfg: DecoderConfig) -> Iterator[Entry]:
             (d, h * k),
         )
         if cfg.o_bias:
-            yield ident(f"{attn}.o_proj.bias", (*our_attn, "o_proj", "bias"), (d,))
+            yield same_entry(f"{attn}.o_proj.bias", (*our_attn, "o_proj", "bias"), (d,))
         if cfg.qk_norm:
-            yield ident(f"{attn}.q_norm.weight", (*our_attn, "q_norm", "scale"), (k,))
-            yield ident(f"{attn}.k_norm.weight", (*our_attn, "k_norm", "scale"), (k,))
-        yield ident(
+            yield same_entry(f"{attn}.q_norm.weight", (*our_attn, "q_norm", "scale"), (k,))
+            yield same_entry(f"{attn}.k_norm.weight", (*our_attn, "k_norm", "scale"), (k,))
+        yield same_entry(
             f"{hf}.post_attention_layernorm.weight",
             (*ours, "post_attention_layernorm", "scale"),
             (d,),
         )
         for name in ("gate_proj", "up_proj"):
-            yield transpose(f"{hf}.mlp.{name}.weight", (*ours, "mlp", name, "kernel"), (d, f))
-        yield transpose(f"{hf}.mlp.down_proj.weight", (*ours, "mlp", "down_proj", "kernel"), (f, d))
-    yield ident("model.norm.weight", ("norm", "scale"), (d,))
+            yield transposed_entry(
+                f"{hf}.mlp.{name}.weight", (*ours, "mlp", name, "kernel"), (d, f)
+            )
+        yield transposed_entry(
+            f"{hf}.mlp.down_proj.weight", (*ours, "mlp", "down_proj", "kernel"), (f, d)
+        )
+    yield same_entry("model.norm.weight", ("norm", "scale"), (d,))
     if not cfg.tie_word_embeddings:
-        yield transpose(LM_HEAD, ("lm_head", "kernel"), (d, v))
+        yield transposed_entry(LM_HEAD, ("lm_head", "kernel"), (d, v))
 
 
 def normalize_names(tensors: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:

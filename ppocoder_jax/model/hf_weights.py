@@ -19,6 +19,22 @@ from ppocoder_jax.model.t5_config import T5Config
 Entry = tuple[str, tuple[str, ...], Callable, Callable, tuple[int, ...]]
 
 
+def same_entry(hf_name: str, path: tuple[str, ...], shape) -> Entry:
+    """A tensor stored alike on both sides."""
+    return (hf_name, path, lambda w: w, lambda x: x, shape)
+
+
+def transposed_entry(hf_name: str, path: tuple[str, ...], our_shape) -> Entry:
+    """A torch Linear weight ([out, in]) that we store as a kernel ([in, out])."""
+    return (
+        hf_name,
+        path,
+        lambda w: np.ascontiguousarray(w.T),
+        lambda x: np.ascontiguousarray(x.T),
+        our_shape[::-1],
+    )
+
+
 def _entries(cfg: T5Config) -> Iterator[Entry]:
     d, h, k, f, v = cfg.d_model, cfg.num_heads, cfg.d_kv, cfg.d_ff, cfg.vocab_size
     ident = (lambda w: w, lambda w: w)
@@ -40,28 +56,19 @@ def _entries(cfg: T5Config) -> Iterator[Entry]:
             (d, h * k),
         )
 
-    def transpose(hf_name, path, our_shape):
-        return (
-            hf_name,
-            path,
-            lambda w: np.ascontiguousarray(w.T),
-            lambda x: np.ascontiguousarray(x.T),
-            our_shape[::-1],
-        )
-
     def norm(hf_name, path):
         return (f"{hf_name}.weight", (*path, "scale"), *ident, (d,))
 
     def mlp(hf_prefix, path):
         names = ("wi_0", "wi_1") if cfg.is_gated else ("wi",)
         for name in names:
-            yield transpose(f"{hf_prefix}.{name}.weight", (*path, name, "kernel"), (d, f))
-        yield transpose(f"{hf_prefix}.wo.weight", (*path, "wo", "kernel"), (f, d))
+            yield transposed_entry(f"{hf_prefix}.{name}.weight", (*path, name, "kernel"), (d, f))
+        yield transposed_entry(f"{hf_prefix}.wo.weight", (*path, "wo", "kernel"), (f, d))
 
     yield ("shared.weight", ("token_embedder", "embedding"), *ident, (v, d))
     for stack, n_layers in (("encoder", cfg.num_layers), ("decoder", cfg.num_decoder_layers)):
         nb = cfg.relative_attention_num_buckets
-        yield transpose(
+        yield transposed_entry(
             f"{stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
             (stack, "relpos_bias", "rel_embedding"),
             (h, nb),
@@ -84,7 +91,7 @@ def _entries(cfg: T5Config) -> Iterator[Entry]:
         norm_name = "encoder_norm" if stack == "encoder" else "decoder_norm"
         yield norm(f"{stack}.final_layer_norm", (stack, norm_name))
     if not cfg.tie_word_embeddings:
-        yield transpose("lm_head.weight", ("lm_head", "kernel"), (d, v))
+        yield transposed_entry("lm_head.weight", ("lm_head", "kernel"), (d, v))
 
 
 def _set(tree: dict, path: tuple[str, ...], value) -> None:

@@ -49,6 +49,19 @@ def token_logprobs(logits: jax.Array, ids: jax.Array) -> jax.Array:
     return jnp.take_along_axis(logp, ids[..., None].astype(jnp.int32), axis=-1)[..., 0]
 
 
+def logical_axes_by_path(params: Params, axes_for) -> Any:
+    """Same tree as `params`, each leaf `axes_for(path names)`: a family's logical axes."""
+
+    def one(path, _leaf):
+        return axes_for(tuple(getattr(k, "key", str(k)) for k in path))
+
+    return jax.tree_util.tree_map_with_path(one, params)
+
+
+def num_params(params: Params) -> int:
+    return sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
+
+
 def backbone_frozen(params: Params) -> Params:
     """`params` with gradients stopped everywhere but the value head."""
     return {k: v if k == VALUE_HEAD else jax.lax.stop_gradient(v) for k, v in params.items()}
@@ -120,11 +133,6 @@ class Policy(abc.ABC):
             k: v if k == VALUE_HEAD else jax.tree_util.tree_map_with_path(cast, v)
             for k, v in params.items()
         }
-
-    def sequence_logprobs(self, params, prompt_ids, prompt_mask, tokens, token_mask, dtype):
-        """log p(tokens[:, t] | ...) [B,T] fp32, 0 where token_mask == 0."""
-        logits, _ = self.score(params, prompt_ids, prompt_mask, tokens, token_mask, dtype)
-        return token_logprobs(logits, tokens) * token_mask.astype(jnp.float32)
 
 
 @dataclasses.dataclass(frozen=True)

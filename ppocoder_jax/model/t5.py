@@ -42,7 +42,7 @@ import numpy as np
 from jax.sharding import PartitionSpec
 
 from ppocoder_jax.model.modules import T5, ValueHead
-from ppocoder_jax.model.policy import token_logprobs
+from ppocoder_jax.model.policy import logical_axes_by_path, token_logprobs
 from ppocoder_jax.model.t5_config import T5Config
 
 Params = dict[str, Any]
@@ -258,12 +258,4 @@ def _axes_for(path: tuple[str, ...]) -> PartitionSpec:
 
 def param_logical_axes(params: Params) -> Any:
     """Same tree as `params`, each leaf a PartitionSpec of logical axis names."""
-
-    def one(path, _leaf):
-        return _axes_for(tuple(getattr(k, "key", str(k)) for k in path))
-
-    return jax.tree_util.tree_map_with_path(one, params)
-
-
-def num_params(params: Params) -> int:
-    return sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
+    return logical_axes_by_path(params, _axes_for)

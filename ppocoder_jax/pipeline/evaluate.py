@@ -74,7 +74,7 @@ def generate_outputs(
         chunk = sources[lo : lo + prompts_per_call]
         real = len(chunk)
         chunk = chunk + [chunk[-1]] * (prompts_per_call - real)  # fixed shape: one program
-        ids, mask = _shard_rows(sampler.prompt_arrays(chunk), mesh)
+        ids, mask = sampler.place_batch(*sampler.prompt_arrays(chunk))
         k = min(sample_chunk, n - s_lo)
         out = sampler.sample_arrays(
             params,
@@ -109,14 +109,6 @@ def _num_batch_shards(mesh) -> int:
     from ppocoder_jax.parallel.mesh import num_batch_shards
 
     return num_batch_shards(mesh)
-
-
-def _shard_rows(arrays, mesh):
-    if mesh is None:
-        return tuple(jnp.asarray(a) for a in arrays)
-    from ppocoder_jax.parallel.mesh import shard_batch
-
-    return shard_batch(tuple(arrays), mesh)
 
 
 def score_outputs(reward, examples: list[Example], outputs: list[list[str]]):

@@ -130,7 +130,8 @@ class Sampler:
 
         return jax.tree.map(put, params)
 
-    def _place_batch(self, *arrays):
+    def place_batch(self, *arrays):
+        """Batch arrays on the device(s): split along ('data', 'fsdp') with a mesh."""
         if self.mesh is None:
             return tuple(jnp.asarray(a) for a in arrays)
         from ppocoder_jax.parallel.mesh import shard_batch
@@ -184,7 +185,7 @@ class Sampler:
         mask_p[:batch, cols] = mask[:, start:stop]
         ids_p[batch:] = ids_p[batch - 1]  # padding rows: copies of a real prompt
         mask_p[batch:] = mask_p[batch - 1]
-        ids_d, mask_d = self._place_batch(ids_p, mask_p)
+        ids_d, mask_d = self.place_batch(ids_p, mask_p)
         self.shapes_seen.add((padded_batch, padded_len, out_len, n, sampling))
         out = self._sample(params, ids_d, mask_d, rng, sampling, max_new_tokens, out_len, n)
         if return_padded:
