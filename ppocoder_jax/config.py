@@ -160,9 +160,16 @@ class RewardConfig:
     # A sample whose reward raised is masked and saved under <run_dir>/reward_errors/; when
     # more than this share of one batch fails so, the run stops (something is broken).
     max_error_frac: float = 0.25
+    # Memory stays bounded over long runs: LRU caps on the execution results kept (distinct
+    # program + tests jobs, ~1 KB each) and on the analysed programs each matching thread
+    # keeps; 0 = no cache.
+    cache_size: int = 50_000
+    match_cache_size: int = 1024
 
     def __post_init__(self):
         _check(self.timeout_s > 0, "reward.timeout_s", "must be > 0")
+        _check(self.cache_size >= 0, "reward.cache_size", "must be >= 0 (0 = no cache)")
+        _check(self.match_cache_size >= 0, "reward.match_cache_size", "must be >= 0")
         _check(self.workers >= 0, "reward.workers", "must be >= 0")
         _check(0.0 <= self.max_error_frac <= 1.0, "reward.max_error_frac", "must be in [0, 1]")
 

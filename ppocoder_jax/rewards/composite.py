@@ -70,9 +70,15 @@ class CompositeReward:
         self.errors_saved = 0
         self._error_lock = threading.Lock()
         self._owns_executor = executor is None
-        self.executor = executor or Executor(workers=cfg.workers, timeout_s=cfg.timeout_s)
+        self.executor = executor or Executor(
+            workers=cfg.workers, timeout_s=cfg.timeout_s, cache_size=cfg.cache_size
+        )
         self._match_pool = None
         if cfg.ast_weight or cfg.dfg_weight:
+            from ppocoder_jax.rewards.matching import _match_module as matching
+
+            if matching.cache_size() != cfg.match_cache_size:  # process-wide, per thread
+                matching.set_cache_size(cfg.match_cache_size)
             self._match_pool = cf.ThreadPoolExecutor(max_workers=2, thread_name_prefix="match")
 
     def close(self) -> None:

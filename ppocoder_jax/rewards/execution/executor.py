@@ -2,14 +2,16 @@
 
 `Executor.submit(lang, program, tests=None, link=False)` returns a Future[ExecutionResult].
 Worker threads launch sandboxed subprocesses (never forking Python), identical jobs within a run
-share one result (cache), Java compiles go to persistent javac servers, and C++ programs that
-include <bits/stdc++.h> use a precompiled header. Python compile checks byte-compile the program
-text in-process (compile(), never import), which is what `python -m py_compile` does.
+share one result (an LRU cache of `cache_size` jobs, in-flight ones included), Java compiles go
+to persistent javac servers, and C++ programs that include <bits/stdc++.h> use a precompiled
+header. Python compile checks byte-compile the program text in-process (compile(), never
+import), which is what `python -m py_compile` does.
 """
 
 from __future__ import annotations
 
 import codecs
+import hashlib
 import itertools
 import json
 import logging
@@ -21,7 +23,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
@@ -55,6 +57,9 @@ _PY_FILENAME = "<ppocoder-program>"
 _COMPILE_LOCK = threading.Lock()
 _IN_PROCESS_PY_LIMIT = 200_000  # characters; larger programs are byte-compiled in the sandbox
 _STARTUP_SLACK_S = {"java": 1.5, "csharp": 1.0, "javascript": 0.5}
+# Jobs whose results are kept (RewardConfig.cache_size): ~1 KB each (a digest key, the future
+# and its result; the program text is not kept), so the default holds ~50 MB at most.
+DEFAULT_CACHE_SIZE = 50_000
 
 
 _JOB_PATH = re.compile(r"(?:/[\w.-]+)*/(?:sandbox|ppocoder-exec-\w+)(?:/job-\d+)?/")
@@ -115,6 +120,7 @@ class Executor:
         timeout_s: float = 4.0,
         cache: bool = True,
         *,
+        cache_size: int = DEFAULT_CACHE_SIZE,
         compile_timeout_s: float = 30.0,
         output_bytes: int = 16 << 20,
         java_servers: int | None = None,
@@ -125,11 +131,14 @@ class Executor:
             raise ValueError("timeouts must be > 0")
         if workers < 0:
             raise ValueError("workers must be >= 0 (0 = number of cores)")
+        if cache_size < 0:
+            raise ValueError("cache_size must be >= 0 (0 = no cache)")
         self.workers = workers or os.cpu_count() or 1
         self.timeout_s = float(timeout_s)
         self.compile_timeout_s = float(compile_timeout_s)
         self.output_bytes = int(output_bytes)
-        self.cache_enabled = cache
+        self.cache_size = int(cache_size) if cache else 0
+        self.cache_enabled = self.cache_size > 0
         self.sandbox = sandbox.sandbox_info()
         self.root = Path(tempfile.mkdtemp(prefix="ppocoder-exec-", dir=work_root))
         os.chmod(self.root, 0o711)  # unprivileged sandbox uids traverse it (limits-only mode)
@@ -147,7 +156,8 @@ class Executor:
             "compile": StdcxxPch(CPP_FLAGS) if cpp_pch else None,
             "link": StdcxxPch((*CPP_FLAGS, "-O2")) if cpp_pch else None,
         }
-        self._cache: dict[tuple, Future] = {}
+        # job digest -> Future, least recently used first (see submit)
+        self._cache: OrderedDict[bytes, Future] = OrderedDict()
         self._lock = threading.Lock()
         self._ids = itertools.count()
         self._closed = False
@@ -164,24 +174,31 @@ class Executor:
         spec = harness.parse_tests(tests, lang)
         if not isinstance(program, str):
             raise ValueError("program must be a string")
-        key = (
-            lang,
-            program,
-            json.dumps(tests, sort_keys=True) if tests is not None else None,
-            bool(link),
-        )
+        key = _job_key(lang, program, tests, bool(link)) if self.cache_enabled else None
         with self._lock:
             if self._closed:
                 raise RuntimeError("Executor is closed")
             self.stats["submitted"] += 1
-            if self.cache_enabled and key in self._cache:
+            hit = self._cache.get(key) if key is not None else None
+            if hit is not None:  # done or still running: either way one job, one result
+                self._cache.move_to_end(key)
                 self.stats["cache_hits"] += 1
-                return self._cache[key]
+                return hit
             future = self._pool.submit(self._job, lang, program, spec, bool(link))
-            if self.cache_enabled:
+            if key is not None:
                 self._cache[key] = future
-                future.add_done_callback(lambda f, k=key: self._forget_infra(k, f))
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)  # its holders keep their future
+                    self.stats["cache_evictions"] += 1
+        if key is not None:
+            # Outside the lock: a job already done runs the callback here, and it takes the lock.
+            future.add_done_callback(lambda f, k=key: self._forget_infra(k, f))
         return future
+
+    def cache_len(self) -> int:
+        """Jobs whose results (or futures) the cache holds now."""
+        with self._lock:
+            return len(self._cache)
 
     def run_many(self, jobs: Iterable[Any]) -> list[ExecutionResult]:
         """Jobs are (lang, program[, tests[, link]]) tuples or dicts with those keys."""
@@ -499,6 +516,17 @@ class Executor:
         return make_result(
             verdict, compiled=True, tests_passed=passed, tests_total=total, detail=detail
         )
+
+
+def _job_key(lang: str, program: str, tests: dict | None, link: bool) -> bytes:
+    """A fixed-size digest of everything a verdict depends on: the cache keeps neither the
+    program nor the tests (a problem's tests can be megabytes, shared by all its samples)."""
+    h = hashlib.blake2b(digest_size=20)
+    for part in (lang, "1" if link else "0", json.dumps(tests, sort_keys=True), program):
+        data = program_bytes(part)
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.digest()
 
 
 def _error_verdict(description: str) -> Verdict:

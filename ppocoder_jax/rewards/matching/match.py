@@ -5,12 +5,15 @@ data-flow part. Parsers are per thread, so these functions can run on a thread p
 
 Each thread also keeps a small LRU cache of analysed programs (AST subtree keys and normalised
 data flow, keyed by language and text): in RL the same reference is matched against many
-samples, and repeated samples are common. `set_cache_size(0)` turns it off.
+samples, and repeated samples are common. `set_cache_size(n)` caps it at n programs per thread
+(`reward.match_cache_size`; 0 turns it off); the subtree intern table is reset past
+`_MAX_INTERN` shapes, so a long run's matching memory stays bounded.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from typing import NamedTuple
 
@@ -38,6 +41,12 @@ _local = threading.local()
 _cache_size = 1024  # programs per thread
 _MAX_INTERN = 500_000  # distinct subtree shapes per thread before the tables are reset
 _generation = 0
+_all_caches: list[weakref.ref] = []  # every thread's program cache (for cache_lengths)
+_all_lock = threading.Lock()
+
+
+class _ProgramCache(OrderedDict):
+    """One thread's LRU of analysed programs (a subclass, so it can be weakly referenced)."""
 
 
 def set_cache_size(size: int) -> None:
@@ -45,6 +54,18 @@ def set_cache_size(size: int) -> None:
     global _cache_size, _generation
     _cache_size = max(0, int(size))
     _generation += 1
+
+
+def cache_size() -> int:
+    return _cache_size
+
+
+def cache_lengths() -> list[int]:
+    """The number of programs each live thread's cache holds now (for tests and benchmarks)."""
+    with _all_lock:
+        _all_caches[:] = [r for r in _all_caches if r() is not None]
+        caches = [r() for r in _all_caches]
+    return [len(c) for c in caches if c is not None]
 
 
 class _Analysis(NamedTuple):
@@ -55,7 +76,11 @@ class _Analysis(NamedTuple):
 def _tables():
     state = getattr(_local, "state", None)
     if state is None or state[2] != _generation or len(state[0]) > _MAX_INTERN:
-        state = _local.state = ({}, OrderedDict(), _generation)
+        programs = _ProgramCache()
+        with _all_lock:
+            _all_caches[:] = [r for r in _all_caches if r() is not None]
+            _all_caches.append(weakref.ref(programs))
+        state = _local.state = ({}, programs, _generation)
     return state
 
 
@@ -72,7 +97,7 @@ def _analyse(text: str, lang: str, intern: dict, cache, dfg: bool) -> _Analysis:
     result = _Analysis(prog.subtree_keys, normalized_data_flow(prog) if dfg else None)
     if _cache_size:
         cache[key] = result
-        if len(cache) > _cache_size:
+        while len(cache) > _cache_size:
             cache.popitem(last=False)
     return result
 
