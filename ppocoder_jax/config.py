@@ -157,6 +157,9 @@ class RewardConfig:
     timeout_s: float = 4.0
     workers: int = 0  # 0 = number of cores
     link: bool = False
+    # Python programs see the standard library only (`python -I -S`). True also gives them this
+    # environment's site-packages (numpy, ...) and costs the `site` start-up on every job.
+    python_site: bool = False
     # A sample whose reward raised is masked and saved under <run_dir>/reward_errors/; when
     # more than this share of one batch fails so, the run stops (something is broken).
     max_error_frac: float = 0.25

@@ -111,3 +111,22 @@ def test_bad_arguments():
         Executor(workers=1).submit("cobol", "x")
     with pytest.raises(ValueError, match="timeouts"):
         Executor(timeout_s=0)
+
+
+@pytest.mark.parametrize("python_site", [False, True])
+def test_python_programs_see_the_standard_library_only_unless_asked(python_site):
+    """Default `-I -S`: this environment's packages (numpy comes with jax) are not importable."""
+    tests = {"test_code": "assert f() == 3"}
+    uses_stdlib = "import json, re, collections\ndef f():\n    return len(json.loads('[1,2,3]'))\n"
+    uses_numpy = "import numpy\ndef f():\n    return int(numpy.arange(3).size)\n"
+    with Executor(workers=1, timeout_s=10.0, python_site=python_site) as ex:
+        stdlib, numpy = ex.run_many([("python", uses_stdlib, tests), ("python", uses_numpy, tests)])
+        stdio = ex.run_many(
+            [("python", "import sys\nimport numpy\nprint(1)\n", {"inputs": [""], "outputs": ["1"]})]
+        )[0]
+    assert stdlib.verdict is Verdict.PASS
+    expected = Verdict.PASS if python_site else Verdict.RUNTIME_ERROR
+    assert numpy.verdict is expected, numpy.detail
+    assert stdio.verdict is expected, stdio.detail
+    if not python_site:
+        assert "No module named 'numpy'" in numpy.detail

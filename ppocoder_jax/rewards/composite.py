@@ -71,7 +71,10 @@ class CompositeReward:
         self._error_lock = threading.Lock()
         self._owns_executor = executor is None
         self.executor = executor or Executor(
-            workers=cfg.workers, timeout_s=cfg.timeout_s, cache_size=cfg.cache_size
+            workers=cfg.workers,
+            timeout_s=cfg.timeout_s,
+            cache_size=cfg.cache_size,
+            python_site=cfg.python_site,
         )
         self._match_pool = None
         if cfg.ast_weight or cfg.dfg_weight:

@@ -126,6 +126,7 @@ class Executor:
         java_servers: int | None = None,
         cpp_pch: bool = True,
         work_root: str | None = None,
+        python_site: bool = False,
     ):
         if timeout_s <= 0 or compile_timeout_s <= 0:
             raise ValueError("timeouts must be > 0")
@@ -140,6 +141,9 @@ class Executor:
         self.cache_size = int(cache_size) if cache else 0
         self.cache_enabled = self.cache_size > 0
         self.sandbox = sandbox.sandbox_info()
+        # -S: no `site`, so programs see the standard library only, not this environment's
+        # packages; it also saves most of the interpreter's start-up (README: reward speed).
+        self.python_argv = [self.sandbox.python, "-I", *(() if python_site else ("-S",))]
         self.root = Path(tempfile.mkdtemp(prefix="ppocoder-exec-", dir=work_root))
         os.chmod(self.root, 0o711)  # unprivileged sandbox uids traverse it (limits-only mode)
         if self.sandbox.mode != "bwrap" and self.sandbox.drop_uid:
@@ -321,8 +325,7 @@ class Executor:
                 )
         if spec.name == "python":
             cmd = [
-                self.sandbox.python,
-                "-I",
+                *self.python_argv,
                 "-c",
                 "import sys; compile(open(sys.argv[1], 'rb').read(), sys.argv[1], 'exec', dont_inherit=True)",
                 source,
@@ -409,7 +412,10 @@ class Executor:
         return None
 
     def _run_stdio(self, spec, work, io, source, main, tests) -> ExecutionResult:
-        cmd = fill(spec.run_cmd, src=source, main=main or "Main", python=self.sandbox.python)
+        if spec.name == "python":
+            cmd = [*self.python_argv, source]
+        else:
+            cmd = fill(spec.run_cmd, src=source, main=main or "Main")
         wall = self.timeout_s + _STARTUP_SLACK_S.get(spec.name, 0.0)
         verdict, passed, detail = Verdict.PASS, 0, ""
         for i, (given, expected) in enumerate(zip(tests.inputs, tests.outputs)):
@@ -452,7 +458,7 @@ class Executor:
         job = harness.runner_job(tests, source, self.timeout_s)
         stdin = (nonce + "\n" + json.dumps(job)).encode("utf-8")
         wall = min(self.timeout_s * (tests.total + 1) + 2.0, max(60.0, self.timeout_s + 2.0))
-        cmd = [self.sandbox.python, "-I", harness.RUNNER_NAME]
+        cmd = [*self.python_argv, harness.RUNNER_NAME]
         out = sandbox.run_sandboxed(cmd, work, io, self._limits(spec, wall), stdin=stdin)
         report = harness.parse_channel(out.stdout, nonce)
         total = tests.total

@@ -157,7 +157,7 @@ def parse_channel(stdout: bytes, nonce: str) -> ChannelReport:
 
 # The runner executes inside the sandbox, with the sandbox's Python. Kept dependency-free.
 RUNNER_SOURCE = r'''
-import ast, json, os, signal, sys
+import _ast, json, os, signal, sys
 
 PROGRAM_MODULE = "__program__"
 _DUNDERS = frozenset("""__eq__ __ne__ __lt__ __le__ __gt__ __ge__ __bool__ __len__ __abs__
@@ -214,11 +214,25 @@ def _checked(value):
     return value
 
 
-class _WrapCalls(ast.NodeTransformer):
-    def visit_Call(self, node):
-        self.generic_visit(node)
-        wrapped = ast.Call(func=ast.Name(id="__ppocoder_checked__", ctx=ast.Load()), args=[node], keywords=[])
-        return ast.copy_location(wrapped, node)
+def _wrap_calls(node):
+    # Every call's value goes through __ppocoder_checked__. The C module _ast, not ast.py:
+    # importing ast (enum, contextlib, ...) cost more than the rest of the runner's start-up.
+    for name in node._fields:
+        value = getattr(node, name, None)
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, _ast.AST):
+                    value[i] = _wrap_calls(item)
+        elif isinstance(value, _ast.AST):
+            setattr(node, name, _wrap_calls(value))
+    if not isinstance(node, _ast.Call):
+        return node
+    func = _ast.Name(id="__ppocoder_checked__", ctx=_ast.Load())
+    wrapped = _ast.Call(func=func, args=[node], keywords=[])
+    for new in (func, wrapped):
+        for attr in ("lineno", "col_offset", "end_lineno", "end_col_offset"):
+            setattr(new, attr, getattr(node, attr))
+    return wrapped
 
 
 def _plain(value, depth=0):
@@ -298,8 +312,8 @@ def main():
                 say(str(i), "unplain", _describe(err))
     else:
         try:
-            tree = ast.fix_missing_locations(_WrapCalls().visit(ast.parse(job["test_code"])))
-            test = compile(tree, "tests.py", "exec", dont_inherit=True)
+            tree = compile(job["test_code"], "tests.py", "exec", _ast.PyCF_ONLY_AST, dont_inherit=True)
+            test = compile(_wrap_calls(tree), "tests.py", "exec", dont_inherit=True)
         except SyntaxError as err:
             say("0", "badtest", _describe(err))
             return

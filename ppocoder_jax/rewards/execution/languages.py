@@ -44,7 +44,7 @@ SPECS: dict[str, Language] = {
         "program.py",
         None,
         None,
-        ("{python}", "-I", "{src}"),
+        ("{python}", "-I", "-S", "{src}"),  # the Executor runs its own python_argv
         (),
         memory_markers=("MemoryError",),
     ),
