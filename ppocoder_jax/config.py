@@ -168,9 +168,28 @@ class RewardConfig:
     # keeps; 0 = no cache.
     cache_size: int = 50_000
     match_cache_size: int = 1024
+    # Reward plugins: "package.module:function" with TRL's reward-function signature,
+    # f(completions, prompts, **columns) -> list[float | None] (columns: id, target, lang,
+    # tests, meta). Each batch runs them on host threads beside the execution rewards; their
+    # values add to the score with function_weights (empty = 1 each); a None masks the sample
+    # like an INFRA_ERROR. See README "Reward plugins".
+    functions: tuple[str, ...] = ()
+    function_weights: tuple[float, ...] = ()
 
     def __post_init__(self):
         _check(self.timeout_s > 0, "reward.timeout_s", "must be > 0")
+        _check(
+            not self.function_weights or len(self.function_weights) == len(self.functions),
+            "reward.function_weights",
+            f"needs one weight per reward.functions entry ({len(self.functions)}), "
+            f"got {len(self.function_weights)}",
+        )
+        for spec in self.functions:
+            _check(
+                isinstance(spec, str) and spec.count(":") == 1 and all(spec.split(":")),
+                "reward.functions",
+                f"{spec!r} is not 'package.module:function'",
+            )
         _check(self.cache_size >= 0, "reward.cache_size", "must be >= 0 (0 = no cache)")
         _check(self.match_cache_size >= 0, "reward.match_cache_size", "must be >= 0")
         _check(self.workers >= 0, "reward.workers", "must be >= 0")
@@ -185,6 +204,11 @@ class KLConfig:
     horizon: int = 10000
     # "exact": full-vocabulary KL per token (>= 0); "sampled": log pi(a) - log pi_ref(a).
     estimator: Literal["exact", "sampled"] = "exact"
+    # Where the KL to the reference goes: "reward" (PPOCoder: -beta * KL_t in the per-token
+    # reward, with `estimator`); "loss" (GRPO: beta * k3 per token added to the policy loss and
+    # aggregated like it; `estimator` then only sets the logged `kl`); "none" (no KL and no
+    # reference forward). init_coef = 0 also skips the reference forward.
+    mode: Literal["reward", "loss", "none"] = "reward"
 
     def __post_init__(self):
         _check(self.init_coef >= 0, "kl.init_coef", "must be >= 0")
@@ -197,29 +221,70 @@ class PPOConfig:
     gamma: float = 1.0
     lam: float = 0.95
     clip_ratio: float = 0.2
+    # DAPO's clip-higher: ratio clipped to [1 - clip_low, 1 + clip_high] (0 = clip_ratio).
+    clip_low: float = 0.0
+    clip_high: float = 0.0
+    # Dual-clip PPO (Ye et al. 2020): c > 1 bounds a negative-advantage token's loss by -c A;
+    # 0 = off.
+    dual_clip: float = 0.0
     value_clip: float = 0.2
     vf_coef: float = 1e-3
     entropy_coef: float = 0.0
     ppo_epochs: int = 4
     num_minibatches: int = 4
     grad_accum_steps: int = 1
-    whiten: Literal["batch", "sample", "none"] = "batch"
+    # Advantage whitening; "auto" = what the estimator wants: "batch" for gae / rloo, "none"
+    # for grpo / dr_grpo (their own scale, as TRL).
+    whiten: Literal["auto", "batch", "sample", "none"] = "auto"
     value_bias_init: Literal["zero", "mean_score"] = "zero"
     value_warmup_iters: int = 0
-    # 'value': GAE with the value head (the paper). 'group': each sample's baseline is the mean
-    # return of the other rollout.num_samples samples of its prompt (RLOO), no critic needed.
-    baseline: Literal["value", "group"] = "value"
+    # Advantage estimator (ppo/registry.py): "gae" (GAE with the value head, the paper),
+    # "rloo" (leave-one-out mean return of the prompt's other rollout.num_samples samples),
+    # "grpo" (group z-score), "dr_grpo" (group mean, no std). "" = from `baseline`.
+    advantage: str = ""
+    # The old name: "value" = gae, "group" = rloo ("" = not set).
+    baseline: Literal["", "value", "group"] = ""
+    # Policy-loss aggregation (ppo/registry.py): "token_mean" (DAPO; the PPO default),
+    # "seq_mean_token_mean" (original GRPO), "seq_mean_token_sum_norm" (Dr. GRPO: token sum /
+    # (sequences x loss_agg_max_len); 0 = the response width, the generation budget).
+    loss_agg: str = "token_mean"
+    loss_agg_max_len: int = 0
+    # DAPO's dynamic sampling, masking form: groups whose valid samples all scored the same
+    # carry no signal and are left out of the update (counted as `groups_dropped`).
+    dynamic_sampling: bool = False
 
     def __post_init__(self):
+        from ppocoder_jax.ppo.registry import ADVANTAGES, LOSS_AGGREGATIONS
+
+        old = {"value": "gae", "group": "rloo"}.get(self.baseline, "")
+        if not self.advantage:
+            object.__setattr__(self, "advantage", old or "gae")
+        elif old and old != self.advantage:
+            raise UserError(
+                f"config key 'ppo.baseline': {self.baseline!r} is the old name of "
+                f"ppo.advantage={old}, which contradicts ppo.advantage={self.advantage}; set "
+                "only ppo.advantage"
+            )
+        ADVANTAGES.get(self.advantage)
+        LOSS_AGGREGATIONS.get(self.loss_agg)
         _check(0 <= self.gamma <= 1, "ppo.gamma", "must be in [0, 1]")
         _check(0 <= self.lam <= 1, "ppo.lam", "must be in [0, 1]")
         _check(self.clip_ratio > 0, "ppo.clip_ratio", "must be > 0")
+        _check(0 <= self.clip_low < 1, "ppo.clip_low", "must be in [0, 1) (0 = clip_ratio)")
+        _check(self.clip_high >= 0, "ppo.clip_high", "must be >= 0 (0 = clip_ratio)")
+        _check(self.dual_clip == 0 or self.dual_clip > 1, "ppo.dual_clip", "must be 0 (off) or > 1")
+        _check(self.loss_agg_max_len >= 0, "ppo.loss_agg_max_len", "must be >= 0")
         _check(self.value_clip > 0, "ppo.value_clip", "must be > 0")
         _check(self.vf_coef >= 0, "ppo.vf_coef", "must be >= 0")
         _check(self.ppo_epochs >= 1, "ppo.ppo_epochs", "must be >= 1")
         _check(self.num_minibatches >= 1, "ppo.num_minibatches", "must be >= 1")
         _check(self.grad_accum_steps >= 1, "ppo.grad_accum_steps", "must be >= 1")
         _check(self.value_warmup_iters >= 0, "ppo.value_warmup_iters", "must be >= 0")
+
+    @property
+    def clip_range(self) -> tuple[float, float]:
+        """(low, high): the ratio is clipped to [1 - low, 1 + high]."""
+        return (self.clip_low or self.clip_ratio, self.clip_high or self.clip_ratio)
 
 
 @dataclass(frozen=True, kw_only=True)

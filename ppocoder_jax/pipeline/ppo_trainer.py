@@ -97,10 +97,10 @@ class PPOTrainer:
             raise UserError(
                 f"config key 'train.batch_size': {cfg.train.batch_size} must be divisible by the {shards} data shards of the mesh"
             )
-        if cfg.ppo.baseline == "group" and cfg.rollout.num_samples < 2:
-            raise UserError(
-                "config key 'ppo.baseline': 'group' needs rollout.num_samples >= 2 samples per prompt"
-            )
+        from ppocoder_jax.ppo.registry import check_trainer_config
+        from ppocoder_jax.ppo.train_step import uses_reference
+
+        check_trainer_config(cfg)  # group estimators / dynamic sampling need >= 2 samples
         rows = cfg.train.batch_size * cfg.rollout.num_samples
         if rows % cfg.ppo.num_minibatches:
             raise UserError(
@@ -120,9 +120,14 @@ class PPOTrainer:
             self.tx,
         )
         self.state = jax.device_put(state, self.shardings)
-        self.ref_params = jax.device_put(self._load_reference(), self.shardings.params)
+        # No KL (kl.mode=none or beta 0): no reference on the device and no reference forward.
+        self.ref_params = None
+        if uses_reference(cfg.kl):
+            self.ref_params = jax.device_put(self._load_reference(), self.shardings.params)
         apply_fn = make_apply_fn(self.policy, self.dtype)
-        self.train_step = build_train_step(apply_fn, self.tx, cfg.ppo, self.mesh, self.shardings)
+        self.train_step = build_train_step(
+            apply_fn, self.tx, cfg.ppo, self.mesh, self.shardings, kl_cfg=cfg.kl
+        )
         self.value_step = build_train_step(
             make_apply_fn(self.policy, self.dtype, head_only=True),
             self.tx,

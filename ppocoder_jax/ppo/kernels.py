@@ -161,6 +161,42 @@ def leave_one_out_baseline(returns: Array, valid: Array, group_size: int) -> Arr
     return base.reshape(-1)
 
 
+def group_mean_std(
+    returns: Array, valid: Array, group_size: int, ddof: int = 1
+) -> tuple[Array, Array]:
+    """Mean and standard deviation of the valid returns of each row's group, per row (``[B]``).
+
+    Rows as in ``leave_one_out_baseline``.  ``ddof=1`` is the Bessel-corrected (sample) std, as
+    ``torch.std`` and TRL's ``nanstd``; a group with at most ``ddof`` valid samples has std 0.
+    """
+    v = valid.astype(jnp.float32).reshape(-1, group_size)
+    r = jnp.where(v > 0, returns.reshape(-1, group_size), 0.0)
+    n = jnp.sum(v, axis=1, keepdims=True)
+    mean = jnp.sum(r, axis=1, keepdims=True) / jnp.maximum(n, 1.0)
+    sq = jnp.sum(jnp.where(v > 0, jnp.square(r - mean), 0.0), axis=1, keepdims=True)
+    std = jnp.where(n > ddof, jnp.sqrt(sq / jnp.maximum(n - ddof, 1.0)), 0.0)
+    shape = (v.shape[0], group_size)
+    return jnp.broadcast_to(mean, shape).reshape(-1), jnp.broadcast_to(std, shape).reshape(-1)
+
+
+def groups_with_spread(score: Array, valid: Array, group_size: int) -> tuple[Array, Array]:
+    """DAPO's dynamic-sampling filter: ``(keep [B], dropped_groups)``.
+
+    ``keep`` is 1 on the rows of groups whose valid scores are not all equal (a group whose
+    samples all scored alike has zero advantage under any group baseline: no signal), 0
+    elsewhere; ``dropped_groups`` counts the groups with at least one valid sample that were
+    dropped so.  Equality is exact (scores are sums of the same few reward values).
+    """
+    v = valid.astype(jnp.float32).reshape(-1, group_size)
+    s = score.astype(jnp.float32).reshape(-1, group_size)
+    hi = jnp.max(jnp.where(v > 0, s, -jnp.inf), axis=1)
+    lo = jnp.min(jnp.where(v > 0, s, jnp.inf), axis=1)
+    has_valid = jnp.sum(v, axis=1) > 0
+    spread = has_valid & (hi > lo)
+    keep = jnp.repeat(spread.astype(jnp.float32), group_size)
+    return keep, jnp.sum((has_valid & ~spread).astype(jnp.float32))
+
+
 def whiten(
     x: Array,
     mask: Array,
@@ -200,33 +236,78 @@ def whiten(
 # losses
 
 
+def clipped_surrogate(
+    logprobs_new: Array,
+    logprobs_old: Array,
+    advantages: Array,
+    mask: Array,
+    clip_low: float,
+    clip_high: float | None = None,
+    dual_clip: float = 0.0,
+) -> tuple[Array, dict[str, Array]]:
+    """Per-token clipped PPO loss ``max(-A r, -A clip(r, 1 - clip_low, 1 + clip_high))``.
+
+    ``clip_high=None`` is the symmetric clip (``clip_low`` both ways); DAPO's clip-higher uses
+    e.g. 0.2 / 0.28.  ``dual_clip = c > 1`` (Ye et al. 2020, dual-clip PPO) bounds the loss of
+    negative-advantage tokens by ``-c A``: for ``A < 0`` the loss is
+    ``min(max(-A r, -A clip(r)), -c A)``, so a huge ratio on a bad action cannot dominate the
+    update (the bounded tokens get no gradient); ``0`` turns it off.
+
+    Returns ``(per_token [B, T], indicators)``: the loss is 0 on padding; ``indicators`` holds
+    per-token 0/1 (or value) arrays, masked: ``clip_frac`` (the clipped branch is the active one,
+    i.e. strictly larger), ``dual_clip_frac`` (the dual bound is active) and ``approx_kl``, the
+    k3 estimator of KL(pi_old || pi_new), ``(r - 1) - log r`` (>= 0; Schulman 2020).
+    """
+    clip_high = clip_low if clip_high is None else clip_high
+    mask = mask.astype(jnp.float32)
+    log_ratio = jnp.where(mask > 0, logprobs_new - logprobs_old, 0.0)
+    ratio = jnp.exp(log_ratio)
+    unclipped = -advantages * ratio
+    clipped = -advantages * jnp.clip(ratio, 1.0 - clip_low, 1.0 + clip_high)
+    per_token = jnp.maximum(unclipped, clipped)
+    clip_frac = (clipped > unclipped).astype(jnp.float32)
+    if dual_clip:
+        bound = -dual_clip * advantages
+        dual = (advantages < 0) & (per_token > bound)
+        per_token = jnp.where(dual, bound, per_token)
+        dual_frac = dual.astype(jnp.float32)
+    else:
+        dual_frac = jnp.zeros_like(per_token)
+    approx_kl = (ratio - 1.0) - log_ratio
+    indicators = {"clip_frac": clip_frac, "dual_clip_frac": dual_frac, "approx_kl": approx_kl}
+    indicators = {k: jnp.where(mask > 0, v, 0.0) for k, v in indicators.items()}
+    return jnp.where(mask > 0, per_token, 0.0), indicators
+
+
 def policy_loss(
     logprobs_new: Array,
     logprobs_old: Array,
     advantages: Array,
     mask: Array,
     clip: float,
+    clip_high: float | None = None,
+    dual_clip: float = 0.0,
 ) -> tuple[Array, Array, dict[str, Array]]:
-    """Clipped PPO surrogate ``max(-A r, -A clip(r, 1-e, 1+e))`` summed over valid tokens.
+    """``clipped_surrogate`` summed over valid tokens: ``(loss_sum, count, metric_sums)``.
 
-    Returns ``(loss_sum, count, metric_sums)``; ``metric_sums`` holds, over the same ``count``:
-    ``clip_frac`` (tokens where the clipped branch is the active one, i.e. strictly larger) and
-    ``approx_kl``: the k3 estimator of KL(pi_old || pi_new), ``(r - 1) - log r`` with
-    ``r = pi_new / pi_old`` (unbiased, always >= 0; Schulman 2020).
+    ``metric_sums`` holds, over the same ``count``: ``clip_frac``, ``dual_clip_frac`` and
+    ``approx_kl`` (see ``clipped_surrogate``).  ``sum / count`` is the token-mean loss; other
+    aggregations (per-sequence means, a constant normaliser) are in ``ppo/registry.py``.
     """
     mask = mask.astype(jnp.float32)
-    log_ratio = jnp.where(mask > 0, logprobs_new - logprobs_old, 0.0)
-    ratio = jnp.exp(log_ratio)
-    unclipped = -advantages * ratio
-    clipped = -advantages * jnp.clip(ratio, 1.0 - clip, 1.0 + clip)
-    per_token = jnp.maximum(unclipped, clipped)
-    clip_frac = (clipped > unclipped).astype(jnp.float32)
-    approx_kl = (ratio - 1.0) - log_ratio
-    metrics = {
-        "clip_frac": masked_sum(clip_frac, mask),
-        "approx_kl": masked_sum(approx_kl, mask),
-    }
+    per_token, ind = clipped_surrogate(
+        logprobs_new, logprobs_old, advantages, mask, clip, clip_high, dual_clip
+    )
+    metrics = {k: masked_sum(v, mask) for k, v in ind.items()}
     return masked_sum(per_token, mask), jnp.sum(mask), metrics
+
+
+def k3_kl(logprobs: Array, ref_logprobs: Array, mask: Array) -> Array:
+    """Per-token k3 estimator of KL(pi || pi_ref) for tokens sampled from pi:
+    ``exp(ref - logp) - (ref - logp) - 1`` (>= 0, unbiased; Schulman 2020).  GRPO's KL term in
+    the loss (DeepSeekMath; TRL ``GRPOTrainer``).  0 on padding."""
+    d = jnp.where(mask > 0, ref_logprobs - logprobs, 0.0)
+    return jnp.where(mask > 0, jnp.exp(d) - d - 1.0, 0.0)
 
 
 def value_loss(

@@ -21,9 +21,12 @@ One PPO iteration (host loop, see ``ppo_update``; ``learn_from_rollout`` is this
     state = update_state_kl(state, adv["mean_kl"], batch_size, cfg.kl)
 
 Exact reductions: every loss is a ``(sum, count)`` pair; a minibatch's loss is
-``(sum_pg + vf_coef sum_vf - ent_coef sum_ent) / count`` with ``count`` the number of valid
-tokens of the *whole* minibatch, so gradient accumulation over micro-batches and the split over
-devices give the same gradient as one big batch (up to float rounding).
+``(agg_pg + beta agg_kl) / agg_count + (vf_coef sum_vf - ent_coef sum_ent) / count`` with
+``agg_*`` the policy-loss aggregation's ``(sum, count)`` (``ppo.loss_agg``, ``ppo/registry.py``;
+``token_mean`` gives ``sum_pg / count``), ``agg_kl`` the k3 KL term when the KL is in the loss
+(``kl.mode=loss``), and both counts taken over the *whole* minibatch, so gradient accumulation
+over micro-batches and the split over devices give the same gradient as one big batch (up to
+float rounding).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from ppocoder_jax.config import KLConfig, PPOConfig
 from ppocoder_jax.parallel.mesh import batch_sharding
 from ppocoder_jax.ppo import kernels as K
+from ppocoder_jax.ppo import registry as R
 from ppocoder_jax.ppo.kl import update_kl_state
 from ppocoder_jax.ppo.state import TrainState
 
@@ -84,42 +88,50 @@ def compute_advantages(
     cfg: PPOConfig,
     group_size: int = 1,
 ) -> dict[str, jax.Array]:
-    """KL-penalised rewards -> GAE -> whitening, for a whole (sharded) rollout batch.
+    """KL-penalised rewards -> advantages (``cfg.advantage``) -> whitening, for a whole
+    (sharded) rollout batch.
 
-    ``cfg.baseline == 'group'`` replaces GAE's value baseline by the leave-one-out mean of the
-    sequence returns of the prompt's other samples (``group_size`` consecutive rows per prompt):
-    ``A_t = (reward-to-go from t) - baseline``; the value head still learns the reward-to-go
-    (``returns``) and ``explained_variance`` still reports how well it does.
+    ``cfg.advantage`` names a registered estimator (``ppo/registry.py``): ``gae`` (the value
+    head), or a group estimator over ``group_size`` consecutive rows per prompt: ``rloo``
+    (leave-one-out mean of the other samples' returns), ``grpo`` (group z-score), ``dr_grpo``
+    (group mean).  The group estimators give ``A_t = (reward-to-go from t) - baseline`` (scaled
+    for grpo); the value head still learns the reward-to-go (``returns``) and
+    ``explained_variance`` still reports how well it does.  ``kl_coef`` is beta in the reward;
+    pass 0 when the KL is in the loss or off (``mean_kl`` is still measured).
 
     ``sample_valid [B]`` (optional, bool/0-1): samples whose reward hit an infrastructure error
     are 0; their rows of the returned ``token_mask`` are zeroed so they drop out of whitening,
-    the KL statistic and the update.  Whitening uses ``cfg.whiten`` ('batch' | 'sample' |
-    'none') and only touches the advantages; returns come from the raw advantages.
+    the KL statistic and the update.  With ``cfg.dynamic_sampling`` the rows of groups whose
+    valid scores are all equal are zeroed in ``token_mask`` too (left out of the advantages and
+    the update; still in the score and KL statistics), and counted in ``groups_dropped``.
+    Whitening uses ``cfg.whiten`` ('auto' | 'batch' | 'sample' | 'none'; auto = the estimator's
+    choice) and only touches the advantages; returns come from the raw advantages.
 
     Returns a dict: ``rewards, advantages, returns, token_mask`` ``[B, T]``, ``kl_per_row [B]``
     and scalars ``mean_kl`` (mean sequence KL over valid samples: what the adaptive controller
     sees), ``mean_score``, ``num_invalid``, ``explained_variance`` (old values vs returns),
-    ``mean_length``.
+    ``mean_length``, ``groups_dropped``.
     """
     mask = token_mask.astype(jnp.float32)
     if sample_valid is None:
         valid = jnp.ones(mask.shape[0], jnp.float32)
     else:
         valid = sample_valid.astype(jnp.float32)
-    mask = mask * valid[:, None]
+    scored_mask = mask * valid[:, None]
     # where, not multiply: an invalid sample's score may be NaN
     score = jnp.where(valid > 0, score.astype(jnp.float32), 0.0)
     rewards, kl_rows = K.kl_penalised_rewards(
-        logprobs, ref_logprobs, mask, score, kl_coef, exact_kl
+        logprobs, ref_logprobs, scored_mask, score, kl_coef, exact_kl
     )
-    if cfg.baseline == "group":
-        to_go, _ = K.gae(rewards, jnp.zeros_like(rewards), mask, cfg.gamma, 1.0)
-        base = K.leave_one_out_baseline(to_go[:, 0], valid, group_size)
-        adv = (to_go - base[:, None]) * mask
-        returns = to_go
-    else:
-        adv, returns = K.gae(rewards, values, mask, cfg.gamma, cfg.lam)
-    white = K.whiten(adv, mask, cfg.whiten)
+    learn = valid
+    groups_dropped = jnp.zeros((), jnp.float32)
+    if cfg.dynamic_sampling:
+        keep, groups_dropped = K.groups_with_spread(score, valid, group_size)
+        learn = valid * keep
+    mask = scored_mask * learn[:, None]
+    estimator = R.advantage_entry(cfg).fn
+    adv, returns = estimator(rewards * mask, values, mask, learn, cfg, group_size)
+    white = K.whiten(adv, mask, R.whiten_mode(cfg))
     n_valid = jnp.maximum(jnp.sum(valid), 1.0)
     return {
         "rewards": rewards,
@@ -131,7 +143,8 @@ def compute_advantages(
         "mean_score": jnp.sum(score) / n_valid,
         "num_invalid": jnp.sum(1.0 - valid),
         "explained_variance": K.explained_variance(values, returns, mask),
-        "mean_length": jnp.sum(mask) / n_valid,
+        "mean_length": jnp.sum(scored_mask) / n_valid,
+        "groups_dropped": groups_dropped,
     }
 
 
@@ -150,37 +163,68 @@ def update_state_kl(state: TrainState, observed_kl, n_samples: int, kl_cfg: KLCo
 
 
 def ppo_loss_sums(
-    params, batch: PPOBatch, rng: jax.Array, apply_fn: ApplyFn, cfg: PPOConfig
+    params,
+    batch: PPOBatch,
+    rng: jax.Array,
+    apply_fn: ApplyFn,
+    cfg: PPOConfig,
+    kl_in_loss: bool = False,
 ) -> dict[str, jax.Array]:
-    """Forward the (micro-)batch and return the loss *sums* and the token count."""
+    """Forward the (micro-)batch and return the loss *sums* and counts.
+
+    Token sums (over ``count`` valid tokens): ``policy_loss``, ``value_loss``, ``entropy``,
+    ``clip_frac``, ``dual_clip_frac``, ``approx_kl``, ``vf_clip_frac`` and, with
+    ``kl_in_loss``, ``kl_loss`` (k3 against ``batch.ref_logprobs``).  The policy-loss
+    aggregation's pair (``cfg.loss_agg``): ``policy_loss_agg`` / ``agg_count``, and
+    ``kl_loss_agg`` over the same count.
+    """
     logits, values = apply_fn(params, batch, rng)
     mask = batch.token_mask.astype(jnp.float32)
     logprobs = K.token_logprobs(logits, batch.tokens)
-    pg_sum, count, pg_m = K.policy_loss(
-        logprobs, batch.old_logprobs, batch.advantages, mask, cfg.clip_ratio
+    low, high = cfg.clip_range
+    per_pg, ind = K.clipped_surrogate(
+        logprobs, batch.old_logprobs, batch.advantages, mask, low, high, cfg.dual_clip
     )
+    aggregate = R.loss_aggregation(cfg)
+    pg_agg, agg_count = aggregate(per_pg, mask, cfg)
     vf_sum, _, vf_m = K.value_loss(values, batch.old_values, batch.returns, mask, cfg.value_clip)
-    ent_sum, _ = K.entropy_from_logits(logits, mask)
-    return {
-        "policy_loss": pg_sum,
+    ent_sum, count = K.entropy_from_logits(logits, mask)
+    out = {
+        "policy_loss": K.masked_sum(per_pg, mask),
         "value_loss": vf_sum,
         "entropy": ent_sum,
         "count": count,
-        **pg_m,
+        "policy_loss_agg": pg_agg,
+        "agg_count": agg_count,
+        **{k: K.masked_sum(v, mask) for k, v in ind.items()},
         **vf_m,
     }
+    if kl_in_loss:
+        k3 = K.k3_kl(logprobs, batch.ref_logprobs.astype(jnp.float32), mask)
+        out["kl_loss"] = K.masked_sum(k3, mask)
+        out["kl_loss_agg"], _ = aggregate(k3, mask, cfg)
+    return out
 
 
-def _combine(sums: dict[str, jax.Array], cfg: PPOConfig, denom, value_only: bool) -> jax.Array:
+def _combine(
+    sums: dict[str, jax.Array], cfg: PPOConfig, denoms, value_only: bool, kl_coef=None
+) -> jax.Array:
+    tokens, agg_count = denoms
     if value_only:
-        total = sums["value_loss"]
-    else:
-        total = (
-            sums["policy_loss"]
-            + cfg.vf_coef * sums["value_loss"]
-            - cfg.entropy_coef * sums["entropy"]
-        )
-    return total / denom
+        return sums["value_loss"] / tokens
+    policy = sums["policy_loss_agg"]
+    if kl_coef is not None:
+        policy = policy + kl_coef * sums["kl_loss_agg"]
+    rest = cfg.vf_coef * sums["value_loss"] - cfg.entropy_coef * sums["entropy"]
+    return policy / agg_count + rest / tokens
+
+
+def _denominators(batch: PPOBatch, cfg: PPOConfig):
+    """The minibatch's token count and the aggregation's count (both >= 1): the denominators
+    every micro-batch's sums are divided by, so accumulation stays exact."""
+    mask = batch.token_mask.astype(jnp.float32)
+    _, agg_count = R.loss_aggregation(cfg)(jnp.zeros_like(mask), mask, cfg)
+    return jnp.maximum(jnp.sum(mask), 1.0), jnp.maximum(agg_count, 1.0)
 
 
 def _split_micro(batch: PPOBatch, k: int) -> PPOBatch:
@@ -200,16 +244,20 @@ def loss_and_grads(
     apply_fn: ApplyFn,
     cfg: PPOConfig,
     value_only: bool = False,
+    kl_coef=None,
 ):
     """Gradient of the minibatch loss, accumulated exactly over ``cfg.grad_accum_steps``.
 
+    ``kl_coef`` (beta, a scalar) puts ``beta * k3`` against ``batch.ref_logprobs`` into the
+    policy loss, aggregated like it (GRPO's KL in the loss); ``None``: no KL term.
     Returns ``(loss, grads, sums)`` where ``sums`` are the metric sums over the minibatch.
     """
-    denom = jnp.maximum(jnp.sum(batch.token_mask.astype(jnp.float32)), 1.0)
+    denoms = _denominators(batch, cfg)
+    kl_in_loss = kl_coef is not None
 
     def micro_loss(p, mb, key):
-        sums = ppo_loss_sums(p, mb, key, apply_fn, cfg)
-        return _combine(sums, cfg, denom, value_only), sums
+        sums = ppo_loss_sums(p, mb, key, apply_fn, cfg, kl_in_loss)
+        return _combine(sums, cfg, denoms, value_only, kl_coef), sums
 
     grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
     k = cfg.grad_accum_steps
@@ -234,7 +282,9 @@ def loss_and_grads(
     zero_sums = jax.tree.map(
         lambda s: jnp.zeros(s.shape, s.dtype),
         jax.eval_shape(
-            lambda: ppo_loss_sums(params, jax.tree.map(lambda x: x[0], micro), rng, apply_fn, cfg)
+            lambda: ppo_loss_sums(
+                params, jax.tree.map(lambda x: x[0], micro), rng, apply_fn, cfg, kl_in_loss
+            )
         ),
     )
     init = (jnp.zeros((), jnp.float32), zeros_g, zero_sums)
@@ -257,6 +307,7 @@ def _train_step(
     mb_sharding: PPOBatch | None,
     value_only: bool,
     return_grads: bool = False,
+    kl_in_loss: bool = False,
 ):
     mb = jax.tree.map(lambda x: jnp.take(x, idx, axis=0), batch)
     if mb_sharding is not None:
@@ -266,7 +317,10 @@ def _train_step(
         else:  # e.g. the authors' one-sample minibatches on a multi-device mesh
             mb = jax.lax.with_sharding_constraint(mb, NamedSharding(mesh, PartitionSpec()))
     rng, step_key = jax.random.split(state.rng)
-    loss, grads, sums = loss_and_grads(state.params, mb, step_key, apply_fn, cfg, value_only)
+    kl_coef = state.kl.coef if kl_in_loss and not value_only else None
+    loss, grads, sums = loss_and_grads(
+        state.params, mb, step_key, apply_fn, cfg, value_only, kl_coef
+    )
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = dict(sums)
@@ -288,6 +342,7 @@ def build_train_step(
     donate: bool = True,
     value_only: bool = False,
     return_grads: bool = False,
+    kl_cfg: KLConfig | None = None,
 ):
     """One optimizer step on a minibatch ``batch[idx]`` of a rollout batch, as one ``jax.jit``.
 
@@ -298,7 +353,8 @@ def build_train_step(
     the new state, so do not touch the old one after the call).  ``value_only=True`` trains
     the value loss alone (weight 1; for value warm-up iterations).  ``return_grads=True``
     (tests, debugging) makes the step return ``(state, metric_sums, grads)``, grads sharded
-    like the params.
+    like the params.  ``kl_cfg`` with ``mode='loss'`` (and beta > 0) adds ``state.kl.coef *
+    k3`` to the policy loss; without it the KL stays out of the loss.
 
     ``metric_sums`` are sums over the minibatch's valid tokens plus ``count``, ``loss`` and
     ``grad_norm``; ``ppo_update`` turns them into means.
@@ -322,6 +378,7 @@ def build_train_step(
         mb_sharding=mb_sharding,
         value_only=value_only,
         return_grads=return_grads,
+        kl_in_loss=kl_placement(kl_cfg) == "loss",
     )
     return jax.jit(fn, donate_argnums=(0,) if donate else (), **kwargs)
 
@@ -332,10 +389,16 @@ def build_loss_and_grads(
     mesh: Mesh | None = None,
     param_shardings=None,
     value_only: bool = False,
+    kl_coef: float | None = None,
 ):
     """Jitted ``(params, minibatch, rng) -> (loss, grads, sums)`` with the step's shardings
-    (grads come out sharded like the params).  For tests and debugging."""
-    fn = functools.partial(loss_and_grads, apply_fn=apply_fn, cfg=cfg, value_only=value_only)
+    (grads come out sharded like the params); ``kl_coef`` puts the k3 KL in the loss.  For
+    tests and debugging."""
+
+    def fn(params, batch, rng):
+        beta = None if kl_coef is None else jnp.asarray(kl_coef, jnp.float32)
+        return loss_and_grads(params, batch, rng, apply_fn, cfg, value_only, beta)
+
     if mesh is None:
         return jax.jit(fn)
     repl = NamedSharding(mesh, PartitionSpec())
@@ -344,6 +407,20 @@ def build_loss_and_grads(
         in_shardings=(param_shardings, ppo_batch_shardings(mesh), repl),
         out_shardings=(repl, param_shardings, repl),
     )
+
+
+def kl_placement(kl_cfg: KLConfig | None) -> str:
+    """Where the KL goes: 'reward', 'loss' or 'none' (``kl.mode``; beta = 0 is 'none')."""
+    if kl_cfg is None:
+        return "reward"
+    if kl_cfg.mode == "none" or kl_cfg.init_coef == 0:
+        return "none"
+    return kl_cfg.mode
+
+
+def uses_reference(kl_cfg: KLConfig) -> bool:
+    """Whether the reference policy's forward pass is needed at all."""
+    return kl_placement(kl_cfg) != "none"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -419,15 +496,17 @@ def learn_from_rollout(
     ``PPOBatch`` -> ``ppo_update`` -> KL controller (observed KL over every row).
 
     The trainer and ``scripts/bench_ppo_step.py`` both call this, so the benchmark times the
-    trainer's own path. Returns ``(state, advantages dict, update metric means)``.
+    trainer's own path. Returns ``(state, advantages dict, update metric means)``; the KL
+    goes where ``kl_cfg.mode`` says (the train step must be built with the same ``kl_cfg``).
     """
+    in_reward = kl_placement(kl_cfg) == "reward"
     adv = compute_advantages(
         logprobs,
         ref_logprobs,
         values,
         token_mask.astype(jnp.float32),
         scores,
-        state.kl.coef,
+        state.kl.coef if in_reward else jnp.zeros((), jnp.float32),
         exact_kl,
         sample_valid,
         cfg=ppo_cfg,
@@ -446,23 +525,16 @@ def learn_from_rollout(
     )
     state, metrics = ppo_update(state, batch, train_step, ppo_cfg)
     state = update_state_kl(state, adv["mean_kl"], tokens.shape[0], kl_cfg)
+    metrics["groups_dropped"] = int(jax.device_get(adv["groups_dropped"]))
     return state, adv, metrics
 
 
 def summarize_metrics(totals: dict, num_steps: int, state: TrainState) -> dict[str, float]:
     totals = jax.device_get(totals)
     count = max(float(totals["count"]), 1.0)
-    out = {
-        name: float(totals[name]) / count
-        for name in (
-            "policy_loss",
-            "value_loss",
-            "entropy",
-            "approx_kl",
-            "clip_frac",
-            "vf_clip_frac",
-        )
-    }
+    names = ["policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "vf_clip_frac"]
+    names += [n for n in ("dual_clip_frac", "kl_loss") if n in totals]
+    out = {name: float(totals[name]) / count for name in names}
     out["loss"] = float(totals["loss"]) / num_steps
     out["grad_norm"] = float(totals["grad_norm"]) / num_steps
     out["kl_coef"] = float(jax.device_get(state.kl.coef))
