@@ -8,6 +8,7 @@ demo results.json.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -92,6 +93,7 @@ def train_job(cfg: Config, run_dir: Path | None = None, logger=None, policy=None
     params, model_cfg, tokenizer = policy or load_policy(cfg)
     task = _load_task(cfg, tokenizer)
     with CompositeReward(cfg.reward, error_dir=run_dir / REWARD_ERRORS_DIR) as reward:
+        reward.check_functions(task.ppo_examples())  # a bad reward plugin fails here
         trainer = PPOTrainer(
             cfg, params, model_cfg, tokenizer, task.ppo_examples(), run_dir, logger, reward
         )
@@ -128,6 +130,8 @@ def eval_job(
         reward_cfg = _with(
             cfg, "reward", tests_weight=1.0, compile_weight=0.0, ast_weight=0.0, dfg_weight=0.0
         ).reward
+    # reward plugins shape the training score only; evaluation has its own metrics
+    reward_cfg = dataclasses.replace(reward_cfg, functions=(), function_weights=())
     error_dir = Path(cfg.train.run_dir) / REWARD_ERRORS_DIR
     with CompositeReward(reward_cfg, error_dir=error_dir) as reward:
         return evaluate(

@@ -2,6 +2,7 @@
 
     score = compile_weight * r_compile + tests_weight * r_tests
             + ast_weight * r_ast + dfg_weight * r_dfg
+            + sum_k function_weights[k] * plugin_k        (reward.functions, TRL signature)
 
 r_compile is +1/-1 (SPEC), r_tests the CodeRL value of the unit-test verdict, r_ast / r_dfg the
 CodeBLEU syntax / data-flow match against the reference program. When tests are run, the compile
@@ -9,7 +10,9 @@ verdict comes from the same sandboxed job (no second subprocess). Work runs on t
 host threads; this module only fans jobs out and gathers parts.
 
 A sample whose execution hit an infrastructure error (missing toolchain, sandbox failure) has
-`infra_error=True`: the learner masks it out instead of scoring it as a bad program.
+`infra_error=True`: the learner masks it out instead of scoring it as a bad program. Reward
+plugins (`rewards/plugins.py`) run once per batch on their own host thread beside the execution
+and matching jobs; a plugin's None for a sample masks that sample the same way (`masked`).
 
 One program must never end a run: any exception inside one sample's reward (matching, the
 execution harness, building the program text) is caught at that sample. The sample comes back
@@ -44,6 +47,8 @@ class RewardParts:
     infra_error: bool
     # the error and the file that holds the sample, when computing its reward raised
     reward_error: str | None = None
+    # the reward plugins' values (reward.functions order; None = the plugin gave no score)
+    functions: tuple[float | None, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -52,7 +57,11 @@ class RewardParts:
     @property
     def masked(self) -> bool:
         """Left out of the learner's update: no trustworthy score exists for this sample."""
-        return self.infra_error or self.reward_error is not None
+        return (
+            self.infra_error
+            or self.reward_error is not None
+            or any(v is None for v in self.functions)
+        )
 
     @property
     def compiled(self) -> bool:
@@ -83,12 +92,29 @@ class CompositeReward:
             if matching.cache_size() != cfg.match_cache_size:  # process-wide, per thread
                 matching.set_cache_size(cfg.match_cache_size)
             self._match_pool = cf.ThreadPoolExecutor(max_workers=2, thread_name_prefix="match")
+        from ppocoder_jax.rewards.plugins import load_reward_functions
+
+        # import + signature checks now: a bad plugin is a one-line error before any work
+        self.functions = load_reward_functions(cfg.functions, cfg.function_weights)
+        self._plugin_pool = None
+        if self.functions:
+            self._plugin_pool = cf.ThreadPoolExecutor(
+                max_workers=min(len(self.functions), 4), thread_name_prefix="reward-fn"
+            )
 
     def close(self) -> None:
         if self._owns_executor:
             self.executor.close()
         if self._match_pool is not None:
             self._match_pool.shutdown(wait=True)
+        if self._plugin_pool is not None:
+            self._plugin_pool.shutdown(wait=True)
+
+    def check_functions(self, examples: list[Example]) -> None:
+        """Start-up probe of the reward plugins on two reference solutions (UserError)."""
+        from ppocoder_jax.rewards.plugins import probe
+
+        probe(self.functions, examples)
 
     def __enter__(self):
         return self
@@ -98,23 +124,32 @@ class CompositeReward:
 
     def submit(self, examples: list[Example], outputs: list[str]) -> list[cf.Future]:
         """Start scoring; returns one future of RewardParts per sample (does not block)."""
+        from ppocoder_jax.rewards.plugins import call_reward_function
+
+        if len(examples) != len(outputs):
+            raise ValueError(f"{len(examples)} examples for {len(outputs)} outputs")
+        # one call per plugin for the whole batch (TRL's contract), beside the sandbox jobs
+        batch = [
+            self._plugin_pool.submit(call_reward_function, rf, list(examples), list(outputs))
+            for rf in self.functions
+        ]
         futures = []
-        for example, output in zip(examples, outputs, strict=True):
-            futures.append(self._submit_one(example, output))
+        for i, (example, output) in enumerate(zip(examples, outputs, strict=True)):
+            futures.append(self._submit_one(example, output, [(f, i) for f in batch]))
         return futures
 
     def score(self, examples: list[Example], outputs: list[str]) -> list[RewardParts]:
         return [f.result() for f in self.submit(examples, outputs)]
 
-    def _submit_one(self, example: Example, output: str) -> cf.Future:
+    def _submit_one(self, example: Example, output: str, plugins=()) -> cf.Future:
         try:
-            return self._start_one(example, output)
+            return self._start_one(example, output, plugins)
         except Exception as err:  # building the program or submitting it failed
             done: cf.Future = cf.Future()
             done.set_result(self._error_parts(example, output, None, err))
             return done
 
-    def _start_one(self, example: Example, output: str) -> cf.Future:
+    def _start_one(self, example: Example, output: str, plugins=()) -> cf.Future:
         cfg = self.cfg
         program = example.program(output)
         use_tests = cfg.tests_weight != 0 and example.tests is not None
@@ -128,6 +163,7 @@ class CompositeReward:
             )
         result: cf.Future = cf.Future()
         pending = [f for f in (exec_future, match_future) if f is not None]
+        pending += [f for f, _ in plugins]
         lock = threading.Lock()
         remaining = [len(pending)]
 
@@ -138,7 +174,8 @@ class CompositeReward:
                 if remaining[0]:
                     return
             try:
-                result.set_result(self._combine(exec_future.result(), match_future, use_tests))
+                parts = self._combine(exec_future.result(), match_future, use_tests, plugins)
+                result.set_result(parts)
             except Exception as err:  # this sample only: masked and saved, the run goes on
                 result.set_result(self._error_parts(example, output, program, err))
             except BaseException as err:  # (KeyboardInterrupt...) reaches the caller
@@ -148,7 +185,7 @@ class CompositeReward:
             future.add_done_callback(part_done)
         return result
 
-    def _combine(self, execution, match_future, use_tests: bool) -> RewardParts:
+    def _combine(self, execution, match_future, use_tests: bool, plugins=()) -> RewardParts:
         cfg = self.cfg
         verdict = (
             execution.verdict.name if hasattr(execution.verdict, "name") else str(execution.verdict)
@@ -168,7 +205,11 @@ class CompositeReward:
             + cfg.ast_weight * r_ast
             + cfg.dfg_weight * r_dfg
         )
-        return RewardParts(total, r_compile, r_tests, r_ast, r_dfg, verdict, infra)
+        values = tuple(future.result()[i] for future, i in plugins)
+        for rf, v in zip(self.functions, values):
+            if v is not None:
+                total += rf.weight * v
+        return RewardParts(total, r_compile, r_tests, r_ast, r_dfg, verdict, infra, None, values)
 
     def _error_parts(self, example: Example, output: str, program, err: Exception) -> RewardParts:
         """The parts of a sample whose reward raised: a failure, masked from the update."""
