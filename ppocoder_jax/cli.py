@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from ppocoder_jax.errors import EXIT_USAGE, UserError
+from ppocoder_jax.errors import EXIT_USAGE, Preempted, UserError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"ppocoder {name}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except Preempted as stop:  # SIGTERM: checkpointed, the scheduler asked for the stop
+        print(f"ppocoder {name}: {stop}", file=sys.stderr)
+        return 0
     except KeyboardInterrupt:
         print(f"ppocoder {name}: interrupted", file=sys.stderr)
         return 130

@@ -9,3 +9,10 @@ class UserError(Exception):
 
 
 EXIT_USAGE = 2
+
+
+class Preempted(Exception):
+    """The job stopped early on request (SIGTERM) after saving what a re-run resumes from.
+
+    The CLI prints the message and exits 0: the scheduler asked for the stop.
+    """

@@ -93,3 +93,61 @@ def test_restore_into_sharded_layout(tmp_path):
     _assert_equal_trees(r.state, state)
     assert r.state.params["body"]["wi"].sharding == shardings.params["body"]["wi"]
     assert r.data_state == {} and r.config_yaml == ""
+
+
+_KILLED_BEFORE_COMMIT = """
+import os, signal, sys
+import jax.numpy as jnp
+from orbax.checkpoint._src.path import atomicity
+from ppocoder_jax.checkpoint.manager import CheckpointManager
+
+rename = atomicity.async_path.rename
+
+
+async def _rename_or_die(src, dst, *args, **kwargs):
+    if os.path.basename(str(dst)).isdigit():  # the rename that commits a step: SIGKILL
+        os.kill(os.getpid(), signal.SIGKILL)
+    return await rename(src, dst, *args, **kwargs)
+
+mgr = CheckpointManager(sys.argv[1])
+mgr.save(4, {"w": jnp.arange(4.0)}, data_state={"position": 4})
+mgr.wait_until_finished()
+atomicity.async_path.rename = _rename_or_die
+mgr.save(8, {"w": jnp.arange(4.0) + 8}, data_state={"position": 8})
+mgr.wait_until_finished()
+print("not killed")
+"""
+
+
+def test_a_save_killed_before_its_commit_is_never_restored(tmp_path):
+    """A real Orbax save, killed after every file of step 8 was written but before the rename
+    that commits it: the directory is complete yet uncommitted, and it is not a checkpoint."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env.pop("XLA_FLAGS", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_BEFORE_COMMIT, str(tmp_path / "ck")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == -9, proc.stdout + proc.stderr[-3000:]
+    names = sorted(p.name for p in (tmp_path / "ck").iterdir())
+    assert "4" in names and "8" not in names
+    (leftover,) = [n for n in names if n.startswith("8.") and "tmp" in n]
+    # every item written and committed inside it; only the step's own rename is missing
+    items = sorted(p.name for p in (tmp_path / "ck" / leftover).iterdir())
+    assert items == ["_CHECKPOINT_METADATA", "commit_success.txt", "config", "meta", "state"]
+    mgr = CheckpointManager(tmp_path / "ck")
+    assert mgr.latest_step() == 4 and mgr.all_steps() == [4]
+    r = mgr.restore({"w": jnp.zeros(4)})
+    assert r.data_state == {"position": 4}
+    np.testing.assert_array_equal(np.asarray(r.state["w"]), np.arange(4.0))
+    mgr.save(12, {"w": jnp.ones(4)})
+    mgr.close()
+    # the next run's manager cleans the leftover up
+    assert not [p for p in (tmp_path / "ck").iterdir() if "tmp" in p.name]

@@ -82,9 +82,14 @@ def sft_job(cfg: Config, run_dir: Path | None = None, logger=None):
 
 
 def train_job(cfg: Config, run_dir: Path | None = None, logger=None, policy=None):
-    """PPO from cfg.model.path (or `policy`), resuming from <run_dir>/checkpoints if present."""
+    """PPO from cfg.model.path (or `policy`), resuming from <run_dir>/checkpoints if present.
+
+    SIGTERM (preemption) while it runs: a checkpoint after the current iteration, then
+    `Preempted` (the CLI exits 0; the same command resumes)."""
+    from ppocoder_jax.errors import Preempted
     from ppocoder_jax.pipeline.policy_loader import load_policy
     from ppocoder_jax.pipeline.ppo_trainer import PPOTrainer
+    from ppocoder_jax.pipeline.preemption import PreemptionGuard
     from ppocoder_jax.rewards.composite import CompositeReward
 
     run_dir = run_dir or prepare_run_dir(cfg)
@@ -92,12 +97,21 @@ def train_job(cfg: Config, run_dir: Path | None = None, logger=None, policy=None
     logger = logger or MetricsLogger(run_dir, cfg)
     params, model_cfg, tokenizer = policy or load_policy(cfg)
     task = _load_task(cfg, tokenizer)
-    with CompositeReward(cfg.reward, error_dir=run_dir / REWARD_ERRORS_DIR) as reward:
+    with (
+        PreemptionGuard() as guard,
+        CompositeReward(cfg.reward, error_dir=run_dir / REWARD_ERRORS_DIR) as reward,
+    ):
         reward.check_functions(task.ppo_examples())  # a bad reward plugin fails here
         trainer = PPOTrainer(
             cfg, params, model_cfg, tokenizer, task.ppo_examples(), run_dir, logger, reward
         )
-        trainer.train()
+        if not trainer.train(stop=guard):
+            if own_logger:
+                logger.close()
+            raise Preempted(
+                f"preempted (SIGTERM): checkpoint at iteration {trainer.iteration} in "
+                f"{run_dir / 'checkpoints'}; run the same command again to resume"
+            )
         params = trainer.params()
     _save(run_dir / FINAL_DIR, params, model_cfg, tokenizer)
     if own_logger:

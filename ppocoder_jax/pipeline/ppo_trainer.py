@@ -30,6 +30,7 @@ from ppocoder_jax.config import Config, to_dict
 from ppocoder_jax.data import Example
 from ppocoder_jax.errors import UserError
 from ppocoder_jax.model.policy import as_policy
+from ppocoder_jax.pipeline import faults
 from ppocoder_jax.ppo.policy_apply import make_apply_fn, rollout_statistics
 
 REFERENCE_DIR = "reference_model"
@@ -150,7 +151,10 @@ class PPOTrainer:
         self.ckpt = CheckpointManager(
             self.run_dir / "checkpoints", max_to_keep=cfg.train.keep_checkpoints
         )
+        self._saved_iteration = None  # the iteration of the newest checkpoint (None: none yet)
         self._maybe_resume()
+        # Rows a killed run logged after its last checkpoint are logged again from here.
+        self.logger.rewind("ppo", self.iteration)
 
     # -- reference / resume -------------------------------------------------------------------
 
@@ -159,7 +163,13 @@ class PPOTrainer:
 
         path = self.run_dir / REFERENCE_DIR
         if not path.exists() and jax.process_index() == 0:
-            save_model(path, jax.device_get(params), self.model_cfg, self.tokenizer)
+            # Written beside, then renamed: a run killed mid-write leaves no half reference.
+            import shutil
+
+            tmp = path.with_name(path.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            save_model(tmp, jax.device_get(params), self.model_cfg, self.tokenizer)
+            tmp.rename(path)
 
     def _load_reference(self):
         from ppocoder_jax.model import load_model
@@ -184,6 +194,7 @@ class PPOTrainer:
         self.state = restored.state
         self.stream.position = int(restored.data_state["position"])
         self.iteration = int(restored.data_state["iteration"])
+        self._saved_iteration = self.iteration
         print(f"resumed from {self.ckpt.directory} at iteration {self.iteration}")
 
     def save(self) -> None:
@@ -195,6 +206,8 @@ class PPOTrainer:
             data_state={"position": self.stream.position, "iteration": self.iteration},
             config_yaml=yaml.safe_dump(to_dict(self.cfg), sort_keys=False),
         )
+        self._saved_iteration = self.iteration
+        faults.point("saved", self.iteration)
 
     # -- one iteration ------------------------------------------------------------------------
 
@@ -235,12 +248,14 @@ class PPOTrainer:
         prompts = host_local_to_global((prompt_ids[rows], prompt_mask[rows]), self.mesh)
         key = jax.random.fold_in(self.sample_key, self.iteration)
         rollout = self._sample(*prompts, key)
+        faults.point("sample", self.iteration + 1)
         tokens, token_mask = global_to_host_local((rollout.tokens, rollout.token_mask))
         t_sampled = time.perf_counter()
         # Device work for the same batch, dispatched before we block on the reward threads.
         stats = self._statistics(rollout, exact_kl=self.cfg.kl.estimator == "exact")
         outputs = self.sampler.decode(self.tokenizer, tokens, token_mask)
         futures = self.reward.submit(examples, outputs)
+        faults.point("rewards", self.iteration + 1)
         jax.block_until_ready(stats)
         t_device_done = time.perf_counter()
         parts = [f.result() for f in futures]
@@ -265,6 +280,7 @@ class PPOTrainer:
             self._init_value_bias(float(means[0]))
             _, values, _, _ = self._statistics(rollout, exact_kl=False)
         warmup = self.iteration < cfg.ppo.value_warmup_iters
+        faults.point("update", self.iteration + 1)
         self.state, adv, update_metrics = learn_from_rollout(
             self.state,
             self.value_step if warmup else self.train_step,
@@ -342,13 +358,21 @@ class PPOTrainer:
         params = {**params, "value_head": {**params["value_head"], "bias": new_bias}}
         self.state = self.state.replace(params=params)
 
-    def train(self) -> None:
+    def train(self, stop=None) -> bool:
+        """Run to train.steps; True when done. `stop()` (e.g. a PreemptionGuard) is polled
+        after each iteration's update: once it says so, a checkpoint of the iteration reached
+        is written and waited for, and train returns False (the run resumes from it)."""
         cfg = self.cfg
         progress = tqdm(
             total=cfg.train.steps, initial=self.iteration, desc="ppo", unit="it", mininterval=2.0
         )
         try:
             while self.iteration < cfg.train.steps:
+                if stop is not None and stop():
+                    if self._saved_iteration != self.iteration and self.iteration > 0:
+                        self.save()
+                    self.ckpt.wait_until_finished()
+                    return False
                 metrics = self.run_iteration()
                 progress.update(1)
                 progress.set_postfix(
@@ -363,6 +387,7 @@ class PPOTrainer:
         finally:
             progress.close()
             self.ckpt.close()
+        return True
 
     def params(self):
         return jax.device_get(self.state.params)

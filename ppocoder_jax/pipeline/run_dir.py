@@ -74,6 +74,41 @@ class MetricsLogger:
         if self._wandb is not None:
             self._wandb.log({f"{phase}/{k}": v for k, v in clean.items()}, step=step)
 
+    def rewind(self, phase: str, step: int) -> int:
+        """Drop the `phase` rows after `step` (and any unreadable line) from metrics.jsonl.
+
+        A resumed run calls this with the iteration it resumed from: rows logged after the last
+        checkpoint by a killed run are logged again by the re-run, so metrics.jsonl keeps one
+        row per iteration (a partial last line of a killed write would otherwise swallow the
+        next row). Returns the number of lines dropped. TensorBoard / W&B are not rewound.
+        """
+        if not self.active:
+            return 0
+        path = self.run_dir / "metrics.jsonl"
+        self._jsonl.flush()
+        kept, dropped = [], 0
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                row = None
+            late = (
+                isinstance(row, dict)
+                and row.get("phase") == phase
+                and (row.get("step") or 0) > step
+            )
+            if not isinstance(row, dict) or late:
+                dropped += bool(line.strip())
+                continue
+            kept.append(line + "\n")
+        if dropped:
+            self._jsonl.close()
+            tmp = path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(kept))
+            os.replace(tmp, path)
+            self._jsonl = open(path, "a", buffering=1)  # noqa: SIM115
+        return dropped
+
     def close(self) -> None:
         if not self.active:
             return
