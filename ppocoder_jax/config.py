@@ -209,6 +209,9 @@ class KLConfig:
     # aggregated like it; `estimator` then only sets the logged `kl`); "none" (no KL and no
     # reference forward). init_coef = 0 also skips the reference forward.
     mode: Literal["reward", "loss", "none"] = "reward"
+    # mode=loss: multiply each token's k3 by the ratio pi / pi_old (DeepSeek-V3.2's unbiased
+    # KL gradient; TRL's use_bias_correction_kl, on by default there). Off = GRPO's plain k3.
+    loss_importance_weight: bool = False
 
     def __post_init__(self):
         _check(self.init_coef >= 0, "kl.init_coef", "must be >= 0")

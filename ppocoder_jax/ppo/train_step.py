@@ -169,14 +169,15 @@ def ppo_loss_sums(
     apply_fn: ApplyFn,
     cfg: PPOConfig,
     kl_in_loss: bool = False,
+    kl_weighted: bool = False,
 ) -> dict[str, jax.Array]:
     """Forward the (micro-)batch and return the loss *sums* and counts.
 
     Token sums (over ``count`` valid tokens): ``policy_loss``, ``value_loss``, ``entropy``,
     ``clip_frac``, ``dual_clip_frac``, ``approx_kl``, ``vf_clip_frac`` and, with
-    ``kl_in_loss``, ``kl_loss`` (k3 against ``batch.ref_logprobs``).  The policy-loss
-    aggregation's pair (``cfg.loss_agg``): ``policy_loss_agg`` / ``agg_count``, and
-    ``kl_loss_agg`` over the same count.
+    ``kl_in_loss``, ``kl_loss`` (k3 against ``batch.ref_logprobs``; times the ratio
+    pi / pi_old with ``kl_weighted``).  The policy-loss aggregation's pair (``cfg.loss_agg``):
+    ``policy_loss_agg`` / ``agg_count``, and ``kl_loss_agg`` over the same count.
     """
     logits, values = apply_fn(params, batch, rng)
     mask = batch.token_mask.astype(jnp.float32)
@@ -201,6 +202,8 @@ def ppo_loss_sums(
     }
     if kl_in_loss:
         k3 = K.k3_kl(logprobs, batch.ref_logprobs.astype(jnp.float32), mask)
+        if kl_weighted:  # the ratio is differentiable: it changes the gradient even at 1
+            k3 = k3 * jnp.exp(jnp.where(mask > 0, logprobs - batch.old_logprobs, 0.0))
         out["kl_loss"] = K.masked_sum(k3, mask)
         out["kl_loss_agg"], _ = aggregate(k3, mask, cfg)
     return out
@@ -245,18 +248,20 @@ def loss_and_grads(
     cfg: PPOConfig,
     value_only: bool = False,
     kl_coef=None,
+    kl_weighted: bool = False,
 ):
     """Gradient of the minibatch loss, accumulated exactly over ``cfg.grad_accum_steps``.
 
     ``kl_coef`` (beta, a scalar) puts ``beta * k3`` against ``batch.ref_logprobs`` into the
-    policy loss, aggregated like it (GRPO's KL in the loss); ``None``: no KL term.
+    policy loss, aggregated like it (GRPO's KL in the loss); ``None``: no KL term;
+    ``kl_weighted`` multiplies each token's k3 by pi / pi_old (``kl.loss_importance_weight``).
     Returns ``(loss, grads, sums)`` where ``sums`` are the metric sums over the minibatch.
     """
     denoms = _denominators(batch, cfg)
     kl_in_loss = kl_coef is not None
 
     def micro_loss(p, mb, key):
-        sums = ppo_loss_sums(p, mb, key, apply_fn, cfg, kl_in_loss)
+        sums = ppo_loss_sums(p, mb, key, apply_fn, cfg, kl_in_loss, kl_weighted)
         return _combine(sums, cfg, denoms, value_only, kl_coef), sums
 
     grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
@@ -283,7 +288,13 @@ def loss_and_grads(
         lambda s: jnp.zeros(s.shape, s.dtype),
         jax.eval_shape(
             lambda: ppo_loss_sums(
-                params, jax.tree.map(lambda x: x[0], micro), rng, apply_fn, cfg, kl_in_loss
+                params,
+                jax.tree.map(lambda x: x[0], micro),
+                rng,
+                apply_fn,
+                cfg,
+                kl_in_loss,
+                kl_weighted,
             )
         ),
     )
@@ -308,6 +319,7 @@ def _train_step(
     value_only: bool,
     return_grads: bool = False,
     kl_in_loss: bool = False,
+    kl_weighted: bool = False,
 ):
     mb = jax.tree.map(lambda x: jnp.take(x, idx, axis=0), batch)
     if mb_sharding is not None:
@@ -319,7 +331,7 @@ def _train_step(
     rng, step_key = jax.random.split(state.rng)
     kl_coef = state.kl.coef if kl_in_loss and not value_only else None
     loss, grads, sums = loss_and_grads(
-        state.params, mb, step_key, apply_fn, cfg, value_only, kl_coef
+        state.params, mb, step_key, apply_fn, cfg, value_only, kl_coef, kl_weighted
     )
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -379,6 +391,7 @@ def build_train_step(
         value_only=value_only,
         return_grads=return_grads,
         kl_in_loss=kl_placement(kl_cfg) == "loss",
+        kl_weighted=kl_cfg is not None and kl_cfg.loss_importance_weight,
     )
     return jax.jit(fn, donate_argnums=(0,) if donate else (), **kwargs)
 
@@ -390,14 +403,15 @@ def build_loss_and_grads(
     param_shardings=None,
     value_only: bool = False,
     kl_coef: float | None = None,
+    kl_weighted: bool = False,
 ):
     """Jitted ``(params, minibatch, rng) -> (loss, grads, sums)`` with the step's shardings
-    (grads come out sharded like the params); ``kl_coef`` puts the k3 KL in the loss.  For
-    tests and debugging."""
+    (grads come out sharded like the params); ``kl_coef`` puts the k3 KL in the loss
+    (``kl_weighted``: times pi / pi_old).  For tests and debugging."""
 
     def fn(params, batch, rng):
         beta = None if kl_coef is None else jnp.asarray(kl_coef, jnp.float32)
-        return loss_and_grads(params, batch, rng, apply_fn, cfg, value_only, beta)
+        return loss_and_grads(params, batch, rng, apply_fn, cfg, value_only, beta, kl_weighted)
 
     if mesh is None:
         return jax.jit(fn)
