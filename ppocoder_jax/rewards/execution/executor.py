@@ -5,7 +5,9 @@ Worker threads launch sandboxed subprocesses (never forking Python), identical j
 share one result (an LRU cache of `cache_size` jobs, in-flight ones included), Java compiles go
 to persistent javac servers, and C++ programs that include <bits/stdc++.h> use a precompiled
 header. Python compile checks byte-compile the program text in-process (compile(), never
-import), which is what `python -m py_compile` does.
+import), which is what `python -m py_compile` does. Python call-based and assert-style tests go
+to persistent sandboxed Python servers (python_server.py: no interpreter start per job) where
+they can be built, else to one sandboxed interpreter per job (`python_server=False`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ppocoder_jax.rewards.execution import harness, sandbox
+from ppocoder_jax.rewards.execution import python_server as pyserver
 from ppocoder_jax.rewards.execution.java_server import JavacServerPool, ServerTimeout
 from ppocoder_jax.rewards.execution.languages import (
     CPP_FLAGS,
@@ -127,6 +130,7 @@ class Executor:
         cpp_pch: bool = True,
         work_root: str | None = None,
         python_site: bool = False,
+        python_server: bool = True,
     ):
         if timeout_s <= 0 or compile_timeout_s <= 0:
             raise ValueError("timeouts must be > 0")
@@ -156,6 +160,17 @@ class Executor:
                     )
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ppocoder-exec")
         self._javac = JavacServerPool(self.root, java_servers or min(self.workers, 2))
+        # Persistent sandboxed Python test servers; None = one interpreter per job (asked for,
+        # or the servers cannot be built here: said once in the log).
+        self._pyservers: pyserver.PythonServerPool | None = None
+        if python_server:
+            reason = pyserver.unavailable_reason(self.sandbox)
+            if reason:
+                _say_once(f"Python tests run one sandboxed interpreter per job: {reason}")
+            else:
+                self._pyservers = pyserver.PythonServerPool(
+                    self.root, self.python_argv, self.workers
+                )
         self._pch = {
             "compile": StdcxxPch(CPP_FLAGS) if cpp_pch else None,
             "link": StdcxxPch((*CPP_FLAGS, "-O2")) if cpp_pch else None,
@@ -167,7 +182,7 @@ class Executor:
         self._closed = False
         self.stats: Counter = Counter()
         # If close() is never called: still stop the javac servers and remove the job area.
-        self._finalizer = weakref.finalize(self, _cleanup, self._javac, self.root)
+        self._finalizer = weakref.finalize(self, _cleanup, self._javac, self._pyservers, self.root)
 
     # --- public API ---------------------------------------------------------------------------
     def submit(
@@ -223,6 +238,9 @@ class Executor:
                         pch.include_dir(wait=True)
             elif lang == "java":
                 self.submit("java", "class PpocoderWarmUp {}").result()
+            elif lang == "python" and self._pyservers is not None:
+                self._pyservers.warm_up(self._pool)
+                self._check_pyservers()
 
     def close(self) -> None:
         with self._lock:
@@ -278,6 +296,11 @@ class Executor:
                 )
             if tests is None:
                 return make_result(Verdict.COMPILED, compiled=True)
+            if tests.kind != "stdio" and self._pyservers is not None:
+                # No job directory on the host: the server's job gets a private tmpfs.
+                result = self._run_python_runner_in_server(program, spec.source_name, tests)
+                if result is not None:
+                    return result
         n = next(self._ids)
         work, io = self.root / f"job-{n}", self.root / f"job-{n}-io"
         work.mkdir()
@@ -451,15 +474,71 @@ class Executor:
             verdict, compiled=True, tests_passed=passed, tests_total=tests.total, detail=detail
         )
 
-    def _run_python_runner(self, work, io, source, tests) -> ExecutionResult:
-        spec = SPECS["python"]
-        (work / harness.RUNNER_NAME).write_text(harness.RUNNER_SOURCE, encoding="utf-8")
+    @property
+    def python_server(self) -> bool:
+        """Whether Python tests go to the persistent servers (else one interpreter per job)."""
+        return self._pyservers is not None
+
+    def _check_pyservers(self) -> None:
+        """A server that cannot start at all: fall back to one interpreter per job, once.
+        (The pool itself is closed with the executor: other threads may still hold servers.)"""
+        pool = self._pyservers
+        if pool is not None and pool.broken:
+            _say_once(f"Python tests run one sandboxed interpreter per job: {pool.broken}")
+            self._pyservers = None
+
+    def _run_in_server(self, program: str, source: str, stdin: bytes, limits):
+        """The runner job's outcome from a Python server; None: run it with its own
+        interpreter instead."""
+        pool = self._pyservers
+        if pool is None:
+            return None
+        try:
+            server = pool.acquire()
+        except pyserver.ServerFailed:  # the executor is closing
+            return None
+        try:
+            try:
+                server.ensure_started()
+            except pyserver.ServerFailed as err:
+                if server.jobs == 0:  # never worked here: the servers cannot be built
+                    pool.broken = pool.broken or str(err)
+                    self._check_pyservers()
+                else:
+                    log.warning("%s; this job runs its own interpreter", err)
+                return None
+            try:
+                return server.run(program_bytes(program), source, stdin, limits, _python_job_env())
+            except pyserver.ServerFailed as err:  # the server, not the program, failed
+                log.warning("%s; the job is an INFRA_ERROR, the server restarts", err)
+                return sandbox.RunOutcome(None, False, b"", b"", False, 0.0, False, str(err))
+        finally:
+            pool.release(server)
+
+    def _runner_input(self, tests, source) -> tuple[str, bytes, sandbox.Limits]:
+        """The runner's nonce, its stdin (nonce line, then the job) and the job's limits."""
         nonce = secrets.token_hex(16)
         job = harness.runner_job(tests, source, self.timeout_s)
         stdin = (nonce + "\n" + json.dumps(job)).encode("utf-8")
         wall = min(self.timeout_s * (tests.total + 1) + 2.0, max(60.0, self.timeout_s + 2.0))
+        return nonce, stdin, self._limits(SPECS["python"], wall)
+
+    def _run_python_runner_in_server(self, program, source, tests) -> ExecutionResult | None:
+        nonce, stdin, limits = self._runner_input(tests, source)
+        out = self._run_in_server(program, source, stdin, limits)
+        return None if out is None else self._runner_result(out, nonce, tests)
+
+    def _run_python_runner(self, work, io, source, tests) -> ExecutionResult:
+        """The runner in its own sandboxed interpreter (python_server=False, or no servers)."""
+        (work / harness.RUNNER_NAME).write_text(harness.RUNNER_SOURCE, encoding="utf-8")
+        nonce, stdin, limits = self._runner_input(tests, source)
         cmd = [*self.python_argv, harness.RUNNER_NAME]
-        out = sandbox.run_sandboxed(cmd, work, io, self._limits(spec, wall), stdin=stdin)
+        out = sandbox.run_sandboxed(cmd, work, io, limits, stdin=stdin)
+        return self._runner_result(out, nonce, tests)
+
+    def _runner_result(self, out, nonce, tests) -> ExecutionResult:
+        """The verdict from the runner's channel and how its process ended (both paths)."""
+        spec = SPECS["python"]
         report = harness.parse_channel(out.stdout, nonce)
         total = tests.total
         if not out.started:
@@ -535,10 +614,35 @@ def _job_key(lang: str, program: str, tests: dict | None, link: bool) -> bytes:
     return h.digest()
 
 
+def _python_job_env() -> dict[str, str]:
+    """The environment a per-job runner sees (run_sandboxed's, plus what its bash marker
+    exports), so that a program reading os.environ sees no difference on a server."""
+    cwd = sandbox.SANDBOX_CWD
+    return {
+        "PATH": sandbox._PATH,
+        "HOME": cwd,
+        "TMPDIR": cwd,
+        "LANG": "C.UTF-8",
+        "PWD": cwd,
+        "SHLVL": "0",
+    }
+
+
 def _error_verdict(description: str) -> Verdict:
     return Verdict.MEMORY_LIMIT if description.startswith("MemoryError") else Verdict.RUNTIME_ERROR
 
 
-def _cleanup(javac: JavacServerPool, root: Path) -> None:
+def _cleanup(javac: JavacServerPool, pyservers, root: Path) -> None:
     javac.close()
+    if pyservers is not None:
+        pyservers.close()
     sandbox.remove_tree(root)
+
+
+_said: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    if message not in _said:
+        _said.add(message)
+        log.warning(message)

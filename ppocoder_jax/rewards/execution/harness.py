@@ -156,7 +156,9 @@ def parse_channel(stdout: bytes, nonce: str) -> ChannelReport:
 
 
 # The runner executes inside the sandbox, with the sandbox's Python. Kept dependency-free.
-RUNNER_SOURCE = r'''
+# RUNNER_BODY defines main(); the Python test server (zygote.py) preloads it once and calls
+# main() in each job's process, a fresh interpreter runs RUNNER_SOURCE.
+RUNNER_BODY = r'''
 import _ast, json, os, signal, sys
 
 PROGRAM_MODULE = "__program__"
@@ -337,5 +339,5 @@ def main():
     say("done")
 
 
-main()
 '''
+RUNNER_SOURCE = RUNNER_BODY + "main()\n"

@@ -266,10 +266,9 @@ def program_cwd(workdir: Path) -> str:
     return SANDBOX_CWD if sandbox_info().mode == "bwrap" else str(workdir)
 
 
-def _read_capped(path: Path, cap: int) -> tuple[bytes, bool]:
+def _read_head(path: Path, size: int) -> bytes:
     with open(path, "rb") as f:
-        data = f.read(cap + 1)
-    return data[:cap], len(data) >= cap
+        return f.read(size)
 
 
 def run_sandboxed(
@@ -333,21 +332,50 @@ def run_sandboxed(
             else:
                 _kill_group(proc.pid)  # best effort: setsid daemons escape the group
         duration = time.monotonic() - start
-    stdout, out_full = _read_capped(iodir / "stdout", limits.output_bytes)
-    stderr, err_full = _read_capped(iodir / "stderr", limits.output_bytes)
+    outcome = collect_outcome(iodir, limits, proc.returncode, timed_out, duration)
+    if (iodir / "info").read_bytes() != b"S":
+        outcome.started = False
+        outcome.infra_detail = (
+            "sandbox failed to start: " + outcome.stderr.decode(errors="replace")[:300]
+        )
+    return outcome
+
+
+def collect_outcome(
+    iodir: Path, limits: Limits, returncode: int | None, timed_out: bool, duration: float
+) -> RunOutcome:
+    """The RunOutcome of a finished command from its stdout/stderr files in `iodir`."""
+    stdout = _read_head(iodir / "stdout", limits.output_bytes + 1)
+    stderr = _read_head(iodir / "stderr", limits.output_bytes + 1)
+    return outcome_of(stdout, stderr, limits, returncode, timed_out, duration)
+
+
+def outcome_of(
+    stdout: bytes,
+    stderr: bytes,
+    limits: Limits,
+    returncode: int | None,
+    timed_out: bool,
+    duration: float,
+    *,
+    started: bool = True,
+    infra_detail: str = "",
+) -> RunOutcome:
+    """The RunOutcome from the first output_bytes + 1 bytes of stdout and stderr (shared with
+    the Python test servers, so that both paths judge output the same way)."""
+    cap = limits.output_bytes
     outcome = RunOutcome(
-        None if timed_out else proc.returncode,
+        None if timed_out else returncode,
         timed_out,
-        stdout,
-        stderr,
-        out_full or err_full,
+        stdout[:cap],
+        stderr[:cap],
+        len(stdout) >= cap or len(stderr) >= cap,
         duration,
+        started,
+        infra_detail,
     )
     if outcome.signal == SIGXFSZ:
         outcome.output_limited = True
-    if (iodir / "info").read_bytes() != b"S":
-        outcome.started = False
-        outcome.infra_detail = "sandbox failed to start: " + stderr.decode(errors="replace")[:300]
     return outcome
 
 

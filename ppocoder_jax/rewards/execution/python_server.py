@@ -1,0 +1,259 @@
+"""Persistent sandboxed Python test servers: a Python unit-test job without a new interpreter.
+
+A sandboxed test job used to start bwrap, setpriv, prlimit, bash and a fresh interpreter that
+then imported and compiled the runner, about 30 ms a job before the tests did anything (README:
+"Where a Python test job's time goes"). Here each pool worker has one server, started once with
+Popen (the trainer never forks) inside the same bubblewrap sandbox as any job, keeping the
+capabilities it needs to build a sandbox per job (CAP_SYS_ADMIN: namespaces and mounts;
+CAP_SETUID/CAP_SETGID/CAP_SETPCAP: the uid switch and dropping capabilities; CAP_NET_ADMIN:
+loopback up). The server is single-threaded, so it may fork: per job it clones a fresh set of
+namespaces and runs the preloaded runner in a confined child (see zygote.py for the steps and
+why the job cannot reach the server or another job). The trainer-side contract is the one of
+`sandbox.run_sandboxed`: a RunOutcome from the same stdin/stdout/stderr files, the same limits,
+the same 128+signal exit statuses, `started=False` (INFRA_ERROR, never scored) when the server
+or the per-job sandbox failed.
+
+Only when running as root with a usable bubblewrap (the per-job uid needs root, as setpriv
+does today); otherwise the executor keeps the per-job interpreter and says so once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import select
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ppocoder_jax.rewards.execution import harness, sandbox, zygote
+
+log = logging.getLogger(__name__)
+
+ZYGOTE_SOURCE = Path(zygote.__file__).read_text(encoding="utf-8")
+START_TIMEOUT_S = 30.0
+# Beyond the job's own wall-time limit (which the server enforces), how long we wait for its
+# answer before declaring the server broken: killing a job that holds gigabytes takes a while.
+ANSWER_SLACK_S = 30.0
+# bwrap drops every capability but these (as root; CAP_SETUID/SETGID/SETPCAP come with
+# sandbox._bwrap_base's uid switch).
+_CAPS = ("CAP_SYS_ADMIN", "CAP_NET_ADMIN")
+# Each job's /sandbox is a tmpfs of this size (RAM, gone with the job; a per-job directory on
+# disk was only bounded by the disk). Programs under test write little or nothing there.
+JOB_DISK_BYTES = 256 << 20
+JOB_INODES = 16384
+
+
+class ServerFailed(RuntimeError):
+    """The server (not the program) failed: the job is an INFRA_ERROR, the server restarts."""
+
+
+def unavailable_reason(info: sandbox.SandboxInfo) -> str:
+    """'' when servers can be built here, else why the per-job interpreter stays."""
+    if info.mode != "bwrap":
+        return f"no usable bubblewrap ({info.reason})"
+    if not info.drop_uid:
+        return "not running as root (each job needs its own uid)"
+    if zygote.SYS_CLONE < 0:
+        return f"unsupported architecture {os.uname().machine}"
+    if any(d == "/tmp" or d.startswith("/tmp/") for d in sandbox._outermost(info.ro_binds)):
+        # bwrap would then mount the jobs root at /tmp as well, visible to every job.
+        return "the Python installation lies under /tmp"
+    return ""
+
+
+class PythonServer:
+    """One zygote, one job at a time (not thread-safe). Start it from a long-lived thread (an
+    executor worker): bwrap --die-with-parent kills the server when the THREAD that started it
+    exits."""
+
+    def __init__(self, root: Path, python_argv: list[str], name: str):
+        self.root, self.python_argv, self.name = root, python_argv, name
+        self.proc: subprocess.Popen | None = None
+        self._buf = b""
+        self.jobs = 0
+        self.starts = 0
+
+    def _start(self) -> None:
+        info = sandbox.sandbox_info()
+        # An empty directory at /sandbox: each job mounts its own tmpfs over it.
+        home = self.root / self.name
+        home.mkdir(mode=0o755, exist_ok=True)
+        cmd = sandbox._bwrap_base(str(home), info.ro_binds, True, None)
+        for cap in _CAPS:
+            cmd += ["--cap-add", cap]
+        cmd += [*self.python_argv, "-c", ZYGOTE_SOURCE, harness.RUNNER_BODY]
+        env = {"PATH": sandbox._PATH, "LANG": "C.UTF-8"}
+        with open(self.root / f"{self.name}.log", "ab") as stderr:
+            self.proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                cwd=str(home),
+                env=env,
+            )
+        self.starts += 1
+        self._buf = b""
+        try:
+            line = self._read(time.monotonic() + START_TIMEOUT_S)
+        except ServerFailed as err:
+            line = str(err).encode()
+        if line != b"READY":
+            self.close()
+            tail = (self.root / f"{self.name}.log").read_bytes()[-400:]
+            raise ServerFailed(
+                f"python server did not start ({line[:100]!r}): {tail.decode(errors='replace')}"
+            )
+
+    def _read(self, deadline: float, size: int | None = None) -> bytes:
+        """The next line (size None) or the next `size` bytes from the server."""
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        while (b"\n" not in self._buf) if size is None else (len(self._buf) < size):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ServerFailed("python server did not answer in time")
+            if not select.select([fd], [], [], left)[0]:
+                continue
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                raise ServerFailed(f"python server exited (status {self.proc.wait()})")
+            self._buf += chunk
+        if size is None:
+            line, _, self._buf = self._buf.partition(b"\n")
+            return line
+        data, self._buf = self._buf[:size], self._buf[size:]
+        return data
+
+    def ensure_started(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            self.close()
+            self._start()
+
+    def run(
+        self, program: bytes, source: str, stdin: bytes, limits: sandbox.Limits, env: dict
+    ) -> sandbox.RunOutcome:
+        """Run the preloaded runner on `program` (saved as `source` in the job's /sandbox)
+        with `stdin`; raises ServerFailed when the server itself failed (it is then stopped,
+        the next run starts a fresh one)."""
+        self.ensure_started()
+        assert self.proc is not None and self.proc.stdin is not None
+        request = {
+            "source": source,
+            "program": len(program),
+            "stdin": len(stdin),
+            "uid": sandbox.random_uid(),
+            "wall": limits.wall_s,
+            "env": env,
+            "limits": {
+                "cpu": limits.cpu_s,
+                "data": limits.memory_mb << 20,
+                "nproc": limits.nproc,
+                "fsize": limits.output_bytes,
+                "nofile": limits.nofile,
+                "disk": JOB_DISK_BYTES,
+                "inodes": JOB_INODES,
+            },
+        }
+        deadline = time.monotonic() + limits.wall_s + ANSWER_SLACK_S
+        try:
+            self.proc.stdin.write(json.dumps(request).encode() + b"\n" + program + stdin)
+            self.proc.stdin.flush()
+            answer = json.loads(self._read(deadline))
+            if "error" in answer:
+                raise ServerFailed(f"python server: {answer['error']}")
+            out = self._read(deadline, answer["stdout"])
+            err = self._read(deadline, answer["stderr"])
+        except (OSError, ValueError, KeyError, ServerFailed) as exc:
+            self.close()
+            if isinstance(exc, ServerFailed):
+                raise
+            raise ServerFailed(f"python server: {type(exc).__name__}: {exc}") from exc
+        self.jobs += 1
+        return sandbox.outcome_of(
+            out,
+            err,
+            limits,
+            answer["rc"],
+            answer["timed_out"],
+            answer["duration"],
+            started=answer["started"],
+            infra_detail="" if answer["started"] else f"python server: {answer['detail']}",
+        )
+
+    def close(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            # bwrap's init dies with it (PDEATHSIG): the server's PID namespace and every job
+            # namespace nested in it go at once.
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+        self.proc = None
+
+
+class PythonServerPool:
+    """Up to `size` servers shared by the worker threads (each job holds one server)."""
+
+    def __init__(self, root: Path, python_argv: list[str], size: int):
+        self.root, self.python_argv, self.size = root, list(python_argv), max(1, size)
+        self._free: list[PythonServer] = []
+        self._all: list[PythonServer] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self.broken = ""  # set when a server cannot start at all: the executor falls back
+
+    def acquire(self) -> PythonServer:
+        with self._cond:
+            while not self._free and len(self._all) >= self.size:
+                self._cond.wait()
+            if self._closed:
+                raise ServerFailed("python server pool is closed")
+            if self._free:
+                return self._free.pop()
+            server = PythonServer(self.root, self.python_argv, f"pyserver-{len(self._all)}")
+            self._all.append(server)
+            return server
+
+    def release(self, server: PythonServer) -> None:
+        with self._cond:
+            self._free.append(server)
+            self._cond.notify()
+
+    def warm_up(self, threads: ThreadPoolExecutor) -> None:
+        """Start every server now, e.g. before timing. On `threads`, the executor's workers:
+        bwrap --die-with-parent kills a server when the THREAD that started it exits."""
+        servers = [self.acquire() for _ in range(self.size)]
+        try:
+            for future in [threads.submit(_start_quietly, s, self) for s in servers]:
+                future.result()
+        finally:
+            for s in servers:
+                self.release(s)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            servers = list(self._all)
+            self._cond.notify_all()
+        for server in servers:
+            server.close()
+
+
+def _start_quietly(server: PythonServer, pool: PythonServerPool) -> None:
+    try:
+        server.ensure_started()
+    except ServerFailed as err:
+        pool.broken = pool.broken or str(err)
