@@ -355,19 +355,26 @@ def run_as_main(runner):
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # as Python does: die by SIGINT
         os.kill(os.getpid(), signal.SIGINT)
     except BaseException:  # noqa: BLE001
-        sys.excepthook(*sys.exc_info())
+        _print_exception()
         code = 1
     for step in (_thread_shutdown, _atexit, gc.collect):
         try:
             step()
         except BaseException:  # noqa: BLE001 (as the interpreter: reported, not fatal)
-            sys.excepthook(*sys.exc_info())
+            _print_exception()
     for stream, status in ((sys.stdout, 120), (sys.stderr, None)):
         try:
             stream.flush()
         except BaseException:  # noqa: BLE001
             code = status or code
     os._exit(code & 0xFF)
+
+
+def _print_exception():
+    try:
+        sys.excepthook(*sys.exc_info())
+    except BaseException:  # noqa: BLE001 (stderr closed by the program, ...)
+        pass
 
 
 def _exit_status(value):
