@@ -160,6 +160,10 @@ class RewardConfig:
     # Python programs see the standard library only (`python -I -S`). True also gives them this
     # environment's site-packages (numpy, ...) and costs the `site` start-up on every job.
     python_site: bool = False
+    # Python call-based / assert-style tests run on persistent sandboxed Python servers (one
+    # per reward worker; no interpreter start per job). False: one sandboxed interpreter per
+    # job, as before them. Without root and bubblewrap it is per job either way (logged).
+    python_server: bool = True
     # A sample whose reward raised is masked and saved under <run_dir>/reward_errors/; when
     # more than this share of one batch fails so, the run stops (something is broken).
     max_error_frac: float = 0.25

@@ -12,6 +12,16 @@ Programs are generated to look like model samples (XLCoST / CodeSearchNet style)
 C++ PCH once per machine, starting the javac server) is reported separately, not timed.
 
     .venv/bin/python scripts/bench_rewards.py [--langs python,cpp,java] [--n 24] [--workers 0]
+
+Python unit tests (--unit-tests): checks/s of assert-style test jobs (distinct
+generated programs, several asserts each; the cache never answers), one sandboxed interpreter
+per job (`python_server=False`, the path before the Python test servers) against the
+persistent Python test servers, interleaved rounds in one run; both must agree on every
+verdict. --breakdown: where one sandboxed test job's time goes (bwrap, setpriv/prlimit,
+interpreter start, runner and tests, host-side files), jobs one at a time.
+
+    .venv/bin/python scripts/bench_rewards.py --unit-tests [--n 60] [--rounds 4] [--workers 0]
+    .venv/bin/python scripts/bench_rewards.py --breakdown [--n 30]
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +40,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ppocoder_jax.rewards.execution import Executor, Verdict  # noqa: E402
+from ppocoder_jax.rewards.execution import Executor, Verdict, harness, sandbox  # noqa: E402
+from ppocoder_jax.rewards.execution import python_server as pyserver  # noqa: E402
 
 # --- generated-looking programs -------------------------------------------------------------
 NAMES = ["count", "total", "result", "acc", "best", "value", "score", "res", "ans", "cur"]
@@ -175,6 +187,177 @@ def baseline_check(lang: str, program: str) -> bool:
         return subprocess.run(cmd, capture_output=True, cwd=d).returncode == 0
 
 
+# --- Python unit tests: per-job interpreter vs the Python test servers ---------------------------
+def unit_test_jobs(n: int, seed: int) -> list[tuple[str, str, dict]]:
+    """Distinct generated functions, 5 asserts each; about 1 in 6 with a wrong expectation."""
+    rng = random.Random(f"unit-tests-{seed}")
+    jobs = []
+    for i in range(n):
+        name, k, c = f"{rng.choice(FUNCS)}_{seed}_{i}", rng.randint(2, 7), rng.randint(2, 97)
+        program = (
+            f"def {name}(xs):\n    total = 0\n    for x in xs:\n        if x % {k} == 0:\n"
+            f"            total += x * {c}\n    return total\n"
+        )
+        asserts = []
+        for _ in range(5):
+            xs = [rng.randint(-50, 50) for _ in range(rng.randint(0, 8))]
+            want = sum(x * c for x in xs if x % k == 0) + (1 if rng.random() < 0.035 else 0)
+            asserts.append(f"assert {name}({xs}) == {want}\n")
+        jobs.append(("python", program, {"test_code": "".join(asserts)}))
+    return jobs
+
+
+def bench_unit_tests(args) -> dict:
+    exs = {
+        "per-job": Executor(workers=args.workers, timeout_s=4.0, python_server=False),
+        "server": Executor(workers=args.workers, timeout_s=4.0, python_server=True),
+    }
+    try:
+        for ex in exs.values():
+            ex.warm_up(["python"])  # starts the servers (not timed, as the javac server)
+        server = exs["server"]
+        print(
+            f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; pool "
+            f"workers {server.workers}; sandbox {server.sandbox.mode}; python servers: "
+            + ("yes" if server.python_server else "NO (unavailable here: both run per job)")
+        )
+        spent = {name: 0.0 for name in exs}
+        verdicts: dict[str, list] = {name: [] for name in exs}
+        done = 0
+        for r in range(args.rounds):
+            jobs = unit_test_jobs(args.n, args.seed * 1000 + r)
+            order = list(exs) if r % 2 == 0 else list(exs)[::-1]  # cancel drift in the load
+            for name in order:
+                ex = exs[name]
+                hits = ex.stats["cache_hits"]
+                t = time.perf_counter()
+                results = ex.run_many(jobs)
+                spent[name] += time.perf_counter() - t
+                assert ex.stats["cache_hits"] == hits, "benchmark jobs must be distinct"
+                verdicts[name] += [res.verdict for res in results]
+            done += len(jobs)
+            print(
+                f"round {r + 1}: per-job {done / spent['per-job']:.1f} checks/s, server "
+                f"{done / spent['server']:.1f} checks/s (cumulative)"
+            )
+        per_job, srv = (verdicts[name] for name in ("per-job", "server"))
+        agree = sum(a == b for a, b in zip(per_job, srv))
+        row = {
+            "jobs_per_path": done,
+            "per_job_checks_per_s": done / spent["per-job"],
+            "server_checks_per_s": done / spent["server"],
+            "ratio": spent["per-job"] / spent["server"],
+            "agree": agree,
+            "passed": sum(v is Verdict.PASS for v in srv),
+            "infra_errors": sum(v is Verdict.INFRA_ERROR for v in per_job + srv),
+        }
+        print(
+            f"python unit tests, {done} jobs per path, 5 asserts each: one interpreter per job "
+            f"{row['per_job_checks_per_s']:.1f} checks/s, python servers "
+            f"{row['server_checks_per_s']:.1f} checks/s, ratio {row['ratio']:.2f}x; verdicts "
+            f"agree {agree}/{done} (PASS {row['passed']})"
+            + (f"  INFRA {row['infra_errors']}" if row["infra_errors"] else "")
+        )
+        return row
+    finally:
+        for ex in exs.values():
+            ex.close()
+
+
+def bench_breakdown(args) -> dict:
+    """Jobs one at a time, each stage measured in turn (interleaved), min and median in ms."""
+    info = sandbox.sandbox_info()
+    py = [info.python, "-I", "-S"]
+    ex_job = Executor(workers=1, timeout_s=4.0, python_server=False)
+    ex_srv = Executor(workers=1, timeout_s=4.0, python_server=True)
+    ex_srv.warm_up(["python"])
+    root = Path(tempfile.mkdtemp(prefix="bench-breakdown-"))
+    work, io = root / "work", root / "io"
+    work.mkdir()
+    io.mkdir(mode=0o700)
+    jobs = unit_test_jobs(args.n * 2 + 6, args.seed + 99)
+    program, tests = jobs[0][1], harness.parse_tests(jobs[0][2], "python")
+    (work / "program.py").write_text(program)
+    (work / harness.RUNNER_NAME).write_text(harness.RUNNER_SOURCE)
+    stdin = ("nonce\n" + json.dumps(harness.runner_job(tests, "program.py", 4.0))).encode()
+    limits = sandbox.Limits(wall_s=30)
+
+    def bwrap_only():
+        cmd = sandbox._bwrap_base(str(work), info.ro_binds, info.drop_uid, None) + ["/bin/true"]
+        subprocess.run(cmd, env={"PATH": sandbox._PATH}, check=True, capture_output=True)
+
+    def checked(out):
+        assert out.started and out.returncode == 0, out
+        return out
+
+    stages = {
+        "python -I -S -c pass (no sandbox)": lambda: subprocess.run(
+            [*py, "-c", "pass"], check=True
+        ),
+        "bwrap -> /bin/true": bwrap_only,
+        "+ setpriv, prlimit, bash marker": lambda: checked(
+            sandbox.run_sandboxed(["/bin/true"], work, io, limits)
+        ),
+        "+ interpreter start (-c pass)": lambda: checked(
+            sandbox.run_sandboxed([*py, "-c", "pass"], work, io, limits)
+        ),
+        "+ runner: load program, 5 asserts": lambda: checked(
+            sandbox.run_sandboxed([*py, harness.RUNNER_NAME], work, io, limits, stdin=stdin)
+        ),
+    }
+    it = {name: iter(j) for name, j in (("per-job", jobs[2::2]), ("server", jobs[3::2]))}
+    stages["per-job Executor job (+ job dir, files, verdict)"] = lambda: ex_job.submit(
+        *next(it["per-job"])
+    ).result()
+    if ex_srv.python_server:
+        server = pyserver.PythonServer(root, py, "bench-server")  # started by this thread
+        env = {"PATH": sandbox._PATH, "LANG": "C.UTF-8"}
+
+        def in_server():  # the time the zygote measured: clone to the job's exit
+            out = checked(server.run(program.encode(), "program.py", stdin, limits, env))
+            return out.duration_s
+
+        stages["python server: namespaces, limits, runner, tests"] = in_server
+        stages["python server Executor job"] = lambda: ex_srv.submit(*next(it["server"])).result()
+    times: dict[str, list[float]] = {name: [] for name in stages}
+    try:
+        for fn in stages.values():  # warm the page cache
+            fn()
+        for _ in range(args.n):
+            for name, fn in stages.items():
+                t = time.perf_counter()
+                own = fn()
+                times[name].append(own if isinstance(own, float) else time.perf_counter() - t)
+    finally:
+        if ex_srv.python_server:
+            server.close()
+        ex_job.close()
+        ex_srv.close()
+        sandbox.remove_tree(root)
+    ms = {name: (min(v) * 1e3, statistics.median(v) * 1e3) for name, v in times.items()}
+    print(
+        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; sandbox "
+        f"{info.mode}; {args.n} jobs per stage, one at a time, interleaved"
+    )
+    print(f"{'stage':<52}{'min ms':>9}{'median ms':>11}")
+    for name, (lo, med) in ms.items():
+        print(f"{name:<52}{lo:>9.1f}{med:>11.1f}")
+    chain = list(ms)[1:6]
+    print("per-job sandboxed test job, by part (differences of the minima):")
+    parts = [
+        "bwrap",
+        "setpriv, prlimit, bash",
+        "interpreter start",
+        "runner + tests",
+        "host: files, dirs, verdict",
+    ]
+    prev = 0.0
+    for part, name in zip(parts, chain):
+        print(f"  {part:<30}{ms[name][0] - prev:>7.1f} ms")
+        prev = ms[name][0]
+    return {"stages_ms": ms}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--langs", default="python,cpp,java", help="comma-separated languages")
@@ -182,7 +365,20 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=0, help="pool threads (0 = cores)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", metavar="PATH", help="also write the numbers here")
+    ap.add_argument(
+        "--unit-tests", action="store_true", help="Python unit-test jobs: per-job vs servers"
+    )
+    ap.add_argument("--rounds", type=int, default=4, help="--unit-tests: interleaved rounds")
+    ap.add_argument("--breakdown", action="store_true", help="where a test job's time goes")
     args = ap.parse_args()
+    if args.unit_tests or args.breakdown:
+        if args.n < 1 or args.rounds < 1:
+            print("bench_rewards: --n and --rounds must be >= 1", file=sys.stderr)
+            return 2
+        row = bench_breakdown(args) if args.breakdown else bench_unit_tests(args)
+        if args.json:
+            Path(args.json).write_text(json.dumps(row, indent=2))
+        return 0
     langs = [x.strip() for x in args.langs.split(",") if x.strip()]
     for lang in langs:
         if lang not in GENERATORS:

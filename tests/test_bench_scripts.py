@@ -47,6 +47,13 @@ def test_bench_rewards_python():
     assert "python" in out and "x" in out.splitlines()[-1]
 
 
+def test_bench_rewards_unit_tests_and_breakdown():
+    out = _run("bench_rewards.py", "--unit-tests", "--n", "4", "--rounds", "1")
+    assert "verdicts agree 4/4" in out and "x;" in out.splitlines()[-1]
+    out = _run("bench_rewards.py", "--breakdown", "--n", "2")
+    assert "interpreter start" in out and "runner + tests" in out
+
+
 def test_bench_model_decode_tiny():
     out = _run(
         "bench_model_decode.py", "--d-model", "32", "--layers", "1", "--heads", "2",

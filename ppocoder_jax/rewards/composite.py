@@ -84,6 +84,7 @@ class CompositeReward:
             timeout_s=cfg.timeout_s,
             cache_size=cfg.cache_size,
             python_site=cfg.python_site,
+            python_server=cfg.python_server,
         )
         self._match_pool = None
         if cfg.ast_weight or cfg.dfg_weight:
