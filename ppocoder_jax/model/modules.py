@@ -352,9 +352,12 @@ class T5(nn.Module):
         )
         return hidden[:, 0], self.logits(hidden[:, 0]), new_cache
 
-    def __call__(self, input_ids, attention_mask, decoder_input_ids, decoder_attention_mask):
+    def hidden(self, input_ids, attention_mask, decoder_input_ids, decoder_attention_mask):
         enc = self.encode(input_ids, attention_mask)
-        hidden = self.decode(decoder_input_ids, decoder_attention_mask, enc, attention_mask)
+        return self.decode(decoder_input_ids, decoder_attention_mask, enc, attention_mask)
+
+    def __call__(self, input_ids, attention_mask, decoder_input_ids, decoder_attention_mask):
+        hidden = self.hidden(input_ids, attention_mask, decoder_input_ids, decoder_attention_mask)
         return hidden, self.logits(hidden)
 
 

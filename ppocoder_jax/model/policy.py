@@ -107,9 +107,42 @@ class Policy(abc.ABC):
     def decode(self, params, current, step, state, dtype): ...
 
     @abc.abstractmethod
-    def score(
+    def head_inputs(
         self, params, prompt_ids, prompt_mask, tokens, token_mask, dtype, dropout_rng=None
-    ): ...
+    ):
+        """Teacher-forced pass over given responses tokens [B, T] -> (the LM head's input
+        [B, T, D] in dtype, whose position t produced tokens[:, t]; values [B, T] fp32)."""
+
+    @abc.abstractmethod
+    def head_weight(self, params, dtype) -> tuple[jax.Array, bool]:
+        """(the LM head's weight in dtype, vocab_major): [V, D] (a tied embedding) or [D, V]."""
+
+    def score(self, params, prompt_ids, prompt_mask, tokens, token_mask, dtype, dropout_rng=None):
+        """(logits [B, T, V] fp32, values [B, T] fp32): the whole distribution at every
+        position. Teacher-forced training passes use `token_stats`, which never builds it."""
+        hidden, values = self.head_inputs(
+            params, prompt_ids, prompt_mask, tokens, token_mask, dtype, dropout_rng
+        )
+        weight, vocab_major = self.head_weight(params, dtype)
+        spec = "btd,vd->btv" if vocab_major else "btd,dv->btv"
+        return jnp.einsum(spec, hidden, weight).astype(jnp.float32), values
+
+    def token_stats(
+        self, params, prompt_ids, prompt_mask, tokens, token_mask, dtype, dropout_rng=None
+    ):
+        """(log-prob [B, T], entropy [B, T], values [B, T]), fp32, of given responses: the one
+        teacher-forced function (rollout statistics, the train step, SFT), with the LM head
+        fused (model/lm_head.py): no [B, T, V] array in the forward or the backward pass."""
+        from ppocoder_jax.model import lm_head
+
+        hidden, values = self.head_inputs(
+            params, prompt_ids, prompt_mask, tokens, token_mask, dtype, dropout_rng
+        )
+        weight, vocab_major = self.head_weight(params, dtype)
+        logprob, entropy = lm_head.token_logprob_entropy(
+            hidden, weight, tokens, vocab_major=vocab_major
+        )
+        return logprob, entropy, values
 
     @abc.abstractmethod
     def param_logical_axes(self, params: Params): ...
@@ -166,7 +199,9 @@ class T5Policy(Policy):
         )
         return logits, values, (cache, enc, prompt_mask)
 
-    def score(self, params, prompt_ids, prompt_mask, tokens, token_mask, dtype, dropout_rng=None):
+    def head_inputs(
+        self, params, prompt_ids, prompt_mask, tokens, token_mask, dtype, dropout_rng=None
+    ):
         from ppocoder_jax.model import t5
         from ppocoder_jax.model.t5 import shift_right
 
@@ -174,7 +209,7 @@ class T5Policy(Policy):
         dec_in = shift_right(tokens, self.cfg.decoder_start_token_id)
         # decoder position t is real when it predicts a real token (the start always is)
         dec_mask = shift_right(token_mask.astype(jnp.int32), 1)
-        return t5.forward(
+        hidden = t5.decoder_hidden(
             params,
             self.cfg,
             prompt_ids.astype(jnp.int32),
@@ -182,8 +217,16 @@ class T5Policy(Policy):
             dec_in,
             dec_mask,
             dtype=dtype,
-            dropout_rng=dropout_rng,
         )
+        values = t5.value_head(params, self.cfg, hidden, dropout_rng)
+        if self.cfg.scale_decoder_outputs:  # T5 v1.0 / CodeT5 with a tied head
+            hidden = hidden * (self.cfg.d_model**-0.5)
+        return hidden, values
+
+    def head_weight(self, params, dtype):
+        if self.cfg.tie_word_embeddings:
+            return params["t5"]["token_embedder"]["embedding"].astype(dtype), True
+        return params["t5"]["lm_head"]["kernel"].astype(dtype), False
 
     def param_logical_axes(self, params: Params):
         from ppocoder_jax.model import t5
@@ -232,18 +275,25 @@ class DecoderPolicy(Policy):
         )
         return logits, values, (cache, offset)
 
-    def score(self, params, prompt_ids, prompt_mask, tokens, token_mask, dtype, dropout_rng=None):
+    def head_inputs(
+        self, params, prompt_ids, prompt_mask, tokens, token_mask, dtype, dropout_rng=None
+    ):
         from ppocoder_jax.model import decoder
 
         width = prompt_ids.shape[1]
         ids = jnp.concatenate([prompt_ids, tokens[:, :-1]], axis=1).astype(jnp.int32)
         mask = jnp.concatenate([prompt_mask, token_mask[:, :-1]], axis=1).astype(jnp.int32)
         hidden = decoder.hidden_states(params, self.cfg, ids, mask, dtype=dtype)
-        # position width-1+t holds the input before token t; the LM head runs on the response
-        # positions only (prompt positions would cost [B, S, V] logits for nothing)
+        # position width-1+t holds the input before token t; the head runs on the response
+        # positions only
         hidden = hidden[:, width - 1 :]
-        logits = decoder.lm_logits(params, self.cfg, hidden, dtype=dtype)
-        return logits, decoder.value_head(params, self.cfg, hidden, dropout_rng)
+        return hidden, decoder.value_head(params, self.cfg, hidden, dropout_rng)
+
+    def head_weight(self, params, dtype):
+        lm = params["lm"]
+        if self.cfg.tie_word_embeddings:
+            return lm["embed_tokens"]["embedding"].astype(dtype), True
+        return lm["lm_head"]["kernel"].astype(dtype), False
 
     def param_logical_axes(self, params: Params):
         from ppocoder_jax.model import decoder

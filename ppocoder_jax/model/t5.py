@@ -133,6 +133,27 @@ def value_head(params: Params, cfg: T5Config, hidden: jax.Array, dropout_rng=Non
     )
 
 
+def decoder_hidden(
+    params: Params,
+    cfg: T5Config,
+    input_ids,
+    attention_mask,
+    decoder_input_ids,
+    decoder_attention_mask,
+    *,
+    dtype=jnp.float32,
+):
+    """The decoder's final hidden states [B, T, D] in dtype (before any output scaling)."""
+    return _t5(cfg, dtype).apply(
+        {"params": params["t5"]},
+        input_ids,
+        attention_mask,
+        decoder_input_ids,
+        decoder_attention_mask,
+        method="hidden",
+    )
+
+
 def forward(
     params: Params,
     cfg: T5Config,
