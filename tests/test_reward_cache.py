@@ -74,10 +74,20 @@ def test_streaming_thousands_of_programs_keeps_the_caches_at_their_caps(
 
 def test_concurrent_submitters_share_in_flight_jobs_and_respect_the_cap():
     with Executor(workers=2, cache_size=50) as ex:
-        # the same job submitted twice before it ran is one future (in-flight de-duplication)
+        # the same job submitted again while it runs is the same future (in-flight
+        # de-duplication); once done, the cache holds its result, not the future
+        gate = threading.Event()
+        real_job = ex._job
+        ex._job = lambda *args: (gate.wait(30), real_job(*args))[1]
         a = ex.submit("python", "x = 1\n")
         b = ex.submit("python", "x = 1\n")
-        assert a is b and ex.stats["cache_hits"] == 1
+        assert a is b and not a.done() and ex.stats["cache_hits"] == 1
+        gate.set()
+        assert a.result().compiled
+        ex._job = real_job
+        c = ex.submit("python", "x = 1\n")
+        assert c is not a and c.done() and c.result() == a.result()
+        assert ex.stats["cache_hits"] == 2
         errors: list[BaseException] = []
 
         def stream(offset: int) -> None:
@@ -94,8 +104,8 @@ def test_concurrent_submitters_share_in_flight_jobs_and_respect_the_cap():
             t.join()
         assert not errors, errors
         assert ex.cache_len() == 50
-        assert ex.stats["submitted"] == 2 + 6 * 1500
-        assert ex.stats["cache_hits"] > 1  # overlapping streams hit each other's jobs
+        assert ex.stats["submitted"] == 3 + 6 * 1500
+        assert ex.stats["cache_hits"] > 2  # overlapping streams hit each other's jobs
 
 
 def test_cache_size_zero_turns_the_cache_off():
@@ -117,3 +127,19 @@ def test_config_keys():
     assert RewardConfig().cache_size == 50_000
     with pytest.raises(UserError, match="reward.cache_size"):
         load_config(None, ["reward.cache_size=-1"])
+
+
+def test_infrastructure_errors_are_not_cached():
+    from ppocoder_jax.rewards.execution.verdicts import Verdict, make_result
+
+    with Executor(workers=1, cache_size=10) as ex:
+        calls = []
+
+        def broken(*args):
+            calls.append(args)
+            return make_result(Verdict.INFRA_ERROR, compiled=False, detail="sandbox down")
+
+        ex._execute = broken
+        assert ex.submit("python", "x = 1\n").result().infra_error
+        assert ex.submit("python", "x = 1\n").result().infra_error
+        assert len(calls) == 2 and ex.cache_len() == 0

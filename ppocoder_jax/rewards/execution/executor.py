@@ -60,8 +60,8 @@ _PY_FILENAME = "<ppocoder-program>"
 _COMPILE_LOCK = threading.Lock()
 _IN_PROCESS_PY_LIMIT = 200_000  # characters; larger programs are byte-compiled in the sandbox
 _STARTUP_SLACK_S = {"java": 1.5, "csharp": 1.0, "javascript": 0.5}
-# Jobs whose results are kept (RewardConfig.cache_size): ~1 KB each (a digest key, the future
-# and its result; the program text is not kept), so the default holds ~50 MB at most.
+# Jobs whose results are kept (RewardConfig.cache_size): under 1 KB each (a digest key and the
+# result; neither the program nor its tests are kept), so the default holds ~40 MB at most.
 DEFAULT_CACHE_SIZE = 50_000
 
 
@@ -175,7 +175,8 @@ class Executor:
             "compile": StdcxxPch(CPP_FLAGS) if cpp_pch else None,
             "link": StdcxxPch((*CPP_FLAGS, "-O2")) if cpp_pch else None,
         }
-        # job digest -> Future, least recently used first (see submit)
+        # job digest -> its Future while it runs, its ExecutionResult once done; least recently
+        # used first (see submit)
         self._cache: OrderedDict[bytes, Future] = OrderedDict()
         self._lock = threading.Lock()
         self._ids = itertools.count()
@@ -199,10 +200,14 @@ class Executor:
                 raise RuntimeError("Executor is closed")
             self.stats["submitted"] += 1
             hit = self._cache.get(key) if key is not None else None
-            if hit is not None:  # done or still running: either way one job, one result
+            if hit is not None:  # still running (its future) or done: one job, one result
                 self._cache.move_to_end(key)
                 self.stats["cache_hits"] += 1
-                return hit
+                if isinstance(hit, Future):
+                    return hit
+                done: Future = Future()
+                done.set_result(hit)
+                return done
             future = self._pool.submit(self._job, lang, program, spec, bool(link))
             if key is not None:
                 self._cache[key] = future
@@ -211,7 +216,7 @@ class Executor:
                     self.stats["cache_evictions"] += 1
         if key is not None:
             # Outside the lock: a job already done runs the callback here, and it takes the lock.
-            future.add_done_callback(lambda f, k=key: self._forget_infra(k, f))
+            future.add_done_callback(lambda f, k=key: self._job_done(k, f))
         return future
 
     def cache_len(self) -> int:
@@ -257,11 +262,16 @@ class Executor:
         self.close()
 
     # --- one job --------------------------------------------------------------------------------
-    def _forget_infra(self, key: tuple, future: Future) -> None:
-        if future.exception() is not None or future.result().infra_error:
-            with self._lock:
-                if self._cache.get(key) is future:
+    def _job_done(self, key: bytes, future: Future) -> None:
+        """Keep the result, not the future (a future with its condition variable is ~2 KB);
+        an infrastructure error is not kept at all: the next submit runs the job again."""
+        failed = future.exception() is not None or future.result().infra_error
+        with self._lock:
+            if self._cache.get(key) is future:
+                if failed:
                     del self._cache[key]
+                else:
+                    self._cache[key] = future.result()  # keeps its place in the LRU order
 
     def _job(self, lang: str, program: str, tests: harness.TestSpec | None, link: bool):
         start = time.monotonic()
