@@ -75,7 +75,7 @@ PPO_PANELS: tuple[Panel, ...] = (
         "Policy loss and clipping",
         ("policy_loss", "loss"),
         "loss (per token)",
-        ("clip_frac",),
+        ("clip_frac", "dual_clip_frac"),
         "clipped fraction of tokens",
     ),
     Panel(
@@ -87,8 +87,8 @@ PPO_PANELS: tuple[Panel, ...] = (
     ),
     Panel(
         "Update size",
-        ("approx_kl",),
-        "approx. KL old → new (nats/token)",
+        ("approx_kl", "kl_loss"),
+        "KL (nats/token)",
         ("grad_norm",),
         "gradient norm",
     ),
@@ -119,6 +119,7 @@ PPO_CAPTION: dict[str, str] = {
     "value_warmup": "value-only warm-up",
     "infra_errors": "infra errors (masked)",
     "reward_errors": "reward errors (masked)",
+    "groups_dropped": "groups dropped (dynamic sampling)",
 }
 SFT_PANELS: tuple[Panel, ...] = (
     Panel("Cross-entropy", ("loss", "val_loss"), "cross-entropy (nats/token)"),
@@ -147,9 +148,11 @@ LABELS: dict[str, str] = {
     "policy_loss": "policy loss",
     "loss": "total loss",
     "clip_frac": "clip fraction",
+    "dual_clip_frac": "dual-clip fraction",
+    "kl_loss": "k3 KL to the reference (in the loss)",
     "value_loss": "value loss",
     "vf_clip_frac": "value clip fraction",
-    "approx_kl": "approx. KL",
+    "approx_kl": "approx. KL old → new",
     "grad_norm": "gradient norm",
     "entropy": "entropy",
     "explained_variance": "explained variance",

@@ -174,7 +174,7 @@ def ppo_loss_sums(
     """Forward the (micro-)batch and return the loss *sums* and counts.
 
     Token sums (over ``count`` valid tokens): ``policy_loss``, ``value_loss``, ``entropy``,
-    ``clip_frac``, ``dual_clip_frac``, ``approx_kl``, ``vf_clip_frac`` and, with
+    ``clip_frac``, ``dual_clip_frac`` (with ``cfg.dual_clip``), ``approx_kl``, ``vf_clip_frac`` and, with
     ``kl_in_loss``, ``kl_loss`` (k3 against ``batch.ref_logprobs``; times the ratio
     pi / pi_old with ``kl_weighted``).  The policy-loss aggregation's pair (``cfg.loss_agg``):
     ``policy_loss_agg`` / ``agg_count``, and ``kl_loss_agg`` over the same count.
@@ -197,7 +197,11 @@ def ppo_loss_sums(
         "count": count,
         "policy_loss_agg": pg_agg,
         "agg_count": agg_count,
-        **{k: K.masked_sum(v, mask) for k, v in ind.items()},
+        **{
+            k: K.masked_sum(v, mask)
+            for k, v in ind.items()
+            if cfg.dual_clip or k != "dual_clip_frac"
+        },
         **vf_m,
     }
     if kl_in_loss:
@@ -539,7 +543,8 @@ def learn_from_rollout(
     )
     state, metrics = ppo_update(state, batch, train_step, ppo_cfg)
     state = update_state_kl(state, adv["mean_kl"], tokens.shape[0], kl_cfg)
-    metrics["groups_dropped"] = int(jax.device_get(adv["groups_dropped"]))
+    if ppo_cfg.dynamic_sampling:
+        metrics["groups_dropped"] = int(jax.device_get(adv["groups_dropped"]))
     return state, adv, metrics
 
 

@@ -1,9 +1,11 @@
 """Run one PPO train step of the toy policy on several meshes; save loss/grads/params to npz.
 
 Usage: XLA_FLAGS=--xla_force_host_platform_device_count=8 \
-    python sharded_step_run.py OUT.npz [GRAD_ACCUM] [toy|t5|decoder]
+    python sharded_step_run.py OUT.npz [GRAD_ACCUM] [toy|t5|decoder] [ppo|grpo|dr_grpo]
 (the flag must be set before jax is imported, hence a separate process). Mesh "single" uses
-one device; the others use all 8. tests/test_parallel_sharded_step.py compares them.
+one device; the others use all 8. tests/test_parallel_sharded_step.py compares them. The last
+argument picks the loss: the default PPO one, or a GRPO-family aggregation with the k3 KL in the
+loss, clip-higher and dual clip (ALGOS).
 """
 
 import os
@@ -28,6 +30,19 @@ from ppocoder_jax.ppo.state import (  # noqa: E402
     make_optimizer,
 )
 from ppocoder_jax.ppo.train_step import build_train_step  # noqa: E402
+
+# name -> (PPOConfig overrides, KLConfig)
+ALGOS = {
+    "ppo": ({}, KLConfig()),
+    "grpo": (
+        dict(loss_agg="seq_mean_token_mean", clip_high=0.28, dual_clip=3.0),
+        KLConfig(mode="loss", kind="fixed", init_coef=0.05),
+    ),
+    "dr_grpo": (
+        dict(loss_agg="seq_mean_token_sum_norm", loss_agg_max_len=9),
+        KLConfig(mode="loss", kind="fixed", init_coef=0.05, loss_importance_weight=True),
+    ),
+}
 
 MESHES = {
     "single": (1, 1, 1),
@@ -119,7 +134,7 @@ def _decoder_model(vocab):
     return init, decoder.param_logical_axes, make_apply_fn(cfg, dropout=True)
 
 
-def main(out_path, grad_accum, model="toy"):
+def main(out_path, grad_accum, model="toy", algo="ppo"):
     assert jax.device_count() == 8, jax.devices()
     vocab, batch_size = 32, 16
     if model == "t5":
@@ -132,7 +147,8 @@ def main(out_path, grad_accum, model="toy"):
             toy_logical_axes,
             toy_apply,
         )
-    ppo = PPOConfig(vf_coef=0.5, entropy_coef=0.01, grad_accum_steps=grad_accum)
+    more, kl_cfg = ALGOS[algo]
+    ppo = PPOConfig(vf_coef=0.5, entropy_coef=0.01, grad_accum_steps=grad_accum, **more)
     # lr 1e-3 (100x a real PPO lr): Adam's first step is lr * g / (|g| + eps) per element, which
     # turns the ~1e-7 (of scale) summation-order noise of near-zero gradient elements into
     # O(lr * 1e-3) parameter noise; with lr 1e-2 that reaches ~1e-5 of the weights' scale.
@@ -157,11 +173,11 @@ def main(out_path, grad_accum, model="toy"):
         mesh = make_mesh(MeshConfig(data=shape[0], fsdp=shape[1], tensor=shape[2]), devices)
         if model in ("t5", "decoder"):  # their inits draw on the host: concrete params
             state, shardings = create_train_state_from_params(
-                init_fn(jax.random.PRNGKey(0)), axes_fn, tx, KLConfig(), jax.random.PRNGKey(1), mesh
+                init_fn(jax.random.PRNGKey(0)), axes_fn, tx, kl_cfg, jax.random.PRNGKey(1), mesh
             )
         else:
             state, shardings = create_sharded_train_state(
-                init_fn, axes_fn, tx, KLConfig(), jax.random.PRNGKey(0), mesh
+                init_fn, axes_fn, tx, kl_cfg, jax.random.PRNGKey(0), mesh
             )
         batch = shard_batch(batch_np, mesh)
         out = {}
@@ -177,7 +193,9 @@ def main(out_path, grad_accum, model="toy"):
         out["spec_tokens"] = np.array(str(batch.tokens.sharding.spec))
         # one step on the whole batch (rows reversed, so the gather is exercised); it also
         # returns its gradients
-        step = build_train_step(apply_fn, tx, ppo, mesh, shardings, return_grads=True)
+        step = build_train_step(
+            apply_fn, tx, ppo, mesh, shardings, return_grads=True, kl_cfg=kl_cfg
+        )
         idx = np.arange(batch_size, dtype=np.int32)[::-1].copy()
         new_state, metrics, grads = step(state, batch, idx)
         out["loss"] = np.asarray(metrics["loss"])
@@ -198,4 +216,5 @@ if __name__ == "__main__":
         sys.argv[1],
         int(sys.argv[2]) if len(sys.argv) > 2 else 1,
         sys.argv[3] if len(sys.argv) > 3 else "toy",
+        sys.argv[4] if len(sys.argv) > 4 else "ppo",
     )
