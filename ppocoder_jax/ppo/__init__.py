@@ -5,10 +5,14 @@ here.
 """
 
 from ppocoder_jax.ppo.kernels import (
+    clipped_surrogate,
     entropy_from_logits,
     exact_kl_from_logits,
     explained_variance,
     gae,
+    group_mean_std,
+    groups_with_spread,
+    k3_kl,
     kl_penalised_rewards,
     last_valid_index,
     masked_mean,
@@ -19,6 +23,7 @@ from ppocoder_jax.ppo.kernels import (
     whiten,
 )
 from ppocoder_jax.ppo.kl import KLState, init_kl_state, update_kl_state
+from ppocoder_jax.ppo.registry import ADVANTAGES, LOSS_AGGREGATIONS, Registry
 from ppocoder_jax.ppo.state import (
     TrainState,
     create_sharded_train_state,
@@ -36,21 +41,27 @@ from ppocoder_jax.ppo.train_step import (
     build_loss_and_grads,
     build_train_step,
     compute_advantages,
+    kl_placement,
     learn_from_rollout,
     loss_and_grads,
     minibatch_indices,
     ppo_batch_shardings,
     ppo_update,
     update_state_kl,
+    uses_reference,
 )
 
 __all__ = [
+    "ADVANTAGES",
     "ApplyFn",
+    "LOSS_AGGREGATIONS",
+    "Registry",
     "KLState",
     "PPOBatch",
     "TrainState",
     "build_loss_and_grads",
     "build_train_step",
+    "clipped_surrogate",
     "compute_advantages",
     "create_sharded_train_state",
     "create_train_state_from_params",
@@ -59,9 +70,13 @@ __all__ = [
     "frozen_copy",
     "explained_variance",
     "gae",
+    "group_mean_std",
+    "groups_with_spread",
     "init_kl_state",
     "init_train_state",
+    "k3_kl",
     "kl_penalised_rewards",
+    "kl_placement",
     "last_valid_index",
     "learn_from_rollout",
     "loss_and_grads",
@@ -78,6 +93,7 @@ __all__ = [
     "train_state_shardings",
     "update_kl_state",
     "update_state_kl",
+    "uses_reference",
     "value_loss",
     "whiten",
 ]
