@@ -57,10 +57,20 @@ def _taken(z, tok):
     return jnp.take_along_axis(z, tok[..., None], axis=-1)[..., 0]
 
 
+def _log_softmax_lse(z):
+    """(log_softmax(z), logsumexp(z)), rounded as jax.nn.log_softmax rounds."""
+    top = jax.lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True))
+    shifted = z - top
+    log_norm = jnp.log(jnp.sum(jnp.exp(shifted), axis=-1, keepdims=True))
+    return shifted - log_norm, (top + log_norm)[..., 0]
+
+
+def _log_softmax(z):
+    return _log_softmax_lse(z)[0]
+
+
 def _chunk_forward(h, weight, tok, vocab_major):
-    z = _logits(h, weight, vocab_major)
-    lse = jax.nn.logsumexp(z, axis=-1)
-    logp = z - lse[..., None]
+    logp, lse = _log_softmax_lse(_logits(h, weight, vocab_major))  # lse: for the backward
     # -sum p log p, not lse - sum p z: the latter cancels to noise at low entropy
     entropy = -jnp.sum(jnp.exp(logp) * logp, axis=-1)
     return _taken(logp, tok), entropy, lse
@@ -135,12 +145,12 @@ def logprob_and_exact_kl(
     )
     b, t = tokens.shape
     vocab = weight.shape[0 if vocab_major else 1]
-    c = chunk or chunk_length(2 * b, t, vocab)  # two chunks of logits live at once
+    c = chunk or chunk_length(b, t, vocab)  # as token_logprob_entropy chunks
 
     def body(_, xs):
         h, hr, tok = xs
-        logp = jax.nn.log_softmax(_logits(h, weight, vocab_major), axis=-1)
-        logq = jax.nn.log_softmax(_logits(hr, ref_weight, vocab_major), axis=-1)
+        logp = _log_softmax(_logits(h, weight, vocab_major))
+        logq = _log_softmax(_logits(hr, ref_weight, vocab_major))
         kl = jnp.sum(jnp.exp(logp) * (logp - logq), axis=-1)
         return None, (_taken(logp, tok), _taken(logq, tok), kl)
 

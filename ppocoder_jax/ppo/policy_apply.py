@@ -5,8 +5,9 @@
     rollout_statistics(params, ref_params or None, prompt_ids, prompt_mask, tokens, token_mask,
                        *, policy, dtype, exact_kl) -> (logprobs, values, ref_logprobs, kl | None)
 
-Both call `Policy.score` with the same masks, so the log-probs the PPO ratio starts from and the
-ones the train step recomputes come from the same computation.
+Both run the policy's teacher-forced pass with the same masks and the fused LM head
+(`Policy.token_stats`), so the log-probs the PPO ratio starts from and the ones the train step
+recomputes come from the same computation.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from ppocoder_jax.model.policy import as_policy, backbone_frozen, token_logprobs
+from ppocoder_jax.model.policy import as_policy, backbone_frozen
 
 
 def make_apply_fn(policy, dtype=jnp.float32, head_only: bool = False, dropout: bool = True):
@@ -48,19 +49,28 @@ def rollout_statistics(
 ):
     """Teacher-forced log-probs / values of the policy, the reference's log-probs, and (when
     exact_kl) the full-vocabulary KL per token, else None; all 0 where token_mask == 0.
+    Through the fused LM head (model/lm_head.py): no [B, T, V] logits.
 
     ``ref_params=None`` (no KL: ``kl.mode=none`` or beta = 0) skips the reference forward: the
     reference log-probs are the policy's own and the KL is 0."""
-    from ppocoder_jax.ppo import kernels as K
+    from ppocoder_jax.model import lm_head
 
     policy = as_policy(policy)
-    logits, values = policy.score(params, prompt_ids, prompt_mask, tokens, token_mask, dtype)
     mask = token_mask.astype(jnp.float32)
-    logprobs = token_logprobs(logits, tokens) * mask
-    if ref_params is None:
-        kl = jnp.zeros_like(logprobs) if exact_kl else None
-        return logprobs, values * mask, logprobs, kl
-    ref_logits, _ = policy.score(ref_params, prompt_ids, prompt_mask, tokens, token_mask, dtype)
-    ref_logprobs = token_logprobs(ref_logits, tokens) * mask
-    kl = K.exact_kl_from_logits(logits, ref_logits) * mask if exact_kl else None
-    return logprobs, values * mask, ref_logprobs, kl
+    args = (prompt_ids, prompt_mask, tokens, token_mask, dtype)
+    if ref_params is None or not exact_kl:
+        logprobs, _, values = policy.token_stats(params, *args)
+        logprobs = logprobs * mask
+        if ref_params is None:
+            kl = jnp.zeros_like(logprobs) if exact_kl else None
+            return logprobs, values * mask, logprobs, kl
+        ref_logprobs, _, _ = policy.token_stats(ref_params, *args)
+        return logprobs, values * mask, ref_logprobs * mask, None
+    hidden, values = policy.head_inputs(params, *args)
+    ref_hidden, _ = policy.head_inputs(ref_params, *args)
+    weight, vocab_major = policy.head_weight(params, dtype)
+    ref_weight, _ = policy.head_weight(ref_params, dtype)
+    logprobs, ref_logprobs, kl = lm_head.logprob_and_exact_kl(
+        hidden, weight, ref_hidden, ref_weight, tokens, vocab_major=vocab_major
+    )
+    return logprobs * mask, values * mask, ref_logprobs * mask, kl * mask
