@@ -121,8 +121,23 @@ def _load_policy(cfg: Config, seed: int | None):
         from ppocoder_jax.model import decoder
 
         model_cfg = tiny_decoder_config(cfg, tokenizer)
-        return decoder.init_params(model_cfg, rng), model_cfg, tokenizer
-    from ppocoder_jax.model import init_params
+        init = decoder.init_params
+    else:
+        from ppocoder_jax.model import init_params as init
 
-    model_cfg = tiny_t5_config(cfg, vocab_size=len(tokenizer))
-    return init_params(model_cfg, rng), model_cfg, tokenizer
+        model_cfg = tiny_t5_config(cfg, vocab_size=len(tokenizer))
+    # Host arrays, as load_model gives: the trainer sends each device only its shards.
+    with _host_device():
+        params = jax.device_get(init(model_cfg, rng))
+    return params, model_cfg, tokenizer
+
+
+def _host_device():
+    """Make the host's CPU device the default (where there is one), so that a random init
+    never puts a whole copy of the parameters on an accelerator."""
+    import contextlib
+
+    try:
+        return jax.default_device(jax.local_devices(backend="cpu")[0])
+    except (RuntimeError, ValueError):  # no CPU backend (JAX_PLATFORMS without cpu)
+        return contextlib.nullcontext()

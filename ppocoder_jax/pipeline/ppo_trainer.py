@@ -112,19 +112,34 @@ class PPOTrainer:
         rng = jax.random.PRNGKey(cfg.train.seed)
         self.sample_key, state_key = jax.random.split(rng)
 
+        # Everything on the devices is created or loaded straight into its shardings: each
+        # device only ever receives its own shards of the parameters, the optimizer state and
+        # the reference (no whole copy on one device, which is what FSDP exists to avoid).
+        params = jax.device_get(params)  # host arrays (load_model / load_policy give these)
         self._save_reference(params)
-        state = init_train_state(params, self.tx, cfg.kl, state_key)
+
+        def build(p, key):
+            return init_train_state(p, self.tx, cfg.kl, key)
+
+        self._abstract_state = jax.eval_shape(build, params, state_key)
         self.shardings = train_state_shardings(
-            jax.eval_shape(lambda: state),
-            self.policy.param_logical_axes(params),
-            self.mesh,
-            self.tx,
+            self._abstract_state, self.policy.param_logical_axes(params), self.mesh, self.tx
         )
-        self.state = jax.device_put(state, self.shardings)
+        self.ckpt = CheckpointManager(
+            self.run_dir / "checkpoints", max_to_keep=cfg.train.keep_checkpoints
+        )
+        resuming = self.ckpt.latest_step() is not None
         # No KL (kl.mode=none or beta 0): no reference on the device and no reference forward.
+        # The reference is its own device copy (the train step donates the state's buffers).
         self.ref_params = None
         if uses_reference(cfg.kl):
-            self.ref_params = jax.device_put(self._load_reference(), self.shardings.params)
+            self.ref_params = self._place(self._load_reference() if resuming else params)
+        self.state = None  # restored below when resuming
+        if not resuming:
+            placed = jax.device_put(params, self.shardings.params)
+            self.state = jax.jit(build, out_shardings=self.shardings)(placed, state_key)
+            del placed
+        del params
         apply_fn = make_apply_fn(self.policy, self.dtype)
         self.train_step = build_train_step(
             apply_fn, self.tx, cfg.ppo, self.mesh, self.shardings, kl_cfg=cfg.kl
@@ -148,13 +163,11 @@ class PPOTrainer:
         )
         self.stream = DataStream(len(train_examples), cfg.train.seed)
         self.iteration = 0
-        self.ckpt = CheckpointManager(
-            self.run_dir / "checkpoints", max_to_keep=cfg.train.keep_checkpoints
-        )
         self._saved_iteration = None  # the iteration of the newest checkpoint (None: none yet)
         self._maybe_resume()
         # Rows a killed run logged after its last checkpoint are logged again from here.
-        self.logger.rewind("ppo", self.iteration)
+        if self.logger is not None:
+            self.logger.rewind("ppo", self.iteration)
 
     # -- reference / resume -------------------------------------------------------------------
 
@@ -177,12 +190,21 @@ class PPOTrainer:
         params, _, _ = load_model(str(self.run_dir / REFERENCE_DIR))
         return params
 
+    def _place(self, host_params):
+        """A fresh device copy of host parameters in the policy's shardings (each device gets
+        its shards only), sharing no buffer with anything else."""
+        shardings = self.shardings.params
+        placed = jax.device_put(host_params, shardings)
+        copy = jax.jit(lambda p: jax.tree.map(jnp.copy, p), out_shardings=shardings)
+        return copy(placed)
+
     def _maybe_resume(self) -> None:
         from ppocoder_jax.checkpoint.manager import abstract_with_shardings
 
         if self.ckpt.latest_step() is None:
             return
-        target = abstract_with_shardings(jax.eval_shape(lambda: self.state), self.shardings)
+        # Orbax reads each device's shards straight into the target shardings.
+        target = abstract_with_shardings(self._abstract_state, self.shardings)
         try:
             restored = self.ckpt.restore(target)
         except ValueError as err:
