@@ -426,10 +426,18 @@ def test_a_dead_server_is_an_infra_error_then_restarts():
         assert server.starts == 3 and ex.python_server
 
 
-def test_falls_back_to_one_interpreter_per_job(monkeypatch, caplog):
-    """Servers that cannot be built (here: a server that exits at once) leave the per-job
-    path in charge, said once in the log; no job is lost to it."""
-    monkeypatch.setattr(python_server, "ZYGOTE_SOURCE", "import sys\nsys.exit(3)\n")
+@pytest.mark.parametrize("broken", ["exits at once", "per-job sandbox fails"])
+def test_falls_back_to_one_interpreter_per_job(monkeypatch, caplog, broken):
+    """Servers that cannot be built (one that exits at once; one whose start-up probe job fails,
+    as on a kernel without pidfds) leave the per-job path in charge, said once in the log; no
+    job is lost to it."""
+    source = python_server.ZYGOTE_SOURCE
+    if broken == "exits at once":
+        source = "import sys\nsys.exit(3)\n"
+    else:
+        assert "os.pidfd_open(pid)" in source
+        source = source.replace("os.pidfd_open(pid)", "os.pidfd_open(-1)")
+    monkeypatch.setattr(python_server, "ZYGOTE_SOURCE", source)
     jobs = [_assert(f"def f():\n    return {i}\n", f"assert f() == {i}\n") for i in range(4)]
     with caplog.at_level(logging.WARNING), Executor(workers=2, timeout_s=5.0) as ex:
         results = ex.run_many(jobs)

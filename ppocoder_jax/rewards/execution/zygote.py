@@ -301,6 +301,14 @@ def _write_all(fd, data):
         view = view[os.write(fd, view) :]
 
 
+def _probe_job(runner_file):
+    uid = (1 << 20) + int.from_bytes(os.urandom(4), "little") % ((1 << 30) - (1 << 20))
+    limits = {"cpu": 10, "data": 1 << 30, "nproc": 16, "fsize": 1 << 20, "nofile": 64}
+    limits.update(disk=1 << 20, inodes=64)
+    return {"source": "probe.py", "uid": uid, "wall": 30, "env": {}, "limits": limits,
+            "runner": runner_file}  # fmt: skip
+
+
 def serve():
     """Answer jobs until stdin closes; returns only inside a job process (see module doc)."""
     runner = types.ModuleType("__main__")
@@ -323,6 +331,18 @@ def serve():
     # skip it (and so do not copy the pages it lives on).
     gc.collect()
     gc.freeze()
+    # One empty job through every step before saying READY: a kernel without some feature
+    # (pidfd, a namespace, tmpfs options) fails here, and the executor keeps one interpreter
+    # per job, instead of failing every job as INFRA_ERROR.
+    try:
+        done = _run(_probe_job(runner_file), b"", b"", flags)
+    except Exception as err:  # noqa: BLE001
+        done = ({"started": False, "detail": f"{type(err).__name__}: {err}"}, b"", b"")
+    if done is None:
+        os._exit(0)  # the probe's job process
+    if not (done[0]["started"] and done[0]["rc"] == 0):
+        os.write(1, f"FAILED {done[0]['detail'] or done[0]}"[:500].encode() + b"\n")
+        os._exit(1)
     requests = _Requests()
     os.write(1, b"READY\n")
     while True:
