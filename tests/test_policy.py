@@ -237,3 +237,56 @@ def test_a_saved_model_reloads_with_the_same_tokenizer(policies, family, tmp_pat
         assert tok2.decode(ids, skip_special_tokens=True) == tok.decode(
             ids, skip_special_tokens=True
         )
+
+
+@pytest.mark.parametrize("family", ["t5", "decoder"])
+def test_fused_head_statistics_and_gradients_equal_the_whole_logits(policies, family):
+    """token_stats / rollout_statistics (fused LM head) against Policy.score's whole logits."""
+    from ppocoder_jax.ppo import kernels as K
+
+    models, _ = policies
+    params, cfg = models[family]
+    policy = as_policy(cfg)
+    rng = np.random.default_rng(0)
+    vocab = policy.head_weight(params, jnp.float32)[0].shape[0]
+    ids, mask = _left_padded(rng, 3, 6, vocab, [6, 2, 4])
+    if policy.pad_side == "right":
+        ids, mask = ids[:, ::-1].copy(), mask[:, ::-1].copy()
+    tokens = jnp.asarray(rng.integers(3, vocab, (3, 7)), jnp.int32)
+    token_mask = jnp.asarray(np.arange(7)[None] < np.array([[7], [3], [5]]), jnp.int32)
+    ref = jax.tree_util.tree_map(
+        lambda x: x + 0.05 * jnp.asarray(rng.standard_normal(x.shape), x.dtype), params
+    )
+    args = (ids, mask, tokens, token_mask)
+    with jax.default_matmul_precision("highest"):
+        lp, vals, ref_lp, kl = rollout_statistics(
+            params, ref, *args, policy=policy, dtype=jnp.float32, exact_kl=True
+        )
+        logits, values = policy.score(params, *args, jnp.float32)
+        ref_logits, _ = policy.score(ref, *args, jnp.float32)
+    m = np.asarray(token_mask, np.float32)
+    np.testing.assert_allclose(lp, token_logprobs(logits, tokens) * m, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(ref_lp, token_logprobs(ref_logits, tokens) * m, atol=1e-5)
+    np.testing.assert_allclose(kl, K.exact_kl_from_logits(logits, ref_logits) * m, atol=1e-5)
+    np.testing.assert_allclose(vals, values * m, atol=1e-6)
+    assert float(np.asarray(kl).max()) > 1e-4
+
+    weights = jnp.asarray(rng.standard_normal((3, 7)), jnp.float32) * token_mask
+
+    def fused(p):
+        logprob, entropy, v = policy.token_stats(p, *args, jnp.float32)
+        return jnp.sum((logprob + 0.3 * entropy + 0.1 * v) * weights)
+
+    def whole(p):
+        z, v = policy.score(p, *args, jnp.float32)
+        logp = jax.nn.log_softmax(z, axis=-1)
+        entropy = -jnp.sum(jnp.exp(logp) * logp, axis=-1)
+        return jnp.sum((token_logprobs(z, tokens) + 0.3 * entropy + 0.1 * v) * weights)
+
+    with jax.default_matmul_precision("highest"):
+        g_fused = jax.grad(fused)(params)
+        g_whole = jax.grad(whole)(params)
+    flat_f = jax.tree_util.tree_leaves_with_path(g_fused)
+    flat_w = jax.tree_util.tree_leaves(g_whole)
+    for (path, a), b in zip(flat_f, flat_w, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5, err_msg=str(path))
