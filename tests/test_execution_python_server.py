@@ -501,3 +501,22 @@ def test_threads_only_in_the_trainer():
     assert r.verdict is V.PASS
     assert all(fn is None for fn in calls)
     assert forks == []
+
+
+@needs_server
+def test_same_stack_depth_and_limits_as_one_interpreter_per_job():
+    """Programs recursing close to the limit see the same depth: main() runs at the same
+    level of the stack in both paths; and the same limits apply."""
+    program = (
+        "import sys, resource\n"
+        "def depth():\n    n, fr = 0, sys._getframe()\n    while fr:\n        n, fr = n + 1, fr.f_back\n    return n\n"
+        "def deepest(n=0):\n    try:\n        return deepest(n + 1)\n    except RecursionError:\n        return n\n"
+        "def f():\n    limits = [resource.getrlimit(getattr(resource, 'RLIMIT_' + r)) for r in\n"
+        "              ('CPU', 'DATA', 'NPROC', 'FSIZE', 'NOFILE', 'CORE', 'STACK', 'AS')]\n"
+        "    return [depth(), deepest(), sys.getrecursionlimit(), limits]\n"
+    )
+    details = []
+    for server in (False, True):
+        with Executor(workers=1, timeout_s=TIMEOUT_S, python_server=server) as ex:
+            details.append(ex.submit(*_call(program, [[]], [None])).result().detail)
+    assert details[0] == details[1] and "wrong answer: [" in details[0], details

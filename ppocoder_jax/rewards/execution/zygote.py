@@ -18,8 +18,8 @@ effective set it works with), then serves one job per request:
             caps them as it capped the files), every other descriptor closed, the same rlimits
             as `prlimit`, a random unprivileged uid and gid with no groups (from root: the
             permitted, effective and ambient sets are cleared), an empty environment, cwd
-            /sandbox; then it returns out of serve() and run_as_main() runs the runner's
-            main() as the interpreter runs a main program.
+            /sandbox; then it returns out of serve() and the module's last lines run the
+            runner's main() and finish() as the interpreter runs a main program.
       init reaps until the job exits, then exits with its status (128+signal when killed, as
       bwrap reports): the kernel then kills whatever the job left in the namespace.
 
@@ -361,27 +361,26 @@ def serve():
         _write_all(1, json.dumps(answer).encode() + b"\n" + out + err)
 
 
-def run_as_main(runner):
-    """What the interpreter does with a main program and at exit (exit status of an uncaught
-    exception or SystemExit, thread shutdown, atexit, a last garbage collection, flushing),
-    minus tearing down the heap that the job shares copy-on-write with the zygote: that
-    touched every page and cost more than the rest of the job together (~8 ms)."""
+def finish(exc):
+    """What the interpreter does after its main program (`exc`: what escaped it, or None):
+    the exit status of an uncaught exception or SystemExit, thread shutdown, atexit, a last
+    garbage collection, flushing; minus tearing down the heap that the job shares
+    copy-on-write with the zygote: that touched every page and cost more than the rest of the
+    job together (~8 ms)."""
     code = 0
-    try:
-        runner.main()
-    except SystemExit as exc:
+    if isinstance(exc, SystemExit):
         code = _exit_status(exc.code)
-    except KeyboardInterrupt:
+    elif isinstance(exc, KeyboardInterrupt):
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # as Python does: die by SIGINT
         os.kill(os.getpid(), signal.SIGINT)
-    except BaseException:  # noqa: BLE001
-        _print_exception()
+    elif exc is not None:
+        _print_exception(exc)
         code = 1
     for step in (_thread_shutdown, _atexit, gc.collect):
         try:
             step()
-        except BaseException:  # noqa: BLE001 (as the interpreter: reported, not fatal)
-            _print_exception()
+        except BaseException as err:  # noqa: BLE001 (as the interpreter: reported, not fatal)
+            _print_exception(err)
     for stream, status in ((sys.stdout, 120), (sys.stderr, None)):
         try:
             stream.flush()
@@ -390,9 +389,9 @@ def run_as_main(runner):
     os._exit(code & 0xFF)
 
 
-def _print_exception():
+def _print_exception(exc):
     try:
-        sys.excepthook(*sys.exc_info())
+        sys.excepthook(type(exc), exc, exc.__traceback__)
     except BaseException:  # noqa: BLE001 (stderr closed by the program, ...)
         pass
 
@@ -421,4 +420,11 @@ def _atexit():
 
 
 if __name__ == "__main__":
-    run_as_main(serve())
+    # The job process gets here. main() is called from module level, as the per-job runner
+    # file calls it: the program runs at the same stack depth (recursion limit) there and here.
+    _runner = serve()
+    try:
+        _runner.main()
+    except BaseException as _exc:  # noqa: BLE001
+        finish(_exc)
+    finish(None)
