@@ -73,7 +73,7 @@ class PythonServer:
     def __init__(self, root: Path, python_argv: list[str], name: str):
         self.root, self.python_argv, self.name = root, python_argv, name
         self.proc: subprocess.Popen | None = None
-        self._buf = b""
+        self._buf = bytearray()  # appended in place: floods are up to 2 x 16 MiB
         self.jobs = 0
         self.starts = 0
 
@@ -97,7 +97,7 @@ class PythonServer:
                 env=env,
             )
         self.starts += 1
-        self._buf = b""
+        self._buf = bytearray()
         try:
             line = self._read(time.monotonic() + START_TIMEOUT_S)
         except ServerFailed as err:
@@ -123,10 +123,9 @@ class PythonServer:
             if not chunk:
                 raise ServerFailed(f"python server exited (status {self.proc.wait()})")
             self._buf += chunk
-        if size is None:
-            line, _, self._buf = self._buf.partition(b"\n")
-            return line
-        data, self._buf = self._buf[:size], self._buf[size:]
+        end = self._buf.index(b"\n") if size is None else size
+        data = bytes(self._buf[:end])
+        del self._buf[: end + (size is None)]
         return data
 
     def ensure_started(self) -> None:
