@@ -9,9 +9,10 @@ CAP_SETUID/CAP_SETGID/CAP_SETPCAP: the uid switch and dropping capabilities; CAP
 loopback up). The server is single-threaded, so it may fork: per job it clones a fresh set of
 namespaces and runs the preloaded runner in a confined child (see zygote.py for the steps and
 why the job cannot reach the server or another job). The trainer-side contract is the one of
-`sandbox.run_sandboxed`: a RunOutcome from the same stdin/stdout/stderr files, the same limits,
-the same 128+signal exit statuses, `started=False` (INFRA_ERROR, never scored) when the server
-or the per-job sandbox failed.
+`sandbox.run_sandboxed`: a RunOutcome built by the same code from the job's stdout and stderr
+(memfds in the server, capped by the same RLIMIT_FSIZE as the files), the same limits, the
+same 128+signal exit statuses, `started=False` (INFRA_ERROR, never scored) when the server or
+the per-job sandbox failed. No job directory exists on the host.
 
 Only when running as root with a usable bubblewrap (the per-job uid needs root, as setpriv
 does today); otherwise the executor keeps the per-job interpreter and says so once.
@@ -60,15 +61,14 @@ def unavailable_reason(info: sandbox.SandboxInfo) -> str:
     if zygote.SYS_CLONE < 0:
         return f"unsupported architecture {os.uname().machine}"
     if any(d == "/tmp" or d.startswith("/tmp/") for d in sandbox._outermost(info.ro_binds)):
-        # bwrap would then mount the jobs root at /tmp as well, visible to every job.
+        # bwrap then mounts the server's directory at /tmp, not a link to the job's /sandbox.
         return "the Python installation lies under /tmp"
     return ""
 
 
 class PythonServer:
-    """One zygote, one job at a time (not thread-safe). Start it from a long-lived thread (an
-    executor worker): bwrap --die-with-parent kills the server when the THREAD that started it
-    exits."""
+    """One zygote, one job at a time. Start it from a long-lived thread (an executor worker):
+    bwrap --die-with-parent kills the server when the THREAD that started it exits."""
 
     def __init__(self, root: Path, python_argv: list[str], name: str):
         self.root, self.python_argv, self.name = root, python_argv, name
@@ -76,6 +76,7 @@ class PythonServer:
         self._buf = bytearray()  # appended in place: floods are up to 2 x 16 MiB
         self.jobs = 0
         self.starts = 0
+        self._lock = threading.RLock()  # a job's thread and a warm-up may meet here
 
     def _start(self) -> None:
         info = sandbox.sandbox_info()
@@ -129,9 +130,10 @@ class PythonServer:
         return data
 
     def ensure_started(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            self.close()
-            self._start()
+        with self._lock:
+            if self.proc is None or self.proc.poll() is not None:
+                self.close()
+                self._start()
 
     def run(
         self, program: bytes, source: str, stdin: bytes, limits: sandbox.Limits, env: dict
@@ -139,6 +141,10 @@ class PythonServer:
         """Run the preloaded runner on `program` (saved as `source` in the job's /sandbox)
         with `stdin`; raises ServerFailed when the server itself failed (it is then stopped,
         the next run starts a fresh one)."""
+        with self._lock:
+            return self._run(program, source, stdin, limits, env)
+
+    def _run(self, program, source, stdin, limits, env) -> sandbox.RunOutcome:
         self.ensure_started()
         assert self.proc is not None and self.proc.stdin is not None
         request = {
@@ -233,14 +239,18 @@ class PythonServerPool:
 
     def warm_up(self, threads: ThreadPoolExecutor) -> None:
         """Start every server now, e.g. before timing. On `threads`, the executor's workers:
-        bwrap --die-with-parent kills a server when the THREAD that started it exits."""
-        servers = [self.acquire() for _ in range(self.size)]
-        try:
-            for future in [threads.submit(_start_quietly, s, self) for s in servers]:
-                future.result()
-        finally:
-            for s in servers:
-                self.release(s)
+        bwrap --die-with-parent kills a server when the THREAD that started it exits. The
+        servers stay free meanwhile (jobs may take them: each server has its own lock), so a
+        warm-up beside running jobs cannot deadlock the pool."""
+        with self._cond:
+            while len(self._all) < self.size:
+                server = PythonServer(self.root, self.python_argv, f"pyserver-{len(self._all)}")
+                self._all.append(server)
+                self._free.append(server)
+            servers = list(self._all)
+            self._cond.notify_all()
+        for future in [threads.submit(_start_quietly, s, self) for s in servers]:
+            future.result()
 
     def close(self) -> None:
         with self._cond:
