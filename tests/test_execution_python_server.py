@@ -265,6 +265,14 @@ PROGRAMS = {
         ),
         {V.PASS},
     ),
+    "megabytes_of_tests": (
+        _call(
+            "def f(xs):\n    return sum(xs) % 1000003\n",
+            [[list(range(400_000))]],
+            [(400_000 * 399_999 // 2) % 1000003],
+        ),
+        {V.PASS},
+    ),
     "reads_its_stdin": (
         _call("import sys\ndata = sys.stdin.read()\ndef f():\n    return data\n", [[]], [""]),
         {V.PASS},

@@ -119,7 +119,7 @@ def _init_mounts(job, program):
     for name, data in ((job["source"], program), (RUNNER_FILE, job["runner"])):
         fd = os.open(SANDBOX + "/" + name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            os.write(fd, data)
+            _write_all(fd, data)
         finally:
             os.close(fd)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -207,7 +207,7 @@ def _job_init(job, program, fds, marker):
 def _memfd(name, data=b""):
     fd = os.memfd_create(name)
     if data:
-        os.write(fd, data)
+        _write_all(fd, data)
         os.lseek(fd, 0, os.SEEK_SET)
     return fd
 
