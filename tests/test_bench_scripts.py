@@ -60,3 +60,9 @@ def test_bench_model_decode_tiny():
         "--vocab", "100", "--batch", "2", "--prompt", "8", "--new", "8", "--repeats", "1",
     )  # fmt: skip
     assert "identical greedy tokens: True" in out
+
+
+def test_bench_memory_two_iterations(tmp_path):
+    out = _run("bench_memory.py", "--iters", "2", "--out", str(tmp_path / "run"))
+    assert "| 2 |" in out and "peak RSS" in out
+    assert (tmp_path / "run" / "rss.json").exists()
