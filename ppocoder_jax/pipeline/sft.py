@@ -33,14 +33,16 @@ def sft_optimizer(cfg: Config) -> optax.GradientTransformation:
 
 
 def cross_entropy_loss(params, policy, batch, dtype, label_smoothing: float = 0.0):
-    """Mean token cross-entropy over the target tokens only (prompt tokens carry no loss)."""
+    """Mean token cross-entropy over the target tokens only (prompt tokens carry no loss).
+    Without label smoothing it is -log p(target) from the fused LM head (no [B, T, V])."""
     src, src_mask, tgt, tgt_mask = batch
-    logits, _ = policy.score(params, src, src_mask, tgt, tgt_mask, dtype)
-    vocab = logits.shape[-1]
-    labels = jax.nn.one_hot(tgt, vocab)
-    if label_smoothing:
-        labels = optax.smooth_labels(labels, label_smoothing)
-    losses = optax.softmax_cross_entropy(logits, labels)
+    if label_smoothing:  # needs every log-prob of the vocabulary
+        logits, _ = policy.score(params, src, src_mask, tgt, tgt_mask, dtype)
+        labels = optax.smooth_labels(jax.nn.one_hot(tgt, logits.shape[-1]), label_smoothing)
+        losses = optax.softmax_cross_entropy(logits, labels)
+    else:
+        logprobs, _, _ = policy.token_stats(params, src, src_mask, tgt, tgt_mask, dtype)
+        losses = -logprobs
     mask = tgt_mask.astype(jnp.float32)
     return (losses * mask).sum() / jnp.maximum(mask.sum(), 1.0)
 

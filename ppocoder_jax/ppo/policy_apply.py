@@ -1,7 +1,7 @@
 """The policy as the PPO update sees it: one teacher-forced pass for the step and the statistics.
 
     make_apply_fn(policy, dtype, head_only=False, dropout=True)
-        -> apply(params, batch: PPOBatch, rng) -> (logits [b,T,V] fp32, values [b,T] fp32)
+        -> apply(params, batch: PPOBatch, rng) -> (logprobs, entropy, values) [b,T] fp32
     rollout_statistics(params, ref_params or None, prompt_ids, prompt_mask, tokens, token_mask,
                        *, policy, dtype, exact_kl) -> (logprobs, values, ref_logprobs, kl | None)
 
@@ -21,8 +21,8 @@ from ppocoder_jax.model.policy import as_policy, backbone_frozen
 
 
 def make_apply_fn(policy, dtype=jnp.float32, head_only: bool = False, dropout: bool = True):
-    """``apply(params, batch, rng)``: logits[:, t] produced tokens[:, t]; values[:, t] is the
-    value of the state before it. ``dropout`` passes ``rng`` to the value-head dropout;
+    """``apply(params, batch, rng)``: the log-prob of tokens[:, t] and the entropy of the
+    distribution that produced it; values[:, t] is the value of the state before it. ``dropout`` passes ``rng`` to the value-head dropout;
     ``head_only`` lets gradients reach only the value head (the value warm-up must not move
     the policy through the backbone; AdamW's decoupled weight decay still applies)."""
     policy = as_policy(policy)
@@ -30,7 +30,7 @@ def make_apply_fn(policy, dtype=jnp.float32, head_only: bool = False, dropout: b
     def apply(params, batch, rng):
         if head_only:
             params = backbone_frozen(params)
-        return policy.score(
+        return policy.token_stats(
             params,
             batch.prompt_ids,
             batch.prompt_mask,

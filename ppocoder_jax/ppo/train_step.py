@@ -2,11 +2,13 @@
 
 Model-independent: the policy enters as an ``apply_fn``::
 
-    apply_fn(params, batch: PPOBatch, rng) -> (logits [b, T, V] fp32, values [b, T] fp32)
+    apply_fn(params, batch: PPOBatch, rng)
+        -> (logprobs [b, T], entropy [b, T], values [b, T]), fp32
 
-where ``logits[:, t]`` is the distribution that produced ``batch.tokens[:, t]`` (for T5:
-``forward(params, cfg, batch.prompt_ids, batch.prompt_mask, shift_right(batch.tokens),
-batch.token_mask, dropout_rng=rng)``) and ``b`` is a micro-batch of the rollout batch.
+the log-prob of ``batch.tokens[:, t]`` under the distribution that produced it, that
+distribution's entropy and the value of the state before it (`Policy.token_stats` through
+`policy_apply.make_apply_fn`: the fused LM head, no [b, T, V] logits); ``b`` is a micro-batch
+of the rollout batch.
 
 One PPO iteration (host loop, see ``ppo_update``; ``learn_from_rollout`` is this sequence)::
 
@@ -179,9 +181,8 @@ def ppo_loss_sums(
     pi / pi_old with ``kl_weighted``).  The policy-loss aggregation's pair (``cfg.loss_agg``):
     ``policy_loss_agg`` / ``agg_count``, and ``kl_loss_agg`` over the same count.
     """
-    logits, values = apply_fn(params, batch, rng)
+    logprobs, entropy, values = apply_fn(params, batch, rng)
     mask = batch.token_mask.astype(jnp.float32)
-    logprobs = K.token_logprobs(logits, batch.tokens)
     low, high = cfg.clip_range
     per_pg, ind = K.clipped_surrogate(
         logprobs, batch.old_logprobs, batch.advantages, mask, low, high, cfg.dual_clip
@@ -189,7 +190,7 @@ def ppo_loss_sums(
     aggregate = R.loss_aggregation(cfg)
     pg_agg, agg_count = aggregate(per_pg, mask, cfg)
     vf_sum, _, vf_m = K.value_loss(values, batch.old_values, batch.returns, mask, cfg.value_clip)
-    ent_sum, count = K.entropy_from_logits(logits, mask)
+    ent_sum, count = K.masked_sum(entropy, mask), jnp.sum(mask)
     out = {
         "policy_loss": K.masked_sum(per_pg, mask),
         "value_loss": vf_sum,

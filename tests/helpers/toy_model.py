@@ -2,8 +2,8 @@
 the model-independent PPO machinery (the real policies are in ``ppocoder_jax.model``).
 
 It follows the same contract as the T5 policy: params ``{'body': ..., 'value_head': ...}``, a
-logical-axes pytree using the t5x names, and ``toy_apply(params, batch, rng) -> (logits, values)``
-matching ``ApplyFn`` (decoder input = tokens shifted right with start token 0).
+logical-axes pytree using the t5x names, and ``toy_apply(params, batch, rng) -> (logprobs,
+entropy, values)`` matching ``ApplyFn`` (decoder input = tokens shifted right with start token 0).
 """
 
 from __future__ import annotations
@@ -66,9 +66,15 @@ def toy_forward(params, prompt_ids, prompt_mask, decoder_input_ids):
 
 
 def toy_apply(params, batch, rng):
-    """``ApplyFn`` for ``PPOBatch``-like batches (``rng`` unused: no dropout)."""
+    """``ApplyFn`` for ``PPOBatch``-like batches: (log-probs, entropy, values) of the taken
+    tokens from the whole logits (``rng`` unused: no dropout)."""
     del rng
-    return toy_forward(params, batch.prompt_ids, batch.prompt_mask, shift_right(batch.tokens))
+    logits, values = toy_forward(
+        params, batch.prompt_ids, batch.prompt_mask, shift_right(batch.tokens)
+    )
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    taken = jnp.take_along_axis(logp, batch.tokens[..., None].astype(jnp.int32), axis=-1)
+    return taken[..., 0], -jnp.sum(jnp.exp(logp) * logp, axis=-1), values
 
 
 def random_ppo_batch(seed: int, batch: int, prompt_len: int, length: int, vocab: int):
