@@ -54,6 +54,9 @@ class ModelConfig:
     # Tokenizer directory; "" means: the model's own, else the embedded code tokenizer.
     tokenizer: str = ""
     compute_dtype: Literal["float32", "bfloat16"] = "float32"
+    # Recompute each layer's activations in the backward pass of PPO and SFT steps instead of
+    # keeping them: memory for one layer's internals, about one more forward pass of time.
+    remat: bool = False
     value_head_dropout: float = 0.1
 
     def __post_init__(self):
@@ -349,6 +352,13 @@ class TrainConfig:
     log_every: int = 1
     wandb: bool = False
     tensorboard: bool = True
+    # PPO: sample batch k+1 while batch k is scored and learned from (the device samples and the
+    # reward pool scores at the same time). One step off-policy: batch k+1 comes from the
+    # parameters before update k; its old log-probs, values, reference log-probs and KL are
+    # computed with those sampling parameters, so the PPO ratio starts from the behaviour policy
+    # and its clip bounds the extra step. Faster when scoring costs about as much as the device
+    # work (README, PPO); checkpoints keep the sampled batch, so resume stays exact.
+    overlap_rollouts: bool = False
 
     def __post_init__(self):
         _check(self.steps >= 0, "train.steps", "must be >= 0")

@@ -315,6 +315,7 @@ class DecoderLM(nn.Module):
 
     cfg: DecoderConfig
     dtype: Dtype = jnp.float32
+    remat: bool = False  # layers recompute their activations in the backward pass
 
     def setup(self):
         cfg = self.cfg
@@ -324,7 +325,8 @@ class DecoderLM(nn.Module):
             stddev=cfg.initializer_range,
             param_name="embedding",
         )
-        self.layers = [DecoderLayer(cfg, self.dtype) for _ in range(cfg.num_hidden_layers)]
+        layer = nn.remat(DecoderLayer) if self.remat else DecoderLayer
+        self.layers = [layer(cfg, self.dtype) for _ in range(cfg.num_hidden_layers)]
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         if not cfg.tie_word_embeddings:
             self.lm_head = Linear(
@@ -403,8 +405,8 @@ class DecoderLM(nn.Module):
 # ----------------------------------------------------------------------------- pure functions
 
 
-def _lm(cfg: DecoderConfig, dtype) -> DecoderLM:
-    return DecoderLM(cfg, jnp.dtype(dtype))
+def _lm(cfg: DecoderConfig, dtype, remat: bool = False) -> DecoderLM:
+    return DecoderLM(cfg, jnp.dtype(dtype), remat)
 
 
 def init_params_boxed(cfg: DecoderConfig, rng: jax.Array) -> Params:
@@ -471,9 +473,12 @@ def logits_and_hidden(
     return logits, hidden
 
 
-def hidden_states(params: Params, cfg: DecoderConfig, input_ids, attention_mask, *, dtype):
-    """Final hidden states [B,T,D] (after the last norm), without the LM head."""
-    hidden, _ = _lm(cfg, dtype).apply(
+def hidden_states(
+    params: Params, cfg: DecoderConfig, input_ids, attention_mask, *, dtype, remat=False
+):
+    """Final hidden states [B,T,D] (after the last norm), without the LM head; remat: layers
+    recompute their activations in the backward pass."""
+    hidden, _ = _lm(cfg, dtype, remat).apply(
         {"params": params["lm"]}, input_ids, attention_mask, method="trunk"
     )
     return hidden

@@ -250,13 +250,21 @@ class DecoderLayer(nn.Module):
         return self._cross_and_mlp(x, cross_k, cross_v, enc_mask), new_cache
 
 
+def _maybe_remat(layer_cls, remat: bool):
+    """remat: each layer's activations are recomputed in the backward pass instead of kept
+    (memory for one layer's internals instead of all of them; about one more forward)."""
+    return nn.remat(layer_cls) if remat else layer_cls
+
+
 class Encoder(nn.Module):
     cfg: T5Config
     dtype: Dtype
+    remat: bool = False
 
     def setup(self):
         self.relpos_bias = RelativePositionBias(self.cfg, bidirectional=True)
-        self.layers = [EncoderLayer(self.cfg, self.dtype) for _ in range(self.cfg.num_layers)]
+        layer = _maybe_remat(EncoderLayer, self.remat)
+        self.layers = [layer(self.cfg, self.dtype) for _ in range(self.cfg.num_layers)]
         self.encoder_norm = _norm(self.cfg, self.dtype)
 
     def __call__(self, x, attention_mask):
@@ -271,12 +279,12 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     cfg: T5Config
     dtype: Dtype
+    remat: bool = False
 
     def setup(self):
         self.relpos_bias = RelativePositionBias(self.cfg, bidirectional=False)
-        self.layers = [
-            DecoderLayer(self.cfg, self.dtype) for _ in range(self.cfg.num_decoder_layers)
-        ]
+        layer = _maybe_remat(DecoderLayer, self.remat)
+        self.layers = [layer(self.cfg, self.dtype) for _ in range(self.cfg.num_decoder_layers)]
         self.decoder_norm = _norm(self.cfg, self.dtype)
 
     def __call__(self, x, decoder_mask, enc, enc_mask):
@@ -311,14 +319,15 @@ class T5(nn.Module):
 
     cfg: T5Config
     dtype: Dtype = jnp.float32
+    remat: bool = False
 
     def setup(self):
         cfg = self.cfg
         self.token_embedder = Param(
             (cfg.vocab_size, cfg.d_model), ("vocab", "embed"), param_name="embedding"
         )
-        self.encoder = Encoder(cfg, self.dtype)
-        self.decoder = Decoder(cfg, self.dtype)
+        self.encoder = Encoder(cfg, self.dtype, self.remat)
+        self.decoder = Decoder(cfg, self.dtype, self.remat)
         if not cfg.tie_word_embeddings:
             self.lm_head = Param(
                 (cfg.d_model, cfg.vocab_size), ("embed", "vocab"), stddev=cfg.d_model**-0.5

@@ -72,6 +72,9 @@ class Policy(abc.ABC):
     """A model family behind one surface; hashable (a static jit argument)."""
 
     cfg: Any
+    # Teacher-forced passes recompute each layer's activations in the backward pass instead
+    # of keeping them (`model.remat`): memory for one layer's internals, ~one more forward.
+    remat: bool = False
     family: ClassVar[str]
     pad_side: ClassVar[str]  # "right" | "left": where prompt batches are padded
 
@@ -217,6 +220,7 @@ class T5Policy(Policy):
             dec_in,
             dec_mask,
             dtype=dtype,
+            remat=self.remat,
         )
         values = t5.value_head(params, self.cfg, hidden, dropout_rng)
         if self.cfg.scale_decoder_outputs:  # T5 v1.0 / CodeT5 with a tied head
@@ -283,7 +287,7 @@ class DecoderPolicy(Policy):
         width = prompt_ids.shape[1]
         ids = jnp.concatenate([prompt_ids, tokens[:, :-1]], axis=1).astype(jnp.int32)
         mask = jnp.concatenate([prompt_mask, token_mask[:, :-1]], axis=1).astype(jnp.int32)
-        hidden = decoder.hidden_states(params, self.cfg, ids, mask, dtype=dtype)
+        hidden = decoder.hidden_states(params, self.cfg, ids, mask, dtype=dtype, remat=self.remat)
         # position width-1+t holds the input before token t; the head runs on the response
         # positions only
         hidden = hidden[:, width - 1 :]
@@ -301,15 +305,16 @@ class DecoderPolicy(Policy):
         return decoder.param_logical_axes(params)
 
 
-def as_policy(model) -> Policy:
-    """A Policy for a model config (T5Config or DecoderConfig); a Policy is returned as is."""
+def as_policy(model, remat: bool | None = None) -> Policy:
+    """A Policy for a model config (T5Config or DecoderConfig); a Policy is returned as is
+    unless `remat` asks for another setting."""
     if isinstance(model, Policy):
-        return model
+        return model if remat is None else dataclasses.replace(model, remat=remat)
     from ppocoder_jax.model.decoder_config import DecoderConfig
     from ppocoder_jax.model.t5_config import T5Config
 
     if isinstance(model, T5Config):
-        return T5Policy(model)
+        return T5Policy(model, remat=bool(remat))
     if isinstance(model, DecoderConfig):
-        return DecoderPolicy(model)
+        return DecoderPolicy(model, remat=bool(remat))
     raise TypeError(f"no policy family for {type(model).__name__}")

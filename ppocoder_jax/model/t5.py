@@ -49,8 +49,8 @@ Params = dict[str, Any]
 Cache = dict[str, dict[str, jax.Array]]
 
 
-def _t5(cfg: T5Config, dtype) -> T5:
-    return T5(cfg, jnp.dtype(dtype))
+def _t5(cfg: T5Config, dtype, remat: bool = False) -> T5:
+    return T5(cfg, jnp.dtype(dtype), remat)
 
 
 def _ones_like_ids(ids: jax.Array) -> jax.Array:
@@ -142,9 +142,11 @@ def decoder_hidden(
     decoder_attention_mask,
     *,
     dtype=jnp.float32,
+    remat: bool = False,
 ):
-    """The decoder's final hidden states [B, T, D] in dtype (before any output scaling)."""
-    return _t5(cfg, dtype).apply(
+    """The decoder's final hidden states [B, T, D] in dtype (before any output scaling);
+    remat: layers recompute their activations in the backward pass."""
+    return _t5(cfg, dtype, remat).apply(
         {"params": params["t5"]},
         input_ids,
         attention_mask,

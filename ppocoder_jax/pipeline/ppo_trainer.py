@@ -10,6 +10,14 @@ One iteration:
   4. KL-penalised rewards -> GAE -> whitening -> `ppo_epochs x num_minibatches` jitted steps;
   5. advance the KL controller; log; save every `train.save_every` iterations.
 
+With `train.overlap_rollouts`, step 2 for batch k+1 runs during iteration k, right after batch
+k's programs went to the reward pool and before update k: batch k+1 is sampled with the
+parameters before update k, its teacher-forced statistics (old log-probs, values, reference
+log-probs, KL) are computed with those same parameters (the behaviour policy), and its programs
+are handed to the reward pool behind batch k's, so the pool scores while the device updates and
+samples. A checkpoint holds that sampled-but-unlearned batch (its tokens and statistics, the
+`rollout` item), so a resumed run learns from the same batch an uninterrupted run does.
+
 The reference policy is the starting parameters, written once to `<run_dir>/reference_model`
 so that a resumed run uses the same frozen copy.
 """
@@ -17,9 +25,11 @@ so that a resumed run uses the same frozen copy.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -59,6 +69,62 @@ class DataStream:
         return np.asarray(out)
 
 
+class _Rows(NamedTuple):
+    """A sampled batch's device arrays: B = prompts x rollout.num_samples rows."""
+
+    prompt_ids: Any  # [B, S]
+    prompt_mask: Any  # [B, S]
+    tokens: Any  # [B, T]
+    token_mask: Any  # [B, T]
+
+
+class _Scoring:
+    """One batch's reward futures, timed: when they were handed over and when the last one came
+    back, each with the reward pool's busy seconds at that moment."""
+
+    def __init__(self, futures: list, busy_seconds):
+        self.futures = futures
+        self._busy_seconds = busy_seconds
+        self.submitted = (time.perf_counter(), busy_seconds())
+        self.done: tuple[float, float] | None = None
+        self._all_done = threading.Event()
+        self._left = len(futures)
+        self._lock = threading.Lock()
+        if not futures:
+            self._finish()
+        for future in futures:
+            future.add_done_callback(self._one_done)
+
+    def _one_done(self, _future) -> None:
+        with self._lock:
+            self._left -= 1
+            if self._left:
+                return
+        self._finish()
+
+    def _finish(self) -> None:
+        self.done = (time.perf_counter(), self._busy_seconds())
+        self._all_done.set()
+
+    def results(self) -> list:
+        parts = [f.result() for f in self.futures]
+        self._all_done.wait()  # the done callbacks run just after result() returns
+        return parts
+
+
+@dataclass
+class _Batch:
+    """A sampled batch on its way to the update that learns from it."""
+
+    iteration: int  # the update (0-based) that learns from it
+    sampled_at: int  # updates the sampling parameters had had
+    position: int  # data-stream position before its prompts were drawn
+    examples: list  # this host's rows, rollout.num_samples per prompt
+    rows: _Rows
+    stats: tuple  # (logprobs, values, ref_logprobs, exact KL | None) of the sampling parameters
+    scoring: _Scoring | None = None  # set once its programs went to the reward pool
+
+
 class PPOTrainer:
     def __init__(
         self,
@@ -88,7 +154,7 @@ class PPOTrainer:
                 "the task has no training examples (with tests, when reward.tests_weight != 0)"
             )
         self.cfg, self.model_cfg, self.tokenizer = cfg, model_cfg, tokenizer
-        self.policy = as_policy(model_cfg)
+        self.policy = as_policy(model_cfg, remat=cfg.model.remat)
         self.examples = train_examples
         self.run_dir, self.logger, self.reward = Path(run_dir), logger, reward
         self.dtype = compute_dtype(cfg)
@@ -164,6 +230,12 @@ class PPOTrainer:
         self.stream = DataStream(len(train_examples), cfg.train.seed)
         self.iteration = 0
         self._saved_iteration = None  # the iteration of the newest checkpoint (None: none yet)
+        # train.overlap_rollouts: the next batch, sampled before the last update (None: none)
+        self._pending: _Batch | None = None
+        self._last_scoring: _Scoring | None = None
+        executor = getattr(reward, "executor", None)
+        self._busy_seconds = getattr(executor, "busy_seconds", lambda: 0.0)
+        self._reward_workers = int(getattr(executor, "workers", 1))
         self._maybe_resume()
         # Rows a killed run logged after its last checkpoint are logged again from here.
         if self.logger is not None:
@@ -217,16 +289,71 @@ class PPOTrainer:
         self.stream.position = int(restored.data_state["position"])
         self.iteration = int(restored.data_state["iteration"])
         self._saved_iteration = self.iteration
+        if restored.data_state.get("pending"):
+            self._pending = self._restore_pending(restored.step)
         print(f"resumed from {self.ckpt.directory} at iteration {self.iteration}")
+
+    def _restore_pending(self, step: int) -> _Batch:
+        """The batch a checkpoint holds sampled but not learned from: its prompts are drawn
+        from the data stream again (same position), its tokens and statistics are read back."""
+        from ppocoder_jax.parallel.mesh import batch_sharding
+
+        position, examples, prompts = self._draw_prompts()
+        n = self.cfg.rollout.num_samples
+        rows, width = prompts[0].shape[0] * n, prompts[0].shape[1]
+        length = min(self.cfg.rollout.max_new_tokens, self.cfg.data.max_target_length)
+        sharding = batch_sharding(self.mesh, 2)
+
+        def spec(cols, dtype):
+            return jax.ShapeDtypeStruct((rows, cols), dtype, sharding=sharding)
+
+        target = {k: spec(width, jnp.int32) for k in ("prompt_ids", "prompt_mask")}
+        target |= {k: spec(length, jnp.int32) for k in ("tokens", "token_mask")}
+        stats = ["logprobs", "values", "ref_logprobs"]
+        stats += ["exact_kl"] if self.cfg.kl.estimator == "exact" else []
+        target |= {k: spec(length, jnp.float32) for k in stats}
+        try:
+            saved = self.ckpt.restore_rollout(step, target)
+        except (ValueError, FileNotFoundError) as err:
+            first = str(err).strip().splitlines()[0]
+            raise UserError(
+                f"the sampled batch in checkpoint {step} of {self.ckpt.directory} does not fit "
+                f"this configuration (did rollout, data or kl settings change?): {first}"
+            ) from None
+        return _Batch(
+            iteration=self.iteration,
+            sampled_at=self.iteration - 1,
+            position=position,
+            examples=examples,
+            rows=_Rows(*(saved[k] for k in _Rows._fields)),
+            stats=(
+                saved["logprobs"],
+                saved["values"],
+                saved["ref_logprobs"],
+                saved.get("exact_kl"),
+            ),
+        )
 
     def save(self) -> None:
         import yaml
 
+        # The data position is the one after the last batch learned from; a batch already
+        # sampled for the next update is saved beside the state and its prompts drawn again.
+        pending, rollout = self._pending, None
+        data_state = {"position": self.stream.position, "iteration": self.iteration}
+        if pending is not None:
+            data_state.update(position=pending.position, pending=True)
+            logprobs, values, ref_logprobs, exact_kl = pending.stats
+            rollout = dict(pending.rows._asdict(), logprobs=logprobs, values=values)
+            rollout["ref_logprobs"] = ref_logprobs
+            if exact_kl is not None:
+                rollout["exact_kl"] = exact_kl
         self.ckpt.save(
             self.iteration,
             self.state,
-            data_state={"position": self.stream.position, "iteration": self.iteration},
+            data_state=data_state,
             config_yaml=yaml.safe_dump(to_dict(self.cfg), sort_keys=False),
+            rollout=rollout,
         )
         self._saved_iteration = self.iteration
         faults.point("saved", self.iteration)
@@ -249,40 +376,81 @@ class PPOTrainer:
             num_samples=r.num_samples,
         )
 
+    def _draw_prompts(self):
+        """The next batch's prompts: (stream position before them, this host's examples with
+        rollout.num_samples rows per prompt, global (prompt_ids, prompt_mask))."""
+        from ppocoder_jax.parallel.mesh import host_local_to_global, process_batch_slice
+
+        position = self.stream.position
+        # Every process knows the whole batch (same seed and position); it feeds, decodes and
+        # scores only its own rows, the ones the batch sharding puts on its devices.
+        indices = self.stream.next_indices(self.cfg.train.batch_size)
+        rows = process_batch_slice(len(indices), self.mesh)
+        # rollout.num_samples outputs per prompt: sample j of prompt i is row i * n + j.
+        n = self.cfg.rollout.num_samples
+        examples = [self.examples[i] for i in indices[rows] for _ in range(n)]
+        prompt_ids, prompt_mask = self._prompt_batch([self.examples[i] for i in indices])
+        prompts = host_local_to_global((prompt_ids[rows], prompt_mask[rows]), self.mesh)
+        return position, examples, prompts
+
+    def _sample_batch(self, iteration: int) -> _Batch:
+        """Sample the batch update `iteration` learns from, with the current parameters, and
+        dispatch its statistics under the same parameters (both asynchronous on the device)."""
+        position, examples, prompts = self._draw_prompts()
+        key = jax.random.fold_in(self.sample_key, iteration)
+        rollout = self._sample(*prompts, key)
+        faults.point("sample", iteration + 1)
+        rows = _Rows(rollout.prompt_ids, rollout.prompt_mask, rollout.tokens, rollout.token_mask)
+        stats = self._statistics(rows, exact_kl=self.cfg.kl.estimator == "exact")
+        return _Batch(iteration, self.iteration, position, examples, rows, stats)
+
+    def _submit(self, batch: _Batch) -> None:
+        """Decode the batch (waits for its sampling) and hand its programs to the reward pool."""
+        from ppocoder_jax.parallel.mesh import global_to_host_local
+
+        tokens, token_mask = global_to_host_local((batch.rows.tokens, batch.rows.token_mask))
+        outputs = self.sampler.decode(self.tokenizer, tokens, token_mask)
+        batch.scoring = _Scoring(self.reward.submit(batch.examples, outputs), self._busy_seconds)
+        faults.point("rewards", batch.iteration + 1)
+
+    def _throughput(self, scoring: _Scoring) -> tuple[float, float]:
+        """(programs scored per second, reward pool busy fraction) over the batch's scoring
+        window: from its hand-over, or from when the batch before it was done if that was
+        later (the pool works through batches in order), to its last result."""
+        start = scoring.submitted
+        before = self._last_scoring
+        if before is not None and before.done is not None and before.done[0] > start[0]:
+            start = before.done
+        self._last_scoring = scoring
+        window = max(scoring.done[0] - start[0], 1e-3)
+        busy = (scoring.done[1] - start[1]) / (self._reward_workers * window)
+        return len(scoring.futures) / window, busy
+
     def run_iteration(self) -> dict:
-        from ppocoder_jax.parallel.mesh import (
-            global_to_host_local,
-            host_local_to_global,
-            process_batch_slice,
-        )
+        from ppocoder_jax.parallel.mesh import host_local_to_global
         from ppocoder_jax.ppo.train_step import learn_from_rollout
 
         cfg = self.cfg
         t0 = time.perf_counter()
-        # Every process knows the whole batch (same seed and position); it feeds, decodes and
-        # scores only its own rows, the ones the batch sharding puts on its devices.
-        indices = self.stream.next_indices(cfg.train.batch_size)
-        rows = process_batch_slice(len(indices), self.mesh)
-        # rollout.num_samples outputs per prompt: sample j of prompt i is row i * n + j.
-        n = cfg.rollout.num_samples
-        examples = [self.examples[i] for i in indices[rows] for _ in range(n)]
-        prompt_ids, prompt_mask = self._prompt_batch([self.examples[i] for i in indices])
-        prompts = host_local_to_global((prompt_ids[rows], prompt_mask[rows]), self.mesh)
-        key = jax.random.fold_in(self.sample_key, self.iteration)
-        rollout = self._sample(*prompts, key)
-        faults.point("sample", self.iteration + 1)
-        tokens, token_mask = global_to_host_local((rollout.tokens, rollout.token_mask))
+        batch, self._pending = self._pending, None
+        if batch is None:
+            batch = self._sample_batch(self.iteration)
+        if batch.scoring is None:
+            self._submit(batch)
+        ahead = None
+        if cfg.train.overlap_rollouts and self.iteration + 1 < cfg.train.steps:
+            # The next batch, from the parameters before this update; the device samples it
+            # while the pool scores this one, and the pool scores it during this update.
+            ahead = self._sample_batch(self.iteration + 1)
+            self._submit(ahead)
         t_sampled = time.perf_counter()
-        # Device work for the same batch, dispatched before we block on the reward threads.
-        stats = self._statistics(rollout, exact_kl=self.cfg.kl.estimator == "exact")
-        outputs = self.sampler.decode(self.tokenizer, tokens, token_mask)
-        futures = self.reward.submit(examples, outputs)
-        faults.point("rewards", self.iteration + 1)
-        jax.block_until_ready(stats)
+        # Device work for this batch (and the next), dispatched before we block on the rewards.
+        jax.block_until_ready((batch.stats, ahead.stats if ahead is not None else None))
         t_device_done = time.perf_counter()
-        parts = [f.result() for f in futures]
+        parts = batch.scoring.results()
         t_rewards = time.perf_counter()
-        logprobs, values, ref_logprobs, exact_kl = stats
+        programs_per_s, busy_frac = self._throughput(batch.scoring)
+        logprobs, values, ref_logprobs, exact_kl = batch.stats
         local_table = np.asarray(
             [
                 [p.total, not p.masked, p.compile, p.tests, p.ast, p.dfg, p.compiled, p.passed]
@@ -300,16 +468,20 @@ class PPOTrainer:
 
         if self.iteration == 0 and cfg.ppo.value_bias_init == "mean_score":
             self._init_value_bias(float(means[0]))
-            _, values, _, _ = self._statistics(rollout, exact_kl=False)
+            # the value head only moved: new values, the log-probs stay the sampling policy's
+            _, values, _, _ = self._statistics(batch.rows, exact_kl=False)
+            if ahead is not None:
+                _, ahead_values, _, _ = self._statistics(ahead.rows, exact_kl=False)
+                ahead.stats = (ahead.stats[0], ahead_values, *ahead.stats[2:])
         warmup = self.iteration < cfg.ppo.value_warmup_iters
         faults.point("update", self.iteration + 1)
         self.state, adv, update_metrics = learn_from_rollout(
             self.state,
             self.value_step if warmup else self.train_step,
-            prompt_ids=rollout.prompt_ids,
-            prompt_mask=rollout.prompt_mask,
-            tokens=rollout.tokens,
-            token_mask=rollout.token_mask,
+            prompt_ids=batch.rows.prompt_ids,
+            prompt_mask=batch.rows.prompt_mask,
+            tokens=batch.rows.tokens,
+            token_mask=batch.rows.token_mask,
             logprobs=logprobs,
             ref_logprobs=ref_logprobs,
             values=values,
@@ -320,6 +492,7 @@ class PPOTrainer:
             kl_cfg=cfg.kl,
             group_size=cfg.rollout.num_samples,
         )
+        self._pending = ahead
         t_end = time.perf_counter()
 
         metrics = {
@@ -337,11 +510,18 @@ class PPOTrainer:
             "mean_length": float(adv["mean_length"]),
             "explained_variance": float(adv["explained_variance"]),
             "value_warmup": int(warmup),
+            # updates between the parameters that sampled the batch and this one (overlap: 1)
+            "rollout_lag": self.iteration - batch.sampled_at,
+            # sampling (this batch, or the next one with overlap) and handing programs over
             "time_sample_s": t_sampled - t0,
             "time_rewards_s": t_rewards - t_sampled,
             "time_update_s": t_end - t_rewards,
             # Share of the iteration the device sat idle waiting for the reward threads.
             "reward_wait_frac": (t_rewards - t_device_done) / max(t_end - t0, 1e-9),
+            # This host's programs of the batch per second of its scoring window, and the share
+            # of the reward pool's workers' time spent in jobs over that window.
+            "reward_programs_per_s": programs_per_s,
+            "reward_busy_frac": busy_frac,
             **update_metrics,
         }
         self.iteration += 1
@@ -383,7 +563,9 @@ class PPOTrainer:
     def train(self, stop=None) -> bool:
         """Run to train.steps; True when done. `stop()` (e.g. a PreemptionGuard) is polled
         after each iteration's update: once it says so, a checkpoint of the iteration reached
-        is written and waited for, and train returns False (the run resumes from it)."""
+        is written and waited for, and train returns False (the run resumes from it; with
+        train.overlap_rollouts the checkpoint holds the batch already sampled for the next
+        update, whose reward jobs still finish before the reward pool closes)."""
         cfg = self.cfg
         progress = tqdm(
             total=cfg.train.steps, initial=self.iteration, desc="ppo", unit="it", mininterval=2.0

@@ -78,7 +78,7 @@ def run_sft(
     """Trains `params` for cfg.sft.steps; returns the new params."""
     from ppocoder_jax.model.policy import as_policy
 
-    policy = as_policy(model_cfg)
+    policy = as_policy(model_cfg, remat=cfg.model.remat)
     s = cfg.sft
     dtype = jnp.bfloat16 if cfg.model.compute_dtype == "bfloat16" else jnp.float32
     optimizer = sft_optimizer(cfg)
