@@ -8,6 +8,9 @@ header. Python compile checks byte-compile the program text in-process (compile(
 import), which is what `python -m py_compile` does. Python call-based and assert-style tests go
 to persistent sandboxed Python servers (python_server.py: no interpreter start per job) where
 they can be built, else to one sandboxed interpreter per job (`python_server=False`).
+JavaScript, PHP, C# and C compile checks go to persistent sandboxed check servers
+(check_server.py and one module per language) with the per-job verdicts, else one sandboxed
+toolchain process per program (`compile_servers=False`).
 """
 
 from __future__ import annotations
@@ -32,8 +35,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ppocoder_jax.rewards.execution import harness, sandbox
+from ppocoder_jax.rewards.execution import (
+    c_server,
+    csharp_server,
+    harness,
+    js_server,
+    php_server,
+    sandbox,
+)
 from ppocoder_jax.rewards.execution import python_server as pyserver
+from ppocoder_jax.rewards.execution.check_server import CheckServerPool, ServerFailed
 from ppocoder_jax.rewards.execution.java_server import JavacServerPool, ServerTimeout
 from ppocoder_jax.rewards.execution.languages import (
     CPP_FLAGS,
@@ -63,6 +74,19 @@ _STARTUP_SLACK_S = {"java": 1.5, "csharp": 1.0, "javascript": 0.5}
 # Jobs whose results are kept (RewardConfig.cache_size): under 1 KB each (a digest key and the
 # result; neither the program nor its tests are kept), so the default holds ~40 MB at most.
 DEFAULT_CACHE_SIZE = 50_000
+# Languages whose compile checks have a persistent sandboxed check server (compile_servers).
+CHECK_SERVERS = {
+    "javascript": js_server,
+    "php": php_server,
+    "csharp": csharp_server,
+    "c": c_server,
+}
+_SERVER_CLASSES = {
+    "javascript": js_server.JsServer,
+    "php": php_server.PhpServer,
+    "csharp": csharp_server.CsharpServer,
+    "c": c_server.CServer,
+}
 
 
 _JOB_PATH = re.compile(r"(?:/[\w.-]+)*/(?:sandbox|ppocoder-exec-\w+)(?:/job-\d+)?/")
@@ -131,6 +155,7 @@ class Executor:
         work_root: str | None = None,
         python_site: bool = False,
         python_server: bool = True,
+        compile_servers: bool = True,
     ):
         if timeout_s <= 0 or compile_timeout_s <= 0:
             raise ValueError("timeouts must be > 0")
@@ -171,6 +196,14 @@ class Executor:
                 self._pyservers = pyserver.PythonServerPool(
                     self.root, self.python_argv, self.workers
                 )
+        # Persistent sandboxed compile checkers by language (none: one process per program).
+        self._checkers: dict[str, CheckServerPool] = {}
+        for lang, module in CHECK_SERVERS.items() if compile_servers else ():
+            if not module.unavailable_reason():
+                self._checkers[lang] = CheckServerPool(
+                    lang, _SERVER_CLASSES[lang], self.root, self.workers
+                )
+        self._checker_pools = list(self._checkers.values())  # all closed with the executor
         self._pch = {
             "compile": StdcxxPch(CPP_FLAGS) if cpp_pch else None,
             "link": StdcxxPch((*CPP_FLAGS, "-O2")) if cpp_pch else None,
@@ -183,7 +216,9 @@ class Executor:
         self._closed = False
         self.stats: Counter = Counter()
         # If close() is never called: still stop the javac servers and remove the job area.
-        self._finalizer = weakref.finalize(self, _cleanup, self._javac, self._pyservers, self.root)
+        self._finalizer = weakref.finalize(
+            self, _cleanup, self._javac, self._pyservers, self._checker_pools, self.root
+        )
 
     # --- public API ---------------------------------------------------------------------------
     def submit(
@@ -246,6 +281,9 @@ class Executor:
             elif lang == "python" and self._pyservers is not None:
                 self._pyservers.warm_up(self._pool)
                 self._check_pyservers()
+            elif lang in self._checkers:
+                self._checkers[lang].warm_up(self._pool)
+                self._check_checkers(lang)
 
     def close(self) -> None:
         with self._lock:
@@ -346,6 +384,17 @@ class Executor:
     # --- compile ----------------------------------------------------------------------------------
     def _compile(self, spec: Language, work, io, source, program, link, total):
         """None when it compiled, else the COMPILE_ERROR / INFRA_ERROR result."""
+        if spec.name in self._checkers:
+            outcome = self._server_compile(spec.name, work, program, link)
+            if outcome is not None:
+                if outcome[0]:
+                    return None
+                return make_result(
+                    Verdict.COMPILE_ERROR,
+                    compiled=False,
+                    tests_total=total,
+                    detail=_tail(outcome[1]),
+                )
         if spec.name == "java" and not self._javac.broken:
             outcome = self._javac_compile(work, source)
             if outcome is not None:
@@ -416,6 +465,52 @@ class Executor:
             return None
         finally:
             self._javac.release(server)
+
+    @property
+    def compile_servers(self) -> list[str]:
+        """Languages whose compile checks go to persistent check servers (check_server.py)."""
+        return sorted(self._checkers)
+
+    def _check_checkers(self, lang: str) -> None:
+        """A check server that cannot start at all: one process per program, said once."""
+        pool = self._checkers.get(lang)
+        if pool is not None and pool.broken:
+            _say_once(f"{lang} compile checks run one sandboxed process per program: {pool.broken}")
+            self._checkers.pop(lang, None)
+
+    def _server_compile(self, lang: str, work: Path, program: str, link: bool):
+        """(compiled?, message) from the language's check server; None: check this program the
+        per-job way (the server failed, or RETRY: it cannot give the per-job verdict)."""
+        pool = self._checkers.get(lang)
+        if pool is None:
+            return None
+        try:
+            server = pool.acquire()
+        except ServerFailed:  # the executor is closing
+            return None
+        try:
+            try:
+                server.ensure_started()
+            except ServerFailed as err:
+                if server.checks == 0:  # never worked here: the servers cannot be built
+                    pool.broken = pool.broken or str(err)
+                    self._check_checkers(lang)
+                else:
+                    log.warning("%s; this program is checked the per-job way", err)
+                return None
+            try:
+                answer = server.check(program_bytes(program), work, link, self.compile_timeout_s)
+            except ServerFailed as err:  # the server, not the program: it restarts
+                log.warning("%s; this program is checked the per-job way", err)
+                answer = None
+        finally:
+            pool.release(server)
+        status = "failed" if answer is None else answer.status.lower()
+        with self._lock:
+            self.stats[f"server_checks_{status}"] += 1
+        if answer is None or answer.status == "RETRY":
+            return None
+        return answer.status == "OK", answer.detail
 
     # --- tests ------------------------------------------------------------------------------------
     def _limits(self, spec: Language, wall_s: float) -> sandbox.Limits:
@@ -642,10 +737,12 @@ def _error_verdict(description: str) -> Verdict:
     return Verdict.MEMORY_LIMIT if description.startswith("MemoryError") else Verdict.RUNTIME_ERROR
 
 
-def _cleanup(javac: JavacServerPool, pyservers, root: Path) -> None:
+def _cleanup(javac: JavacServerPool, pyservers, checkers, root: Path) -> None:
     javac.close()
     if pyservers is not None:
         pyservers.close()
+    for pool in checkers:
+        pool.close()
     sandbox.remove_tree(root)
 
 

@@ -1,0 +1,160 @@
+"""PHP lint in one warm php process: `php -n -l` without a php per program.
+
+`php -l` compiles the file (zend_compile_file, as an include) and never runs it. Compiling does
+more than parsing: it declares the file's functions and early-binds its classes into the
+process's tables, so it reports "Cannot redeclare strlen()", an incompatible override of a
+built-in or earlier class, a duplicate parameter and the like (token_get_all(TOKEN_PARSE) and
+opcache_compile_file miss those). One process cannot undo that, so the server (`php -n`, no
+ini file, as the per-job check) forks a child per program (it is single-threaded: forking is
+its business, the trainer never forks). The child compiles the program with `include` through
+a stream wrapper that serves the program's bytes, in the same compile mode as `php -l`; the
+wrapper's stream_close, called once compiling has succeeded and before anything runs, throws,
+so the include never executes (the compiler's handler drops the compiled file when an
+exception is pending). A ParseError or CompileError, or a fatal compile error (seen by a
+shutdown function), is a FAIL with PHP's message; "Allowed memory size" (the child starts with
+the server's few hundred KB in use, a fresh php -l does not) and a child that dies (its
+alarm(2) at the wall limit, a crash) are RETRY: the per-job `php -l` decides. The server
+declares no named function, class or constant a program could collide with (an anonymous
+class, closures). The child closes its stdout, the server's answer pipe, first thing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ppocoder_jax.rewards.execution.check_server import Answer, CheckServer
+
+# Run with `php -n -r`; argv[1]: the probe file name.
+SERVER_SOURCE = r"""
+$wrapper = new class {
+    public static $code = '';
+    public $context;
+    private $pos = 0;
+    public function stream_open($path, $mode, $options, &$opened) { $this->pos = 0; return true; }
+    public function stream_read($n) {
+        $r = (string) substr(self::$code, $this->pos, $n);
+        $this->pos += strlen($r);
+        return $r;
+    }
+    public function stream_eof() { return $this->pos >= strlen(self::$code); }
+    public function stream_stat() { return ['size' => strlen(self::$code)]; }
+    public function stream_set_option($option, $arg1, $arg2) { return false; }
+    public function stream_close() { throw new \Exception("\0ppocoder compiled"); }
+};
+$source = get_class($wrapper);
+stream_wrapper_register('ppocoder', $source);
+
+$answer = function (string $status, string $text) {
+    $text = substr($text, -16384);
+    $out = $status . ' ' . strlen($text) . "\n" . $text;
+    while ($out !== '') {
+        $n = fwrite(STDOUT, $out);
+        if ($n === false || $n === 0) { exit(70); }
+        $out = (string) substr($out, $n);
+    }
+    fflush(STDOUT);
+};
+$read = function (int $size) {
+    $data = '';
+    while (strlen($data) < $size) {
+        $chunk = fread(STDIN, min(1 << 20, $size - strlen($data)));
+        if ($chunk === false || $chunk === '') { exit(0); }
+        $data .= $chunk;
+    }
+    return $data;
+};
+
+// One program in a forked child: [status, message].
+$check = function (string $code, string $name, float $wall) use ($source) {
+    $source::$code = $code;
+    $pair = stream_socket_pair(STREAM_PF_UNIX, STREAM_SOCK_STREAM, STREAM_IPPROTO_IP);
+    $pid = pcntl_fork();
+    if ($pid === -1) { return ['RETRY', 'fork failed']; }
+    if ($pid === 0) {
+        fclose(STDOUT);
+        fclose($pair[0]);
+        pcntl_alarm(max(1, (int) ceil($wall)));
+        ini_set('display_errors', '0');
+        ini_set('log_errors', '0');
+        $report = function (string $status, string $text) use ($pair) {
+            static $sent = false;
+            if ($sent) { return; }
+            $sent = true;
+            fwrite($pair[1], $status . "\n" . str_replace('ppocoder://', '', $text));
+            fclose($pair[1]);
+            pcntl_exec('/bin/true');  // a quick exit: nothing left to clean up
+            exit(0);
+        };
+        $where = function ($file, $line) use ($name) {
+            return ' in ' . $file . ' on line ' . $line
+                . "\nErrors parsing " . $name;
+        };
+        $done = false;
+        register_shutdown_function(function () use (&$done, $report, $where) {
+            if ($done) { return; }
+            $e = error_get_last();
+            $fatal = E_ERROR | E_PARSE | E_CORE_ERROR | E_COMPILE_ERROR | E_USER_ERROR | E_RECOVERABLE_ERROR;
+            if ($e === null || !($e['type'] & $fatal)) { return; }  // no report: RETRY
+            $memory = strpos($e['message'], 'Allowed memory size') !== false
+                || strpos($e['message'], 'Out of memory') !== false;
+            $report($memory ? 'RETRY' : 'FAIL', 'Fatal error: ' . $e['message'] . $where($e['file'], $e['line']));
+        });
+        try {
+            include 'ppocoder://' . $name;
+            $done = true;
+            $report('RETRY', 'the include returned');  // never: stream_close throws first
+        } catch (\Throwable $t) {
+            $done = true;
+            if ($t->getMessage() === "\0ppocoder compiled" && get_class($t) === 'Exception') {
+                if ($t->getPrevious() === null) { $report('OK', ''); }
+                $t = $t->getPrevious();
+            }
+            $kind = $t instanceof \ParseError ? 'Parse error' : 'Fatal error';
+            $report('FAIL', $kind . ': ' . $t->getMessage() . $where($t->getFile(), $t->getLine()));
+        }
+        exit(0);
+    }
+    fclose($pair[1]);
+    $reply = stream_get_contents($pair[0]);
+    fclose($pair[0]);
+    pcntl_waitpid($pid, $status);
+    $parts = explode("\n", (string) $reply, 2);
+    if (count($parts) !== 2 || !in_array($parts[0], ['OK', 'FAIL', 'RETRY'], true)) {
+        $how = pcntl_wifsignaled($status) ? 'killed by signal ' . pcntl_wtermsig($status)
+            : 'exit ' . pcntl_wexitstatus($status);
+        return ['RETRY', 'the checking child ended without a verdict: ' . $how];
+    }
+    return $parts;
+};
+
+$good = $check("<?php\nfunction f(\$a) { return \$a + 1; }\n", $argv[1], 30);
+$bad = $check("<?php\nfunction f(\$a, \$a) {}\n", $argv[1], 30);
+if ($good[0] !== 'OK' || $bad[0] !== 'FAIL') {
+    $answer('BROKEN', 'self-test: ' . implode(' ', $good) . ' / ' . implode(' ', $bad));
+    exit(1);
+}
+$answer('READY', PHP_VERSION);
+for (;;) {
+    $head = fgets(STDIN);
+    if ($head === false) { exit(0); }
+    $fields = explode("\t", rtrim($head, "\n"));
+    [$status, $text] = $check($read((int) $fields[0]), $fields[2], (float) $fields[1]);
+    $answer($status, $text);
+}
+"""
+
+
+class PhpServer(CheckServer):
+    lang = "php"
+
+    def argv(self) -> list[str]:
+        return ["php", "-n", "-r", SERVER_SOURCE, "program.php"]
+
+    def check(self, program: bytes, work: Path, link: bool, wall_s: float) -> Answer:
+        """`php -n -l program.php` (link: the same check)."""
+        return self.request(["program.php"], program, wall_s)
+
+
+def unavailable_reason() -> str:
+    return "" if shutil.which("php") else "php not installed"
