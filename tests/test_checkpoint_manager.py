@@ -64,6 +64,22 @@ def test_roundtrip_keep_n_and_latest(tmp_path):
     mgr.close()
 
 
+def test_an_optional_rollout_item_round_trips(tmp_path):
+    """A batch sampled but not learned from (train.overlap_rollouts) is saved beside the state;
+    a checkpoint without one says so, and restores as before."""
+    st = _state(1)[0]
+    rollout = {"tokens": jnp.arange(12, dtype=jnp.int32).reshape(3, 4), "values": jnp.ones((3, 4))}
+    with CheckpointManager(tmp_path / "ck") as mgr:
+        mgr.save(1, st, data_state={"pending": True}, rollout=rollout)
+        mgr.save(2, st)
+        mgr.wait_until_finished()
+        _assert_equal_trees(mgr.restore_rollout(1, rollout), rollout)
+        with pytest.raises(FileNotFoundError):
+            mgr.restore_rollout(2, rollout)
+        _assert_equal_trees(mgr.restore(st, step=1).state, st)
+        assert mgr.restore(st).data_state == {}
+
+
 def test_partial_save_is_ignored(tmp_path):
     st, _ = _state()
     mgr = CheckpointManager(tmp_path / "ck", async_save=False)

@@ -16,7 +16,7 @@ import pytest
 from ppocoder_jax.cli import main
 from ppocoder_jax.pipeline import plot as P
 
-COUNTERS = {"samples", "num_steps", "value_warmup", "infra_errors", "reward_errors"}
+COUNTERS = {"samples", "num_steps", "value_warmup", "infra_errors", "reward_errors", "rollout_lag"}
 
 
 def logged_ppo_keys() -> set[str]:
@@ -55,6 +55,7 @@ def ppo_row(step: int, rng: random.Random, keys: set[str]) -> dict:
         value_warmup=int(step <= 2),
         infra_errors=0,
         reward_errors=int(step == 5),
+        rollout_lag=int(step > 1),  # train.overlap_rollouts: the first batch is sampled afresh
         reward_ast=0.0,  # weight 0 in the demo: constant over the run
         reward_dfg=0.0,
         reward_compile=0.0,
@@ -146,8 +147,17 @@ def test_no_constant_or_counter_is_drawn(tmp_path, capsys):
     constants = {"reward_ast", "reward_dfg", "reward_compile", "kl_coef"}
     assert not drawn & (COUNTERS | constants)
     assert {"score", "pass_rate", "kl", "policy_loss", "reward_wait_frac"} <= drawn
+    # reward throughput beside the device's wait: busy fraction on its axis, programs/s right
+    assert {"reward_busy_frac", "reward_programs_per_s"} <= drawn
+    (rewards,) = [p for p in P.PPO_PANELS if "reward_wait_frac" in p.left]
+    assert "reward_busy_frac" in rewards.left and rewards.right == ("reward_programs_per_s",)
     assert "time_total_s" in drawn  # sample + score + update
-    for text in ("samples per iteration: 64", "value-only warm-up: iterations 1-2", "kl_coef: 0.1"):
+    for text in (
+        "samples per iteration: 64",
+        "value-only warm-up: iterations 1-2",
+        "kl_coef: 0.1",
+        "updates between sampling and learning (train.overlap_rollouts): 0-1",
+    ):
         assert text in plot.caption.replace("\n", " "), text
     assert "reward errors (masked): 1 in all (1 of 30 iterations)" in plot.caption.replace(
         "\n", " "

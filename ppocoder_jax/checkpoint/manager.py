@@ -1,13 +1,16 @@
 """Orbax checkpoints with everything an exact resume needs.
 
-One checkpoint (``<directory>/<step>/``) holds three Orbax items:
+One checkpoint (``<directory>/<step>/``) holds three Orbax items, and a fourth when given:
 
 * ``state``: the whole device ``TrainState`` pytree (policy + value params, optimizer state with
   its step count, KL controller state, RNG key, step), saved sharded (every host writes its
   shards; multi-host works as long as every process calls ``save``/``restore``);
 * ``meta`` (JSON): ``step``, ``data_state`` (any JSON-able dict: position in the data stream,
   epoch, ...), ``extra`` (any JSON-able dict: e.g. metrics, wall-clock) and the format version;
-* ``config`` (JSON): ``{"yaml": <the resolved config as YAML text>}``.
+* ``config`` (JSON): ``{"yaml": <the resolved config as YAML text>}``;
+* ``rollout`` (optional): a pytree of arrays saved like ``state``; the PPO trainer keeps there a
+  batch sampled but not yet learned from (``train.overlap_rollouts``), read back with
+  ``restore_rollout``.
 
 Atomicity: Orbax writes into a temporary directory and renames it when every item is complete,
 so a run killed mid-save (SIGKILL included) leaves the previous checkpoints intact; leftover
@@ -88,7 +91,7 @@ class CheckpointManager:
         self._mgr = ocp.CheckpointManager(
             self.directory,
             options=options,
-            item_names=("state", "meta", "config"),
+            item_names=("state", "meta", "config", "rollout"),
         )
 
     # -- queries ------------------------------------------------------------------------------
@@ -110,10 +113,12 @@ class CheckpointManager:
         config_yaml: str = "",
         extra: dict | None = None,
         force: bool = True,
+        rollout: Any = None,
     ) -> bool:
         """Save ``state`` and the host-side resume info under ``step``; returns whether a save
         was started.  ``data_state``/``extra`` must be JSON-serialisable (checked here, before
-        anything is written)."""
+        anything is written).  ``rollout``: an optional pytree of arrays saved beside the state
+        (``restore_rollout``)."""
         meta = {
             "format_version": FORMAT_VERSION,
             "step": int(step),
@@ -121,15 +126,14 @@ class CheckpointManager:
             "extra": dict(extra or {}),
         }
         json.dumps(meta)  # fail early and loudly on non-JSON data
-        return self._mgr.save(
-            int(step),
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state),
-                meta=ocp.args.JsonSave(meta),
-                config=ocp.args.JsonSave({"yaml": config_yaml}),
-            ),
-            force=force,
-        )
+        items = {
+            "state": ocp.args.StandardSave(state),
+            "meta": ocp.args.JsonSave(meta),
+            "config": ocp.args.JsonSave({"yaml": config_yaml}),
+        }
+        if rollout is not None:
+            items["rollout"] = ocp.args.StandardSave(rollout)
+        return self._mgr.save(int(step), args=ocp.args.Composite(**items), force=force)
 
     def restore(self, abstract_state: Any, step: int | None = None) -> Restored:
         """Restore ``step`` (default: the latest) into the layout of ``abstract_state``.
@@ -160,6 +164,19 @@ class CheckpointManager:
             config_yaml=str(out["config"].get("yaml", "")),
             extra=dict(meta.get("extra", {})),
         )
+
+    def restore_rollout(self, step: int, abstract_rollout: Any) -> Any:
+        """The ``rollout`` item of ``step`` in the layout of ``abstract_rollout`` (as for
+        ``restore``); FileNotFoundError when that checkpoint has none."""
+        if not (self.directory / str(int(step)) / "rollout").exists():
+            raise FileNotFoundError(f"checkpoint {step} in {self.directory} holds no rollout")
+        if not all(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(abstract_rollout)):
+            abstract_rollout = abstract_with_shardings(abstract_rollout)
+        out = self._mgr.restore(
+            int(step),
+            args=ocp.args.Composite(rollout=ocp.args.StandardRestore(abstract_rollout)),
+        )
+        return out["rollout"]
 
     def wait_until_finished(self) -> None:
         self._mgr.wait_until_finished()

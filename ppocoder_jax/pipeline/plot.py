@@ -106,9 +106,11 @@ PPO_PANELS: tuple[Panel, ...] = (
         "seconds",
     ),
     Panel(
-        "Device waiting for rewards",
-        ("reward_wait_frac",),
-        "fraction of the iteration",
+        "Rewards: device waiting, pool busy, throughput",
+        ("reward_wait_frac", "reward_busy_frac"),
+        "fraction",
+        ("reward_programs_per_s",),
+        "programs scored per second",
         ylim=(-0.02, 1.02),
     ),
 )
@@ -120,6 +122,7 @@ PPO_CAPTION: dict[str, str] = {
     "infra_errors": "infra errors (masked)",
     "reward_errors": "reward errors (masked)",
     "groups_dropped": "groups dropped (dynamic sampling)",
+    "rollout_lag": "updates between sampling and learning (train.overlap_rollouts)",
 }
 SFT_PANELS: tuple[Panel, ...] = (
     Panel("Cross-entropy", ("loss", "val_loss"), "cross-entropy (nats/token)"),
@@ -161,7 +164,9 @@ LABELS: dict[str, str] = {
     "time_sample_s": "sample",
     "time_rewards_s": "score (rewards)",
     "time_update_s": "update",
-    "reward_wait_frac": "wait fraction",
+    "reward_wait_frac": "device waiting",
+    "reward_busy_frac": "pool busy",
+    "reward_programs_per_s": "programs/s",
     "val_loss": "validation",
 }
 PCT = "%"

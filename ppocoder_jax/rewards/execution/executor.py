@@ -215,6 +215,10 @@ class Executor:
         self._ids = itertools.count()
         self._closed = False
         self.stats: Counter = Counter()
+        # Worker time spent in jobs: finished jobs' seconds, and the start of each running one
+        # (by worker thread), for busy_seconds().
+        self._busy_done = 0.0
+        self._running: dict[int, float] = {}
         # If close() is never called: still stop the javac servers and remove the job area.
         self._finalizer = weakref.finalize(
             self, _cleanup, self._javac, self._pyservers, self._checker_pools, self.root
@@ -253,6 +257,14 @@ class Executor:
             # Outside the lock: a job already done runs the callback here, and it takes the lock.
             future.add_done_callback(lambda f, k=key: self._job_done(k, f))
         return future
+
+    def busy_seconds(self) -> float:
+        """Seconds the workers have spent in jobs since the start, running ones included up to
+        now: the busy fraction over a window is the difference of two readings / (workers x
+        the window's length)."""
+        with self._lock:
+            now = time.monotonic()
+            return self._busy_done + sum(now - start for start in self._running.values())
 
     def cache_len(self) -> int:
         """Jobs whose results (or futures) the cache holds now."""
@@ -312,7 +324,9 @@ class Executor:
                     self._cache[key] = future.result()  # keeps its place in the LRU order
 
     def _job(self, lang: str, program: str, tests: harness.TestSpec | None, link: bool):
-        start = time.monotonic()
+        worker = threading.get_ident()
+        with self._lock:
+            self._running[worker] = time.monotonic()
         try:
             result = self._execute(lang, program, tests, link)
         except Exception as err:  # our own failure: never scored as a bad program
@@ -320,10 +334,14 @@ class Executor:
             result = make_result(
                 Verdict.INFRA_ERROR, compiled=False, detail=f"{type(err).__name__}: {err}"
             )
+        finally:
+            with self._lock:
+                duration = time.monotonic() - self._running.pop(worker)
+                self._busy_done += duration
         if result.verdict is Verdict.INFRA_ERROR:
             with self._lock:
                 self.stats["infra_errors"] += 1
-        return replace(result, duration_s=time.monotonic() - start)
+        return replace(result, duration_s=duration)
 
     def _execute(self, lang, program, tests, link) -> ExecutionResult:
         spec = SPECS[lang]
