@@ -5,13 +5,16 @@ The authors' way (SPEC): one compiler subprocess at a time, no cache, no sandbox
 `python3 -m py_compile`, `g++ -std=c++11` (full compile and link, also for C), `javac`
 (after `public class` -> `class`), `mcs`, `php -l`, and `node --check` for JavaScript.
 Ours: `Executor` (sandboxed, thread pool, javac server, precompiled <bits/stdc++.h>,
-in-process byte-compile for Python) doing compile-only checks of the same programs.
+in-process byte-compile for Python, check servers for javascript, php, csharp and c) doing
+compile-only checks of the same programs; for the languages with check servers also the
+per-job path (`compile_servers=False`: one sandboxed toolchain process per program), which
+must agree with ours on every verdict. The paths take turns over --rounds interleaved rounds.
 
 Programs are generated to look like model samples (XLCoST / CodeSearchNet style), all distinct
 (the cache never answers), about a quarter with a syntax error. One-time set-up (building the
 C++ PCH once per machine, starting the javac server) is reported separately, not timed.
 
-    .venv/bin/python scripts/bench_rewards.py [--langs python,cpp,java] [--n 24] [--workers 0]
+    .venv/bin/python scripts/bench_rewards.py [--langs python,cpp,java] [--n 24] [--rounds 4]
 
 Python unit tests (--unit-tests): checks/s of assert-style test jobs (distinct
 generated programs, several asserts each; the cache never answers), one sandboxed interpreter
@@ -358,6 +361,103 @@ def bench_breakdown(args) -> dict:
     return {"stages_ms": ms}
 
 
+TOOLS = {
+    "cpp": ["g++"],
+    "c": ["g++", "gcc"],
+    "java": ["javac"],
+    "csharp": ["mcs"],
+    "php": ["php"],
+    "javascript": ["node"],
+}
+
+
+def bench_compile(args, langs: list[str]) -> list[dict]:
+    """Per language: the same programs through the authors' way, our default pool (with the
+    compile check servers) and, where a language has servers, the per-job path
+    (`compile_servers=False`), in interleaved rounds (the order rotates) so that load drift on
+    a shared machine hits all paths alike."""
+    exs = {
+        "ours": Executor(workers=args.workers, timeout_s=4.0),
+        "per-job": Executor(workers=args.workers, timeout_s=4.0, compile_servers=False),
+    }
+    rows = []
+    try:
+        t = time.perf_counter()
+        for ex in exs.values():
+            ex.warm_up(langs)
+        setup_s = time.perf_counter() - t
+        ours = exs["ours"]
+        print(
+            f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; pool workers "
+            f"{ours.workers}; sandbox {ours.sandbox.mode}; check servers "
+            f"{','.join(ours.compile_servers) or 'none'}; one-time set-up {setup_s:.1f}s (not "
+            f"timed); {args.rounds} interleaved rounds; agree: ours vs the per-job path where a "
+            "language has check servers (must be all), else vs the authors' checker"
+        )
+        print(
+            f"{'lang':<11}{'n':>5}{'authors ck/s':>14}{'per-job ck/s':>14}{'ours ck/s':>11}"
+            f"{'ours/authors':>14}{'ours/per-job':>14}{'agree':>9}{'compiled':>10}"
+        )
+        for lang in langs:
+            n = args.n * 5 if lang == "python" else args.n
+            if any(shutil.which(tool) is None for tool in TOOLS.get(lang, [])):
+                print(f"{lang:<11} skipped: toolchain missing")
+                continue
+            progs = programs(lang, n, args.seed)
+            paths = ["authors", "ours"] + (["per-job"] if lang in ours.compile_servers else [])
+            spent = {path: 0.0 for path in paths}
+            ok: dict[str, list[bool]] = {path: [] for path in paths}
+            infra = 0
+            for r in range(args.rounds):
+                chunk = progs[r :: args.rounds]
+                for path in paths[r % len(paths) :] + paths[: r % len(paths)]:
+                    t = time.perf_counter()
+                    if path == "authors":
+                        got = [baseline_check(lang, p) for p in chunk]
+                    else:
+                        ex = exs[path]
+                        hits = ex.stats["cache_hits"]
+                        results = ex.run_many([(lang, p) for p in chunk])
+                        assert ex.stats["cache_hits"] == hits, "benchmark programs must be distinct"
+                        infra += sum(res.verdict is Verdict.INFRA_ERROR for res in results)
+                        got = [res.verdict is Verdict.COMPILED for res in results]
+                    spent[path] += time.perf_counter() - t
+                    ok[path] += got
+            per_job = "per-job" in paths
+            row = {
+                "lang": lang,
+                "n": n,
+                "authors_s": spent["authors"],
+                "ours_s": spent["ours"],
+                "per_job_s": spent["per-job"] if per_job else None,
+                "authors_checks_per_s": n / spent["authors"],
+                "ours_checks_per_s": n / spent["ours"],
+                "per_job_checks_per_s": n / spent["per-job"] if per_job else None,
+                "ratio": spent["authors"] / spent["ours"],
+                "ratio_over_per_job": spent["per-job"] / spent["ours"] if per_job else None,
+                # the authors' checkers differ (g++ for C, javac after `public class` -> `class`)
+                "agree_authors": sum(a == b for a, b in zip(ok["authors"], ok["ours"])),
+                "agree_per_job": (
+                    sum(a == b for a, b in zip(ok["per-job"], ok["ours"])) if per_job else None
+                ),
+                "compiled": sum(ok["ours"]),
+                "infra_errors": infra,
+            }
+            rows.append(row)
+            pj = f"{row['per_job_checks_per_s']:>14.2f}" if per_job else f"{'-':>14}"
+            pr = f"{row['ratio_over_per_job']:>13.1f}x" if per_job else f"{'-':>14}"
+            agree = row["agree_per_job"] if per_job else row["agree_authors"]
+            print(
+                f"{lang:<11}{n:>5}{row['authors_checks_per_s']:>14.2f}{pj}"
+                f"{row['ours_checks_per_s']:>11.2f}{row['ratio']:>13.1f}x{pr}"
+                f"{agree:>5}/{n:<3}{row['compiled']:>6}/{n}" + (f"  INFRA {infra}" if infra else "")
+            )
+    finally:
+        for ex in exs.values():
+            ex.close()
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--langs", default="python,cpp,java", help="comma-separated languages")
@@ -368,7 +468,7 @@ def main() -> int:
     ap.add_argument(
         "--unit-tests", action="store_true", help="Python unit-test jobs: per-job vs servers"
     )
-    ap.add_argument("--rounds", type=int, default=4, help="--unit-tests: interleaved rounds")
+    ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds")
     ap.add_argument("--breakdown", action="store_true", help="where a test job's time goes")
     args = ap.parse_args()
     if args.unit_tests or args.breakdown:
@@ -388,61 +488,10 @@ def main() -> int:
         print("bench_rewards: --n must be >= 1", file=sys.stderr)
         return 2
 
-    rows = []
-    with Executor(workers=args.workers, timeout_s=4.0) as ex:
-        t = time.perf_counter()
-        ex.warm_up(langs)
-        setup_s = time.perf_counter() - t
-        print(
-            f"machine: {os.cpu_count()} cores; pool workers {ex.workers}; sandbox {ex.sandbox.mode}; one-time set-up {setup_s:.1f}s (not timed)"
-        )
-        print(
-            f"{'lang':<11}{'n':>5}{'authors ck/s':>14}{'pool ck/s':>12}{'ratio':>8}{'agree':>8}{'compiled':>10}"
-        )
-        for lang in langs:
-            n = args.n * 5 if lang == "python" else args.n
-            progs = programs(lang, n, args.seed)
-            if any(
-                shutil.which(tool) is None
-                for tool in {
-                    "cpp": ["g++"],
-                    "c": ["g++"],
-                    "java": ["javac"],
-                    "csharp": ["mcs"],
-                    "php": ["php"],
-                    "javascript": ["node"],
-                }.get(lang, [])
-            ):
-                print(f"{lang:<11} skipped: toolchain missing")
-                continue
-            t = time.perf_counter()
-            base = [baseline_check(lang, p) for p in progs]
-            base_s = time.perf_counter() - t
-            hits = ex.stats["cache_hits"]
-            t = time.perf_counter()
-            ours = ex.run_many([(lang, p) for p in progs])
-            pool_s = time.perf_counter() - t
-            assert ex.stats["cache_hits"] == hits, "benchmark programs must be distinct"
-            infra = sum(r.verdict is Verdict.INFRA_ERROR for r in ours)
-            ok = [r.verdict is Verdict.COMPILED for r in ours]
-            agree = sum(a == b for a, b in zip(base, ok))
-            row = {
-                "lang": lang,
-                "n": n,
-                "baseline_s": base_s,
-                "pool_s": pool_s,
-                "baseline_checks_per_s": n / base_s,
-                "pool_checks_per_s": n / pool_s,
-                "ratio": base_s / pool_s,
-                "agree": agree,
-                "compiled": sum(ok),
-                "infra_errors": infra,
-            }
-            rows.append(row)
-            print(
-                f"{lang:<11}{n:>5}{row['baseline_checks_per_s']:>14.2f}{row['pool_checks_per_s']:>12.2f}{row['ratio']:>7.1f}x{agree:>5}/{n:<3}{sum(ok):>6}/{n}"
-                + (f"  INFRA {infra}" if infra else "")
-            )
+    if args.rounds < 1:
+        print("bench_rewards: --rounds must be >= 1", file=sys.stderr)
+        return 2
+    rows = bench_compile(args, langs)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0

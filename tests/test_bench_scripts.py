@@ -47,6 +47,15 @@ def test_bench_rewards_python():
     assert "python" in out and "x" in out.splitlines()[-1]
 
 
+def test_bench_rewards_check_servers():
+    """The compile check servers against the per-job path and the authors' way (the verdicts
+    of ours and the per-job path must agree)."""
+    out = _run("bench_rewards.py", "--langs", "javascript,php", "--n", "4", "--rounds", "2")
+    rows = [line.split() for line in out.splitlines() if line.startswith(("javascript", "php"))]
+    for row in rows:
+        assert row[-2] == "4/4" or row[1] == "skipped:", row
+
+
 def test_bench_rewards_unit_tests_and_breakdown():
     out = _run("bench_rewards.py", "--unit-tests", "--n", "4", "--rounds", "1")
     assert "verdicts agree 4/4" in out and "x;" in out.splitlines()[-1]
