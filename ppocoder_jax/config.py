@@ -167,6 +167,10 @@ class RewardConfig:
     # per reward worker; no interpreter start per job). False: one sandboxed interpreter per
     # job, as before them. Without root and bubblewrap it is per job either way (logged).
     python_server: bool = True
+    # JavaScript, PHP, C# and C compile checks go to persistent sandboxed check servers (one
+    # warm node / php / mono+mcs / gcc helper per reward worker, same verdicts). False: one
+    # sandboxed toolchain process per program, as before them.
+    compile_servers: bool = True
     # A sample whose reward raised is masked and saved under <run_dir>/reward_errors/; when
     # more than this share of one batch fails so, the run stops (something is broken).
     max_error_frac: float = 0.25

@@ -85,6 +85,7 @@ class CompositeReward:
             cache_size=cfg.cache_size,
             python_site=cfg.python_site,
             python_server=cfg.python_server,
+            compile_servers=cfg.compile_servers,
         )
         self._match_pool = None
         if cfg.ast_weight or cfg.dfg_weight:
