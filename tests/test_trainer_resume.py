@@ -5,7 +5,9 @@ at a random moment from outside, during the update, while sampling - and the sam
 re-run each time until it finishes. Its final parameters, optimizer state, KL controller, RNG,
 step and data position, and every iteration's logged metrics (wall-clock timings aside), must
 equal an uninterrupted run's (within 1e-6; they are in fact bitwise equal on CPU). A
-checkpoint being written when the kill came must never be resumed from.
+checkpoint being written when the kill came must never be resumed from. The T5 family runs
+again with `train.overlap_rollouts=true`, whose checkpoints hold the batch sampled for the next
+update (its rollout item): the same kills, the same comparison.
 
 Kills come from inside (PPOCODER_KILL_AT, see ppocoder_jax/pipeline/faults.py: a SIGKILL at a
 named phase of an iteration, after a random delay) and from outside (SIGKILL after some
@@ -33,14 +35,22 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS, SAVE_EVERY = 10, 3
-TIMINGS = ("time_sample_s", "time_rewards_s", "time_update_s", "reward_wait_frac")
+TIMINGS = (
+    "time_sample_s",
+    "time_rewards_s",
+    "time_update_s",
+    "reward_wait_frac",
+    "reward_programs_per_s",
+    "reward_busy_frac",
+)
 
 
-def _cmd(run_dir: Path, family: str, steps: int = STEPS) -> list[str]:
+def _cmd(run_dir: Path, family: str, steps: int = STEPS, overlap: bool = False) -> list[str]:
     return [
         sys.executable, "-m", "ppocoder_jax", "train", "--config", "tiny",
         f"model.family={family}", f"train.steps={steps}", f"train.save_every={SAVE_EVERY}",
         "train.keep_checkpoints=2", "train.tensorboard=false", f"train.run_dir={run_dir}",
+        f"train.overlap_rollouts={str(overlap).lower()}",
     ]  # fmt: skip
 
 
@@ -89,8 +99,8 @@ def _resumed_at(log: str) -> int | None:
 
 
 class Runs:
-    def __init__(self, tmp_path: Path, family: str, rng: random.Random):
-        self.tmp, self.family, self.rng = tmp_path, family, rng
+    def __init__(self, tmp_path: Path, family: str, rng: random.Random, overlap: bool = False):
+        self.tmp, self.family, self.rng, self.overlap = tmp_path, family, rng, overlap
         self.cache = tmp_path.parent / "jax-cache"  # shared by the families and runs
         self.n = 0
 
@@ -99,7 +109,11 @@ class Runs:
         log = open(self.tmp / f"run{self.n}.log", "w+")  # noqa: SIM115
         env = _env(self.cache, kill_at, hash_seed=self.rng.randrange(1, 2**31))
         proc = subprocess.Popen(
-            _cmd(run_dir, self.family, steps), cwd=ROOT, env=env, stdout=log, stderr=log
+            _cmd(run_dir, self.family, steps, self.overlap),
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=log,
         )
         return proc, log
 
@@ -155,12 +169,16 @@ def _assert_same_metrics(got: list[dict], ref: list[dict]):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["t5", "decoder"])
-def test_sigkill_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, family):
+@pytest.mark.parametrize(
+    "family, overlap",
+    [("t5", False), ("decoder", False), ("t5", True)],
+    ids=["t5", "decoder", "t5-overlap"],
+)
+def test_sigkill_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, family, overlap):
     seed = random.randrange(2**31)
     rng = random.Random(seed)
-    why = f"(family {family}, random seed {seed}; logs in {tmp_path})"
-    runs = Runs(tmp_path, family, rng)
+    why = f"(family {family}, overlap {overlap}, random seed {seed}; logs in {tmp_path})"
+    runs = Runs(tmp_path, family, rng, overlap)
 
     ref_dir = tmp_path / "uninterrupted"
     code, log = runs.run(ref_dir)
@@ -216,6 +234,10 @@ def test_sigkill_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, fami
     )
     _assert_same_state(state, ref_state)
     _assert_same_metrics(_ppo_rows(run_dir), ref_rows)
+    # with overlap every update but the first learned from a batch sampled one update earlier,
+    # the resumed ones too (rollout_lag is compared above): checkpoints 3, 6, 9 held that batch
+    lags = [0] + [int(overlap)] * (STEPS - 1)
+    assert [r["rollout_lag"] for r in ref_rows] == lags, why
     print(why, history)
 
 
