@@ -75,3 +75,20 @@ def test_bench_memory_two_iterations(tmp_path):
     out = _run("bench_memory.py", "--iters", "2", "--out", str(tmp_path / "run"))
     assert "| 2 |" in out and "peak RSS" in out
     assert (tmp_path / "run" / "rss.json").exists()
+
+
+def test_bench_overlap_tiny(tmp_path):
+    import json
+
+    out_json = tmp_path / "overlap.json"
+    _run(
+        "bench_overlap.py", "--iters", "3", "--warmup", "1", "--rounds", "1",
+        "--json", str(out_json), "model.tiny_d_model=32", "model.tiny_d_ff=64",
+        "model.tiny_num_layers=1", "model.tiny_num_decoder_layers=1", "model.tiny_num_heads=2",
+        "model.tiny_d_kv=16", "train.batch_size=2", "rollout.num_samples=2",
+        "ppo.num_minibatches=1",
+    )  # fmt: skip
+    data = json.loads(out_json.read_text())
+    assert [r["mode"] for r in data["runs"]] == ["sync", "overlap"]
+    assert [r["rollout_lag"] for r in data["runs"]] == [[0, 0], [1, 1]]
+    assert data["summary"]["speedup"] > 0
