@@ -29,7 +29,6 @@ import stat
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +61,8 @@ class CheckServer:
 
     lang = ""
     max_checks = 5000  # then a fresh process (bounds whatever the toolchain accumulates)
+    # At most this many servers per pool (None: one per worker); checks of a few ms need few.
+    max_servers: int | None = None
 
     def __init__(self, root: Path, name: str):
         self.root, self.name = root, name
@@ -229,11 +230,12 @@ def move_output(src: Path, dst: Path) -> None:
 
 
 class CheckServerPool:
-    """Up to `size` servers of one language shared by the worker threads (each check holds
-    one server)."""
+    """Up to `size` servers of one language (fewer if the server class says so) shared by the
+    worker threads (each check holds one server)."""
 
-    def __init__(self, lang: str, factory: Callable[[Path, str], CheckServer], root: Path, size):
-        self.lang, self.factory, self.root, self.size = lang, factory, root, max(1, size)
+    def __init__(self, lang: str, factory: type[CheckServer], root: Path, size: int):
+        self.lang, self.factory, self.root = lang, factory, root
+        self.size = max(1, min(size, factory.max_servers or size))
         self._free: list[CheckServer] = []
         self._all: list[CheckServer] = []
         self._cond = threading.Condition()

@@ -114,6 +114,7 @@ async function verdict(data, filename) {
 
 class JsServer(CheckServer):
     lang = "javascript"
+    max_servers = 8  # ~40 MB each; a check takes well under a millisecond of node's time
 
     def argv(self) -> list[str]:
         probe = sandbox.program_cwd(self.home) + "/program.js"

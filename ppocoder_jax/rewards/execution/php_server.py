@@ -147,6 +147,7 @@ for (;;) {
 
 class PhpServer(CheckServer):
     lang = "php"
+    max_servers = 8  # ~19 MB each; a check (fork, compile, exit) takes a few milliseconds
 
     def argv(self) -> list[str]:
         return ["php", "-n", "-r", SERVER_SOURCE, "program.php"]
