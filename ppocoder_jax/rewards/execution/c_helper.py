@@ -137,6 +137,13 @@ def _run(argv, limits, wall):
 def serve():
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     requests = _Requests()
+    # Every step of a check (fork, memfds, pidfd, setrlimit, exec) once before READY: a kernel
+    # without one of them means the per-job path, not failed checks.
+    limits = (10, 1 << 30, 32, 1 << 20, 256)
+    probe = [_run([cmd], limits, 10.0)[0] for cmd in ("true", "false")]
+    if probe != ["OK", "FAIL"]:
+        _answer("BROKEN", f"self-test: {probe}".encode())
+        return
     _answer("READY", b"")
     while True:
         fields = requests.line().decode().split("\t")
