@@ -43,7 +43,7 @@ function readInto(target, offset) {
 function line() {
   for (;;) {
     const i = pending.indexOf(10);
-    if (i >= 0) { const s = pending.subarray(0, i).toString('latin1'); pending = pending.subarray(i + 1); return s; }
+    if (i >= 0) { const s = pending.subarray(0, i).toString('utf8'); pending = pending.subarray(i + 1); return s; }
     const chunk = Buffer.allocUnsafe(1 << 16);
     const n = readInto(chunk, 0);
     if (n === 0) process.exit(0);
