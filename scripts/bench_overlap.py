@@ -98,10 +98,11 @@ def run_once(fixture: Path, work: Path, overlap: bool, tag: str, args) -> dict:
     env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(work / "jax-cache"))
     env.update(JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
     if args.jax_threads:
-        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        flags = "--xla_cpu_multi_thread_eigen=false"
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + flags).strip()
-    start = time.time()
+    start, cpu = time.time(), _children_cpu()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    cpu, wall = _children_cpu() - cpu, time.time() - start
     if proc.returncode != 0:
         raise SystemExit(f"{tag}: ppocoder train failed:\n{proc.stderr[-3000:]}")
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -122,8 +123,19 @@ def run_once(fixture: Path, work: Path, overlap: bool, tag: str, args) -> dict:
         "compile_rate": mean(r["compile_rate"] for r in rows),
         "samples": rows[0]["samples"],
         "rollout_lag": [r["rollout_lag"] for r in rows],
-        "process_wall_s": time.time() - start,
+        "process_wall_s": wall,
+        # CPU seconds of the run (trainer, sandboxed jobs) over the cores x its wall time,
+        # start-up and compilation included: near 1, the cores were the limit
+        "process_cpu_s": cpu,
+        "cpu_utilisation": cpu / (wall * (os.cpu_count() or 1)),
     }
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -153,7 +165,8 @@ def main() -> int:
                     f"wait {res['reward_wait_frac']:.2f}  busy {res['reward_busy_frac']:.2f}  "
                     f"{res['reward_programs_per_s']:.1f} programs/s  (sample "
                     f"{res['time_sample_s']:.2f} s, rewards {res['time_rewards_s']:.2f} s, "
-                    f"update {res['time_update_s']:.2f} s)",
+                    f"update {res['time_update_s']:.2f} s; CPU {res['cpu_utilisation']:.2f} of the "
+                    f"cores, load average {os.getloadavg()[0]:.1f})",
                     flush=True,
                 )
 
