@@ -338,3 +338,32 @@ def test_long_sequences_match_pytorch(tmp_path):
     logits, _ = fwd(params, cfg, *batch)
     valid = dec_mask.astype(bool)
     np.testing.assert_allclose(np.asarray(logits)[valid], expected[valid], atol=1e-4, rtol=0)
+
+
+def test_sampler_decode_loop_transposes_no_weights():
+    """2-D projections: the compiled decode loop never transposes an attention kernel (as 3-D
+    einsums it transposed every [H, K, D] kernel of every layer at every step), and keeps the
+    [B, H, K, T] cache in place."""
+    import re
+
+    from test_model_decoder import while_body_instructions
+
+    from ppocoder_jax.rollout.sampler import SamplingParams, sample
+
+    cfg = _small_cfg(d_model=40)  # no other dimension is 40
+    params = _randomize(t5.init_params(cfg, jax.random.PRNGKey(0)))
+    ids = jnp.ones((3, 5), jnp.int32)
+    mask = jnp.ones((3, 5), jnp.int32)
+    sampling = SamplingParams(temperature=1.0)
+    fn = jax.jit(lambda p, i, m, k: sample(p, cfg, i, m, k, sampling, 6))
+    body = while_body_instructions(
+        fn.lower(params, ids, mask, jax.random.PRNGKey(0)).compile().as_text()
+    )
+    shapes = [
+        [int(d) for d in re.search(r"\[([\d,]*)\]", i).group(1).split(",") if d]
+        for i in body
+        if re.search(r"\btranspose\(", i)
+    ]
+    assert all(cfg.d_model not in dims for dims in shapes), shapes
+    cache = f"[3,{cfg.num_heads},{cfg.d_kv},6]"
+    assert any("dynamic-update-slice(" in i and cache in i for i in body)

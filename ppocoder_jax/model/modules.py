@@ -136,13 +136,21 @@ class Attention(nn.Module):
 
     # Keys and values are kept as [B,H,K,T] (time minor): the layout XLA's batched matmuls
     # consume without a copy, so the decode loop reads the KV cache in place. With [B,T,H,K]
-    # XLA transposed the whole cache of every layer at every decode step.
+    # XLA transposed the whole cache of every layer at every decode step. The projections are
+    # plain 2-D matmuls on the kernels' row-major storage: as 3-D einsums, XLA's CPU backend
+    # transposed every attention kernel at every decode step.
+    def _project(self, x: jax.Array, param: Param) -> jax.Array:
+        """x [B,T,D] -> [B,T,H,K]."""
+        b, t, d = x.shape
+        h, k = self.cfg.num_heads, self.cfg.d_kv
+        return (x.reshape(b * t, d) @ param(self.dtype).reshape(d, h * k)).reshape(b, t, h, k)
+
     def project_q(self, x: jax.Array) -> jax.Array:
-        return jnp.einsum("btd,dhk->bhtk", x, self.query(self.dtype))
+        return self._project(x, self.query).transpose(0, 2, 1, 3)
 
     def project_kv(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        k = jnp.einsum("btd,dhk->bhkt", x, self.key(self.dtype))
-        v = jnp.einsum("btd,dhk->bhkt", x, self.value(self.dtype))
+        k = self._project(x, self.key).transpose(0, 2, 3, 1)
+        v = self._project(x, self.value).transpose(0, 2, 3, 1)
         return k, v
 
     def attend(
@@ -162,7 +170,10 @@ class Attention(nn.Module):
         scores = jnp.where(mask, scores, MASK_VALUE)
         probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
         ctx = jnp.einsum("bhqk,bhdk->bhqd", probs, v)
-        return jnp.einsum("bhqd,hdD->bqD", ctx, self.out(self.dtype))
+        b, h, q, k = ctx.shape
+        d = self.cfg.d_model
+        ctx = ctx.transpose(0, 2, 1, 3).reshape(b * q, h * k)
+        return (ctx @ self.out(self.dtype).reshape(h * k, d)).reshape(b, q, d)
 
 
 class Mlp(nn.Module):
