@@ -5,7 +5,8 @@ Checked on the real trainer (tiny random model, a deterministic stand-in reward 
   sampler's tokens for that key), with old log-probs, values and reference log-probs of those
   parameters (the behaviour policy); without the switch, from the current parameters;
 - a checkpoint taken while a sampled batch waits (a preemption stop) holds it, and the resumed
-  run ends bit for bit where an uninterrupted one ends (parameters, optimizer, every metric);
+  run ends bit for bit where an uninterrupted one ends (parameters, optimizer, every metric),
+  on one device and sharded over 8 fake CPU devices (mesh.fsdp=8, a subprocess);
 - `ppocoder demo ... train.overlap_rollouts=true` runs end to end on a tiny config.
 The SIGKILL-anywhere resume of `ppocoder train` with the switch is in test_trainer_resume.py.
 """
@@ -14,6 +15,10 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -78,6 +83,8 @@ def _cfg(run_dir, *extra):
             "train.overlap_rollouts=true",
             "train.batch_size=4",
             "ppo.num_minibatches=2",
+            # test_..._on_8_devices runs this file again on 8 fake devices, sharded
+            *os.environ.get("OVERLAP_TEST_OVERRIDES", "").split(),
             *extra,
         ],
     )
@@ -167,28 +174,42 @@ def test_each_update_learns_from_the_batch_its_sampling_parameters_gave(
     assert (trainer.ckpt.directory / "4" / "rollout").exists() is False
 
 
-@pytest.mark.parametrize("estimator", ["sampled", "exact"])
-def test_a_stop_with_a_sampled_batch_waiting_resumes_exactly(start, tmp_path, estimator):
+def test_a_stop_with_a_sampled_batch_waiting_resumes_exactly(start, tmp_path):
     """Preemption after update 2: the checkpoint holds batch 3 (sampled before update 2); the
-    resumed run learns from it and ends where the uninterrupted run ends."""
+    resumed run learns from it and ends where the uninterrupted run ends. Here with the sampled
+    KL (no KL array in the batch); on 8 devices (below) with the exact KL."""
     import orbax.checkpoint as ocp
 
-    def run(run_dir, stop_after=None):
+    estimator = os.environ.get("OVERLAP_TEST_ESTIMATOR", "sampled")
+
+    def run(run_dir, stop_after=None, check=None):
         cfg = _cfg(run_dir, f"kl.estimator={estimator}")
         logger = Rows()
         trainer = _trainer(start, cfg, logger)
+        if check is not None:
+            check(trainer)
         done = trainer.train(stop=None if stop_after is None else lambda: trainer.iteration >= 2)
         return trainer, done, logger.rows
+
+    def spread(batch):  # the waiting batch's arrays over every device (8 in the sharded run)
+        return {len(x.sharding.device_set) for x in (*batch.rows, *batch.stats) if x is not None}
 
     ref, done, ref_rows = run(tmp_path / "ref")
     assert done
     trainer, done, first_rows = run(tmp_path / "stopped", stop_after=2)
     assert not done and trainer.iteration == 2
+    assert trainer._pending.iteration == 2 and spread(trainer._pending) == {jax.device_count()}
     step2 = tmp_path / "stopped" / "checkpoints" / "2"
     meta = json.loads((step2 / "meta" / "metadata").read_text())
-    assert meta["data_state"] == {"position": 8, "iteration": 2, "pending": True}
+    batch = trainer.cfg.train.batch_size
+    assert meta["data_state"] == {"position": 2 * batch, "iteration": 2, "pending": True}
     assert (step2 / "rollout").is_dir()
-    resumed, done, rows = run(tmp_path / "stopped")
+
+    def restored(t):
+        assert t.iteration == 2 and t._pending.iteration == 2 and t._pending.scoring is None
+        assert spread(t._pending) == {jax.device_count()}
+
+    resumed, done, rows = run(tmp_path / "stopped", check=restored)
     assert done and resumed.iteration == 4
 
     got = jax.device_get(resumed.state)
@@ -197,7 +218,7 @@ def test_a_stop_with_a_sampled_batch_waiting_resumes_exactly(start, tmp_path, es
         jax.tree_util.tree_flatten_with_path(got)[0], jax.tree_util.tree_flatten_with_path(want)[0]
     ):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=str(path))
-    assert resumed.stream.position == ref.stream.position == 16
+    assert resumed.stream.position == ref.stream.position == 4 * batch
     rows = first_rows + rows
     assert [r["step"] for r in rows] == [r["step"] for r in ref_rows] == [1, 2, 3, 4]
     for g, w in zip(rows, ref_rows):
@@ -207,6 +228,21 @@ def test_a_stop_with_a_sampled_batch_waiting_resumes_exactly(start, tmp_path, es
     with ocp.StandardCheckpointer() as ck:
         saved = ck.restore(step2 / "rollout")
     assert ("exact_kl" in saved) == (estimator == "exact")
+
+
+def test_the_waiting_batch_resumes_exactly_on_8_devices(tmp_path):
+    """The same stop-and-resume with the state, the reference and the waiting batch sharded over
+    8 fake CPU devices (mesh.fsdp=8), and the exact KL (one more array in the waiting batch): the
+    batch is saved and read back in its shardings."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", OVERLAP_TEST_ESTIMATOR="exact")
+    env["OVERLAP_TEST_OVERRIDES"] = "mesh.fsdp=8 train.batch_size=8 ppo.value_warmup_iters=0"
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    test = f"{Path(__file__)}::test_a_stop_with_a_sampled_batch_waiting_resumes_exactly"
+    cmd = [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider"]
+    cmd += [test, f"--basetemp={tmp_path / 'inner'}"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "1 passed" in proc.stdout
 
 
 def test_demo_runs_end_to_end_with_overlapped_rollouts(tmp_path):

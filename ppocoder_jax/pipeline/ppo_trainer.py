@@ -396,11 +396,15 @@ class PPOTrainer:
     def _sample_batch(self, iteration: int) -> _Batch:
         """Sample the batch update `iteration` learns from, with the current parameters, and
         dispatch its statistics under the same parameters (both asynchronous on the device)."""
+        from ppocoder_jax.parallel.mesh import batch_sharding
+
         position, examples, prompts = self._draw_prompts()
         key = jax.random.fold_in(self.sample_key, iteration)
         rollout = self._sample(*prompts, key)
         faults.point("sample", iteration + 1)
         rows = _Rows(rollout.prompt_ids, rollout.prompt_mask, rollout.tokens, rollout.token_mask)
+        # split along the batch as the train step's inputs are (the sampler's output is not)
+        rows = _Rows(*(jax.device_put(x, batch_sharding(self.mesh, x.ndim)) for x in rows))
         stats = self._statistics(rows, exact_kl=self.cfg.kl.estimator == "exact")
         return _Batch(iteration, self.iteration, position, examples, rows, stats)
 
