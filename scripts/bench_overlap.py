@@ -16,11 +16,15 @@ iteration the device sat idle waiting for rewards), programs scored per second a
 pool's busy fraction. The speed-up is the ratio of the pooled iterations/s.
 
     .venv/bin/python scripts/bench_overlap.py [--iters 8] [--warmup 2] [--rounds 2]
-        [--workers 2] [--jax-threads 0] [--json out.json] [key=value ...]
+        [--workers 2] [--device-core] [--json out.json] [key=value ...]
 
-`--jax-threads 1` confines XLA's CPU work to one thread (the device as one core, the rest of
-the machine scoring: the shape of an accelerator host); extra key=value arguments go to both
-runs (e.g. train.batch_size=16).
+`--device-core` gives the "device" a core of its own, the shape of an accelerator host: the
+trainer starts pinned to core 0 (`taskset -c 0`), so XLA's CPU client sizes its thread pool to
+that one core and its threads stay there; once the client exists the main thread moves to the
+other cores, and every thread and process started after that (the reward pool's workers, the
+sandboxed compilers) runs there. (`XLA_FLAGS=--xla_cpu_multi_thread_eigen=false` does not
+confine this jaxlib's CPU client to one thread: measured per thread.) Extra key=value
+arguments go to both runs (e.g. train.batch_size=8).
 """
 
 from __future__ import annotations
@@ -90,16 +94,24 @@ def overrides(fixture: Path, args) -> list[str]:
     ]  # fmt: skip
 
 
+# The trainer with its device on core 0 and everything started later on the other cores.
+LAUNCH_ON_DEVICE_CORE = (
+    "import os, sys, jax; jax.devices(); "
+    "os.sched_setaffinity(0, set(range(1, os.cpu_count()))); "
+    "from ppocoder_jax.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
 def run_once(fixture: Path, work: Path, overlap: bool, tag: str, args) -> dict:
     run_dir = work / tag
-    cmd = [sys.executable, "-m", "ppocoder_jax", "train", "--config", "demo"]
+    cmd = [sys.executable, "-m", "ppocoder_jax"]
+    if args.device_core:
+        cmd = ["taskset", "-c", "0", sys.executable, "-c", LAUNCH_ON_DEVICE_CORE]
+    cmd += ["train", "--config", "demo"]
     cmd += overrides(fixture, args)
     cmd += [f"train.run_dir={run_dir}", f"train.overlap_rollouts={str(overlap).lower()}"]
     env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(work / "jax-cache"))
     env.update(JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
-    if args.jax_threads:
-        flags = "--xla_cpu_multi_thread_eigen=false"
-        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + flags).strip()
     start, cpu = time.time(), _children_cpu()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     cpu, wall = _children_cpu() - cpu, time.time() - start
@@ -144,12 +156,16 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=2, help="first iterations left out")
     ap.add_argument("--rounds", type=int, default=2, help="sync + overlap pairs")
     ap.add_argument("--workers", type=int, default=2, help="reward pool workers")
-    ap.add_argument("--jax-threads", type=int, default=0, help="1: XLA on one thread")
+    ap.add_argument(
+        "--device-core", action="store_true", help="XLA on core 0, the rest on the other cores"
+    )
     ap.add_argument("--json", default="", help="write the results here")
     ap.add_argument("overrides", nargs="*", help="key=value config overrides for both runs")
     args = ap.parse_args()
     if args.iters <= args.warmup:
         ap.error("--iters must exceed --warmup")
+    if args.device_core and (os.cpu_count() or 1) < 2:
+        ap.error("--device-core needs at least 2 cores")
     load = os.getloadavg()[0]
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-overlap-") as tmp:
@@ -184,6 +200,9 @@ def main() -> int:
         "load_average_start": load,
         "load_average_end": os.getloadavg()[0],
         "cpus": os.cpu_count(),
+        "device_core": args.device_core,
+        "workers": args.workers,
+        "overrides": args.overrides,
     }
     for mode in ("sync", "overlap"):
         rows = [x for x in results if x["mode"] == mode]
