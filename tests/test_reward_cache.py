@@ -143,3 +143,16 @@ def test_infrastructure_errors_are_not_cached():
         assert ex.submit("python", "x = 1\n").result().infra_error
         assert ex.submit("python", "x = 1\n").result().infra_error
         assert len(calls) == 2 and ex.cache_len() == 0
+
+
+def test_a_cache_made_before_a_resize_is_not_counted(restore_match_cache_size):
+    """An idle thread keeps its old cache until it next matches; it is not a current cache (in
+    CI's xdist workers earlier tests' threads held such caches, above a later test's cap)."""
+    matching.set_cache_size(1024)
+    for i in range(100):
+        matching.match(_program(i), REFERENCE, "python")
+    assert max(matching.cache_lengths()) >= 100
+    matching.set_cache_size(64)
+    assert all(n <= 64 for n in matching.cache_lengths())
+    matching.match(_program(0), REFERENCE, "python")  # this thread starts a fresh cache
+    assert 2 in matching.cache_lengths()  # the candidate and the reference

@@ -46,11 +46,15 @@ _all_lock = threading.Lock()
 
 
 class _ProgramCache(OrderedDict):
-    """One thread's LRU of analysed programs (a subclass, so it can be weakly referenced)."""
+    """One thread's LRU of analysed programs (a subclass, so it can be weakly referenced and
+    carry the cache-size generation it was made under)."""
+
+    generation = -1
 
 
 def set_cache_size(size: int) -> None:
-    """Programs kept per thread (0 disables the cache); clears every thread's cache."""
+    """Programs kept per thread (0 disables the cache); every thread starts a fresh cache the
+    next time it matches."""
     global _cache_size, _generation
     _cache_size = max(0, int(size))
     _generation += 1
@@ -61,11 +65,13 @@ def cache_size() -> int:
 
 
 def cache_lengths() -> list[int]:
-    """The number of programs each live thread's cache holds now (for tests and benchmarks)."""
+    """The number of programs each live thread's current cache holds now (for tests and
+    benchmarks). A cache made before the last set_cache_size is left out: its thread drops it
+    the next time it matches, and nothing reads it again."""
     with _all_lock:
         _all_caches[:] = [r for r in _all_caches if r() is not None]
         caches = [r() for r in _all_caches]
-    return [len(c) for c in caches if c is not None]
+    return [len(c) for c in caches if c is not None and c.generation == _generation]
 
 
 class _Analysis(NamedTuple):
@@ -77,6 +83,7 @@ def _tables():
     state = getattr(_local, "state", None)
     if state is None or state[2] != _generation or len(state[0]) > _MAX_INTERN:
         programs = _ProgramCache()
+        programs.generation = _generation
         with _all_lock:
             _all_caches[:] = [r for r in _all_caches if r() is not None]
             _all_caches.append(weakref.ref(programs))
