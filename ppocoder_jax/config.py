@@ -140,6 +140,11 @@ class RolloutConfig:
     num_samples: int = 1
     # Prompt / output lengths are rounded up to one of these buckets to bound recompilation.
     length_buckets: tuple[int, ...] = (32, 64, 128, 256, 400, 512)
+    # How a token is drawn from the filtered distribution (rollout/sampler.py): "gumbel"
+    # (jax.random.categorical: a random number per vocabulary entry and step) or "cdf" (inverse
+    # CDF: one uniform per row and step; the same distribution, far cheaper on a CPU; other
+    # tokens for the same seed).
+    draw: Literal["gumbel", "cdf"] = "gumbel"
 
     def __post_init__(self):
         _check(self.max_new_tokens > 0, "rollout.max_new_tokens", "must be > 0")
@@ -266,6 +271,13 @@ class PPOConfig:
     # DAPO's dynamic sampling, masking form: groups whose valid samples all scored the same
     # carry no signal and are left out of the update (counted as `groups_dropped`).
     dynamic_sampling: bool = False
+    # The log-probs the PPO ratio starts from (and the values GAE uses): "recompute" runs the
+    # policy's teacher-forced pass over the sampled batch (exact in any compute dtype);
+    # "sampler" takes the ones the sampler recorded while it drew the tokens (the same
+    # parameters, equal up to rounding in fp32; bf16 rounds the two paths differently), which
+    # saves one forward pass over the batch per iteration, as TRL and tunix skip it when they
+    # train on-policy. The exact KL estimator in the reward needs the policy's pass: kept then.
+    old_logprobs: Literal["recompute", "sampler"] = "recompute"
 
     def __post_init__(self):
         from ppocoder_jax.ppo.registry import ADVANTAGES, LOSS_AGGREGATIONS

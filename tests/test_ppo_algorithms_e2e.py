@@ -82,3 +82,79 @@ def test_grpo_with_kl_in_the_loss_on_the_decoder(tmp_path, reference_calls):
         assert r["kl_loss"] >= 0 and math.isfinite(r["kl_loss"])
         assert r["kl_coef"] == pytest.approx(0.04)
         assert "groups_dropped" not in r and "dual_clip_frac" not in r
+
+
+def test_old_logprobs_from_the_sampler_skip_the_policy_pass(tmp_path, monkeypatch):
+    """ppo.old_logprobs=sampler: the batch's log-probs and values are the sampler's (equal to
+    the recomputed ones within 1e-4 in fp32) and only the reference runs teacher-forced."""
+    import numpy as np
+
+    real_stats, real_ref = ppo_trainer.rollout_statistics, ppo_trainer.reference_logprobs
+    calls = {"policy": 0, "reference": 0}
+
+    def stats_spy(*args, **kwargs):
+        calls["policy"] += 1
+        return real_stats(*args, **kwargs)
+
+    def ref_spy(*args, **kwargs):
+        calls["reference"] += 1
+        return real_ref(*args, **kwargs)
+
+    monkeypatch.setattr(ppo_trainer, "rollout_statistics", stats_spy)
+    monkeypatch.setattr(ppo_trainer, "reference_logprobs", ref_spy)
+    real = ppo_trainer.PPOTrainer._statistics
+    compared = []
+
+    def both(self, rows, exact_kl, sampled=None):
+        before = dict(calls)
+        got = real(self, rows, exact_kl, sampled)
+        if sampled is None:
+            return got
+        assert calls["policy"] == before["policy"]  # no policy pass for a sampled batch
+        assert calls["reference"] == before["reference"] + 1
+        want = real(self, rows, exact_kl)  # the teacher-forced pass, for comparison
+        mask = np.asarray(rows.token_mask) == 1
+        for a, b in zip(got[:3], want[:3]):
+            np.testing.assert_allclose(np.asarray(a)[mask], np.asarray(b)[mask], atol=1e-4)
+        compared.append(int(mask.sum()))
+        return got
+
+    monkeypatch.setattr(ppo_trainer.PPOTrainer, "_statistics", both)
+    run_dir = _train(
+        tmp_path,
+        "sampler_logprobs",
+        "model.family=decoder",
+        "kl.mode=loss",
+        "kl.kind=fixed",
+        "kl.init_coef=0.04",
+        "kl.estimator=sampled",
+        "ppo.advantage=grpo",
+        "ppo.old_logprobs=sampler",
+    )
+    assert len(compared) == 2 and all(compared)
+    rows = _ppo_rows(run_dir)
+    assert [r["step"] for r in rows] == [1, 2]
+    for r in rows:
+        assert math.isfinite(r["kl_loss"]) and math.isfinite(r["policy_loss"])
+
+
+def test_old_logprobs_from_the_sampler_on_8_devices(tmp_path):
+    """ppo.old_logprobs=sampler with the state and the batch sharded over 8 fake CPU devices
+    (mesh.fsdp=8, a subprocess): the sampler's log-probs and values go on the batch sharding
+    as the rows do, so the train step takes them."""
+    import os
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    cmd = [sys.executable, "-m", "ppocoder_jax", "train", "--config", "tiny"]
+    cmd += ["model.family=decoder", "mesh.fsdp=8", "train.steps=2", "ppo.value_warmup_iters=0"]
+    cmd += ["kl.mode=loss", "kl.kind=fixed", "kl.init_coef=0.04", "kl.estimator=sampled"]
+    cmd += ["ppo.advantage=grpo", "ppo.old_logprobs=sampler", f"train.run_dir={run_dir}"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = _ppo_rows(run_dir)
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(math.isfinite(r["kl_loss"]) for r in rows)

@@ -191,10 +191,10 @@ def test_top_k_never_leaves_the_k_most_likely(model, topk_batch):
     assert ranks.max() > 0  # it does sample, not just argmax
 
 
-@pytest.mark.parametrize("top_k", [0, 10])
-def test_top_p_respects_its_mass(model, prompts, top_k):
+@pytest.mark.parametrize("top_k,draw", [(0, "gumbel"), (10, "gumbel"), (0, "cdf")])
+def test_top_p_respects_its_mass(model, prompts, top_k, draw):
     _, params, cfg = model
-    sp = SamplingParams(temperature=1.3, top_k=top_k, top_p=0.6)
+    sp = SamplingParams(temperature=1.3, top_k=top_k, top_p=0.6, draw=draw)
     b = sample(params, cfg, *prompts, jax.random.PRNGKey(1), sp, SAMPLE_NEW, num_samples=4)
     check_layout(b, prompts, 4, cfg, SAMPLE_NEW)
     logits, _ = teacher_forced(params, cfg, b)
@@ -261,5 +261,25 @@ def test_bad_arguments(model, prompts):
     with pytest.raises(ValueError):
         SamplingParams(top_k=-1)
     with pytest.raises(ValueError):
+        SamplingParams(draw="multinomial")
+    with pytest.raises(ValueError):
         sample(params, cfg, *prompts, 0, GREEDY, 0)
     assert hash(SamplingParams(top_k=5)) == hash(SamplingParams(top_k=5))
+
+
+def test_inverse_cdf_draws_only_tokens_with_mass_in_proportion():
+    """draw="cdf": excluded entries (-inf) at either end and inside are never drawn, the
+    others in proportion to their mass; per-row keys decide."""
+    from ppocoder_jax.rollout.sampler import choose_tokens
+
+    x = jnp.log(jnp.asarray([0.0, 0.1, 0.0, 0.6, 0.3, 0.0], jnp.float32))
+    rows = 20000
+    logits = jnp.broadcast_to(x, (rows, x.shape[0]))
+    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.PRNGKey(0), jnp.arange(rows))
+    sp = SamplingParams(draw="cdf")
+    tokens = np.asarray(jax.jit(choose_tokens, static_argnums=2)(logits, keys, sp))
+    counts = np.bincount(tokens, minlength=6) / rows
+    assert counts[[0, 2, 5]].sum() == 0
+    np.testing.assert_allclose(counts[[1, 3, 4]], [0.1, 0.6, 0.3], atol=0.015)
+    again = np.asarray(jax.jit(choose_tokens, static_argnums=2)(logits, keys, sp))
+    np.testing.assert_array_equal(tokens, again)

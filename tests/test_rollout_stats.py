@@ -91,9 +91,10 @@ def step_logits(params, cfg, prompt, prefix: list[int]) -> np.ndarray:
     return np.asarray(logits[0, -1], np.float64)
 
 
-def test_first_token_matches_full_softmax(model):
+@pytest.mark.parametrize("draw", ["gumbel", "cdf"])
+def test_first_token_matches_full_softmax(model, draw):
     params, cfg, prompt = model
-    sp = SamplingParams()  # temperature 1, no filter
+    sp = SamplingParams(draw=draw)  # temperature 1, no filter
     b = sample(params, cfg, *prompt, jax.random.PRNGKey(123), sp, 1, num_samples=N)
     first = np.asarray(b.tokens)[:, 0]
     logits = step_logits(params, cfg, prompt, [])
@@ -121,8 +122,10 @@ def test_first_token_matches_full_softmax(model):
     [
         SamplingParams(temperature=0.7, top_k=3, top_p=0.9),
         SamplingParams(temperature=1.5, top_p=0.5),
+        SamplingParams(temperature=0.7, top_k=3, top_p=0.9, draw="cdf"),
+        SamplingParams(temperature=1.5, top_p=0.5, draw="cdf"),
     ],
-    ids=["k3-p0.9-t0.7", "p0.5-t1.5"],
+    ids=["k3-p0.9-t0.7", "p0.5-t1.5", "cdf-k3-p0.9-t0.7", "cdf-p0.5-t1.5"],
 )
 def test_two_token_sequences_match_filtered_softmax(model, sp):
     """Joint distribution of (token 1, token 2): both steps, cache and filters together."""

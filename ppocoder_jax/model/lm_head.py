@@ -107,19 +107,23 @@ def _fused_bwd(vocab_major, c, res, cotangents):
         # d logprob / dz = onehot - p;  d entropy / dz = -p * (log p + H)
         dz = g_lp[..., None] * (onehot - p) - g_ent[..., None] * p * (logp + ent_c[..., None])
         dz = dz.astype(h.dtype)
-        if vocab_major:
-            dh = jnp.einsum("bcv,vd->bcd", dz, weight.astype(h.dtype))
-            dw = jnp.einsum("bcv,bcd->vd", dz, h, preferred_element_type=jnp.float32)
-        else:
-            dh = jnp.einsum("bcv,dv->bcd", dz, weight.astype(h.dtype))
-            dw = jnp.einsum("bcd,bcv->dv", h, dz, preferred_element_type=jnp.float32)
+        spec = "bcv,vd->bcd" if vocab_major else "bcv,dv->bcd"
+        dh = jnp.einsum(spec, dz, weight.astype(h.dtype))
+        # [D, V] in either layout: dz is read as it lies ([rows, V], the matmul's right operand);
+        # a [V, D] product made XLA:CPU write every chunk's dz transposed (a strided copy that
+        # cost as much as the chunk's matmuls), so a vocab-major weight's gradient is transposed
+        # once at the end instead
+        dw = jnp.einsum("bcd,bcv->dv", h, dz, preferred_element_type=jnp.float32)
         return d_weight + dw, dh
 
     xs = tuple(
         _chunks(x, c)
         for x in (hidden, tokens, lse, entropy, g_logprob.astype(jnp.float32), g_entropy)
     )
-    d_weight, dh = jax.lax.scan(body, jnp.zeros(weight.shape, jnp.float32), xs)
+    d, v = weight.shape[::-1] if vocab_major else weight.shape
+    d_weight, dh = jax.lax.scan(body, jnp.zeros((d, v), jnp.float32), xs)
+    if vocab_major:
+        d_weight = d_weight.T
     return _unchunk(dh, t).astype(hidden.dtype), d_weight.astype(weight.dtype), None
 
 

@@ -41,7 +41,7 @@ from ppocoder_jax.data import Example
 from ppocoder_jax.errors import UserError
 from ppocoder_jax.model.policy import as_policy
 from ppocoder_jax.pipeline import faults
-from ppocoder_jax.ppo.policy_apply import make_apply_fn, rollout_statistics
+from ppocoder_jax.ppo.policy_apply import make_apply_fn, reference_logprobs, rollout_statistics
 
 REFERENCE_DIR = "reference_model"
 
@@ -405,7 +405,7 @@ class PPOTrainer:
         rows = _Rows(rollout.prompt_ids, rollout.prompt_mask, rollout.tokens, rollout.token_mask)
         # split along the batch as the train step's inputs are (the sampler's output is not)
         rows = _Rows(*(jax.device_put(x, batch_sharding(self.mesh, x.ndim)) for x in rows))
-        stats = self._statistics(rows, exact_kl=self.cfg.kl.estimator == "exact")
+        stats = self._statistics(rows, exact_kl=self.cfg.kl.estimator == "exact", sampled=rollout)
         return _Batch(iteration, self.iteration, position, examples, rows, stats)
 
     def _submit(self, batch: _Batch) -> None:
@@ -544,7 +544,31 @@ class PPOTrainer:
             )
         print(f"PPO iteration {self.iteration}: {count} sample(s) masked, reward raised: {first}")
 
-    def _statistics(self, rollout, exact_kl: bool):
+    def _statistics(self, rollout, exact_kl: bool, sampled=None):
+        """(log-probs, values, reference log-probs, exact KL | None) of the batch's rows under
+        the current parameters. With ppo.old_logprobs=sampler, `sampled` (the sampler's output
+        for these rows, drawn with these parameters) gives the policy's log-probs and values,
+        and only the reference runs (unless the exact KL needs the policy's pass)."""
+        if sampled is not None and self.cfg.ppo.old_logprobs == "sampler" and not exact_kl:
+            from ppocoder_jax.parallel.mesh import batch_sharding
+
+            # split along the batch as the rows are (the sampler's output is not)
+            logprobs, values = (
+                jax.device_put(x, batch_sharding(self.mesh, x.ndim))
+                for x in (sampled.logprobs, sampled.values)
+            )
+            ref_logprobs = logprobs  # no reference (no KL): as rollout_statistics
+            if self.ref_params is not None:
+                ref_logprobs = reference_logprobs(
+                    self.ref_params,
+                    rollout.prompt_ids,
+                    rollout.prompt_mask,
+                    rollout.tokens,
+                    rollout.token_mask,
+                    policy=self.policy,
+                    dtype=self.dtype,
+                )
+            return logprobs, values, ref_logprobs, None
         return rollout_statistics(
             self.state.params,
             self.ref_params,

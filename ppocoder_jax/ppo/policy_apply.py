@@ -4,6 +4,8 @@
         -> apply(params, batch: PPOBatch, rng) -> (logprobs, entropy, values) [b,T] fp32
     rollout_statistics(params, ref_params or None, prompt_ids, prompt_mask, tokens, token_mask,
                        *, policy, dtype, exact_kl) -> (logprobs, values, ref_logprobs, kl | None)
+    reference_logprobs(ref_params, prompt_ids, prompt_mask, tokens, token_mask, *, policy,
+                       dtype) -> ref_logprobs        (ppo.old_logprobs=sampler: the reference only)
 
 Both run the policy's teacher-forced pass with the same masks and the fused LM head
 (`Policy.token_stats`), so the log-probs the PPO ratio starts from and the ones the train step
@@ -74,3 +76,15 @@ def rollout_statistics(
         hidden, weight, ref_hidden, ref_weight, tokens, vocab_major=vocab_major
     )
     return logprobs * mask, values * mask, ref_logprobs * mask, kl * mask
+
+
+@functools.partial(jax.jit, static_argnames=("policy", "dtype"))
+def reference_logprobs(ref_params, prompt_ids, prompt_mask, tokens, token_mask, *, policy, dtype):
+    """The reference's teacher-forced log-probs alone, 0 where token_mask == 0: the rollout
+    statistics when the policy's own log-probs and values come from the sampler
+    (``ppo.old_logprobs=sampler``)."""
+    policy = as_policy(policy)
+    logprobs, _, _ = policy.token_stats(
+        ref_params, prompt_ids, prompt_mask, tokens, token_mask, dtype
+    )
+    return logprobs * token_mask.astype(jnp.float32)

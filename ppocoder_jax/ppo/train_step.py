@@ -151,13 +151,15 @@ def compute_advantages(
 
 
 @functools.partial(jax.jit, static_argnames=("kl_cfg",))
-def _update_kl(state: TrainState, observed_kl, n_samples, kl_cfg: KLConfig) -> TrainState:
-    return state.replace(kl=update_kl_state(state.kl, observed_kl, n_samples, kl_cfg))
+def _update_kl(kl_state, observed_kl, n_samples, kl_cfg: KLConfig):
+    return update_kl_state(kl_state, observed_kl, n_samples, kl_cfg)
 
 
 def update_state_kl(state: TrainState, observed_kl, n_samples: int, kl_cfg: KLConfig):
-    """Advance the KL controller in ``state`` after a rollout batch of ``n_samples``."""
-    return _update_kl(state, observed_kl, n_samples, kl_cfg)
+    """Advance the KL controller in ``state`` after a rollout batch of ``n_samples``. Only the
+    controller's few scalars go through the jit: a jit of the whole state (not donated) copied
+    the parameters and the optimizer state every iteration."""
+    return state.replace(kl=_update_kl(state.kl, observed_kl, n_samples, kl_cfg))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Jitted batched sampling with a KV cache: token ids, masks, log-probs and values in one pass.
 
-    SamplingParams(greedy=False, temperature=1.0, top_k=0, top_p=1.0, min_new_tokens=0)
+    SamplingParams(greedy=False, temperature=1.0, top_k=0, top_p=1.0, min_new_tokens=0,
+                   draw="gumbel")
     sample(params, cfg, prompt_ids [B,S], prompt_mask [B,S], rng, sampling, max_new_tokens,
            num_samples=1, dtype=jnp.float32) -> RolloutBatch
 
@@ -12,8 +13,13 @@ as every row has emitted an end-of-sequence token (or after `max_new_tokens` ste
 
 Per step: the logits are divided by the temperature, filtered by top-k then top-p (top-p on the
 renormalised top-k distribution, as transformers' warpers do) and a token is drawn; greedy is
-argmax of the raw logits. The log-prob recorded for the token is always log_softmax(raw logits)
-at temperature 1 over the whole vocabulary (the PPO policy log-prob), never the filtered one.
+argmax of the raw logits. `draw` is how: "gumbel" (`jax.random.categorical`: Gumbel-max, one
+random number per vocabulary entry, so [rows, vocab] random draws per step, which on a CPU cost
+far more than the LM head) or "cdf" (inverse CDF: one uniform per row against the cumulative
+softmax, blocks first, then within the block, as `torch.multinomial` draws for transformers'
+`generate`). Both draw from the same distribution; for a given key they draw different tokens.
+The log-prob recorded for the token is always log_softmax(raw logits) at temperature 1 over the
+whole vocabulary (the PPO policy log-prob), never the filtered one.
 
 Randomness: row r at step t draws with `fold_in(fold_in(rng, r), t)`, so a row's samples do
 not depend on the batch size, on padding rows appended after it, or on the sharding.
@@ -47,6 +53,7 @@ class SamplingParams:
     top_k: int = 0
     top_p: float = 1.0
     min_new_tokens: int = 0
+    draw: str = "gumbel"  # "gumbel" | "cdf" (see the module docstring)
 
     def __post_init__(self):
         if not self.temperature > 0:
@@ -57,15 +64,18 @@ class SamplingParams:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.min_new_tokens < 0:
             raise ValueError(f"min_new_tokens must be >= 0, got {self.min_new_tokens}")
+        if self.draw not in ("gumbel", "cdf"):
+            raise ValueError(f"draw must be 'gumbel' or 'cdf', got {self.draw!r}")
 
     @classmethod
     def from_config(cls, rollout_cfg, greedy: bool = False) -> SamplingParams:
-        """From a `RolloutConfig` (temperature, top_k, top_p)."""
+        """From a `RolloutConfig` (temperature, top_k, top_p, draw)."""
         return cls(
             greedy=greedy,
             temperature=float(rollout_cfg.temperature),
             top_k=int(rollout_cfg.top_k),
             top_p=float(rollout_cfg.top_p),
+            draw=str(getattr(rollout_cfg, "draw", "gumbel")),
         )
 
 
@@ -104,10 +114,45 @@ def choose_tokens(logits: jax.Array, keys: jax.Array, sampling: SamplingParams) 
         mass_before = jnp.cumsum(probs, axis=-1) - probs
         # Keep the smallest prefix whose mass reaches top_p (the first token always stays).
         x = jnp.where(mass_before < sampling.top_p, x, -jnp.inf)
-    choice = jax.vmap(jax.random.categorical)(keys, x).astype(jnp.int32)
+    if sampling.draw == "cdf":
+        choice = _inverse_cdf(keys, x)
+    else:
+        choice = jax.vmap(jax.random.categorical)(keys, x).astype(jnp.int32)
     if index is None:
         return choice
     return jnp.take_along_axis(index, choice[:, None], axis=-1)[:, 0].astype(jnp.int32)
+
+
+def _inverse_cdf(keys: jax.Array, x: jax.Array, block: int = 128) -> jax.Array:
+    """One draw per row from softmax(x) [B, V] (-inf = excluded): the first entry whose
+    cumulative mass exceeds u * total, u uniform. Two levels, so no scan runs over the whole
+    vocabulary (XLA:CPU's cumsum of [B, V] cost as much as the LM head): the cumulative mass of
+    blocks of `block` entries picks the block, a cumsum inside it the entry. Only entries with
+    mass can be drawn (rounding cannot pick an excluded one); u at the top of a cumulative sum
+    (rounding) takes the last entry with mass there."""
+    rows, vocab = x.shape
+    block = min(block, vocab)
+    n_blocks = -(-vocab // block)
+    weights = jnp.exp(x - jnp.max(x, axis=-1, keepdims=True))  # unnormalised: u scales instead
+    weights = jnp.pad(weights, ((0, 0), (0, n_blocks * block - vocab)))
+    weights = weights.reshape(rows, n_blocks, block)
+
+    def first_above(cdf, mass, target):
+        """The first entry with mass whose cumulative sum exceeds target (else the last one
+        with mass)."""
+        live = mass > 0
+        hit = (cdf > target[:, None]) & live
+        last = cdf.shape[-1] - 1 - jnp.argmax(live[:, ::-1], axis=-1)
+        return jnp.where(hit.any(axis=-1), jnp.argmax(hit, axis=-1), last)
+
+    sums = weights.sum(axis=-1)  # [B, n_blocks]
+    cdf = jnp.cumsum(sums, axis=-1)
+    u = jax.vmap(jax.random.uniform)(keys) * cdf[:, -1]
+    j = first_above(cdf, sums, u)
+    before = jnp.take_along_axis(cdf - sums, j[:, None], axis=-1)[:, 0]
+    inner = jnp.take_along_axis(weights, j[:, None, None], axis=1)[:, 0]  # [B, block]
+    k = first_above(jnp.cumsum(inner, axis=-1), inner, u - before)
+    return (j * block + k).astype(jnp.int32)
 
 
 def _repeat_rows(x: jax.Array, n: int) -> jax.Array:
