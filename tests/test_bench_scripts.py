@@ -92,3 +92,16 @@ def test_bench_overlap_tiny(tmp_path):
     assert [r["mode"] for r in data["runs"]] == ["sync", "overlap"]
     assert [r["rollout_lag"] for r in data["runs"]] == [[0, 0], [1, 1]]
     assert data["summary"]["speedup"] > 0
+
+
+def test_bench_grpo_step_quick():
+    pytest.importorskip("torch")
+    pytest.importorskip("trl")
+    out = _run("bench_grpo_step.py", "--quick")
+    table = {
+        line.split()[0]: line for line in out.splitlines() if line.startswith(("ours ", "trl "))
+    }
+    for side in ("ours", "trl"):  # every completion exactly --new-tokens (16) long
+        assert " 16-16 " in table[side], out
+    assert "floor 1.5x TRL's samples/s" in out
+    assert "GFLOP/iter" in out and "best matmul rate on the model's shapes" in out
