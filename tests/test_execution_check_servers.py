@@ -353,12 +353,14 @@ def test_close_stops_every_server():
 
 
 def test_checker_hang_hits_the_wall_limit_and_the_server_survives():
-    """gcc on a macro blow-up runs past the compile limit: the C server kills it, says RETRY,
-    the per-job check decides (COMPILE_ERROR as before), the same server serves on."""
+    """gcc on a 2**40-fold self-include runs past the compile limit: the C server kills it,
+    says RETRY, the per-job check decides (COMPILE_ERROR as before), the same server serves on.
+    A self-include grows cc1 by ~100 MB/s, so the wall limit comes first; a macro blow-up hit
+    the memory limit inside the 2 s on a fast CI machine."""
     _skip_without("c")
     blowup = (
-        "#define A(x) x x x x x x x x x x\n#define B(x) A(A(A(A(x))))\n#define C(x) B(B(B(x)))\n"
-        "int x = C(+1);\n"
+        "#if __INCLUDE_LEVEL__ == 0\nint x;\n#endif\n"
+        "#if __INCLUDE_LEVEL__ < 40\n#include __FILE__\n#include __FILE__\n#endif\n"
     )
     with Executor(workers=1, compile_timeout_s=2.0) as ex:
         ex.warm_up(["c"])
