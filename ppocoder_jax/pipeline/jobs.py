@@ -173,17 +173,17 @@ def demo_job(cfg: Config) -> dict:
     sft_path = run_dir / SFT_DIR
     if sft_path.exists():
         print(f"demo: reusing the SFT model in {sft_path}")
-        policy = _load_saved(sft_path)
+        policy = load_saved(sft_path)
     else:
         policy = sft_job(cfg, run_dir, logger)
     t_sft = time.time()
     results = {"seed": cfg.train.seed}
-    results["before"] = _demo_eval(cfg, policy, "before PPO")
+    results["before"] = demo_eval(cfg, policy, "before PPO")
     logger.log("eval", 0, _flat(results["before"]))
     t_eval = time.time()
     final = train_job(cfg, run_dir, logger, policy=policy)
     t_ppo = time.time()
-    results["after"] = _demo_eval(cfg, final, "after PPO")
+    results["after"] = demo_eval(cfg, final, "after PPO")
     logger.log("eval", cfg.train.steps, _flat(results["after"]))
     logger.close()
     results["timing_s"] = {
@@ -200,13 +200,13 @@ def demo_job(cfg: Config) -> dict:
     return results
 
 
-def _load_saved(path: Path):
+def load_saved(path: Path):
     from ppocoder_jax.model import load_model
 
     return load_model(str(path))
 
 
-def _demo_eval(cfg: Config, policy, label: str) -> dict:
+def demo_eval(cfg: Config, policy, label: str) -> dict:
     greedy = eval_job(cfg, "test", policy, greedy=True, desc=f"eval greedy ({label})")
     sampled = eval_job(
         cfg,
