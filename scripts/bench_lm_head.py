@@ -114,13 +114,13 @@ def batch_arrays(b: int, s: int, t: int, vocab: int, abstract: bool) -> PPOBatch
     return PPOBatch(**out)
 
 
-def memory(b: int, s: int, t: int) -> list[dict]:
+def memory(b: int, s: int, t: int, remats=(False, True)) -> list[dict]:
     cfg = DecoderConfig.from_hf_dict(QWEN25_05B)
     params = decoder.param_shapes(cfg)
     batch = batch_arrays(b, s, t, cfg.vocab_size, abstract=True)
     rng = jax.ShapeDtypeStruct((2,), jnp.uint32)
     rows = []
-    for dtype, remat in [(d, r) for d in (jnp.float32, jnp.bfloat16) for r in (False, True)]:
+    for dtype, remat in [(d, r) for d in (jnp.float32, jnp.bfloat16) for r in remats]:
         policy = as_policy(cfg, remat=remat)
         for side, fn in apply_fns(policy, dtype).items():
             start = time.perf_counter()
@@ -184,15 +184,19 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--response-len", type=int, default=1024, help="--memory's response length")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument(
+        "--remat", choices=["both", "on", "off"], default="both", help="--memory's model.remat"
+    )
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args()
     if not (args.memory or args.time):
         args.memory = args.time = True
     out = {}
     if args.memory:
-        out["memory"] = memory(args.batch, 64, args.response_len)
+        remats = {"both": (False, True), "on": (True,), "off": (False,)}[args.remat]
+        out["memory"] = memory(args.batch, 64, args.response_len, remats)
         for dtype in ("float32", "bfloat16"):
-            for remat in (False, True):
+            for remat in remats:
                 side = {
                     r["side"]: r["temp_gib"]
                     for r in out["memory"]

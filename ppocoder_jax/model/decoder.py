@@ -315,7 +315,6 @@ class DecoderLM(nn.Module):
 
     cfg: DecoderConfig
     dtype: Dtype = jnp.float32
-    remat: bool = False  # layers recompute their activations in the backward pass
 
     def setup(self):
         cfg = self.cfg
@@ -325,8 +324,7 @@ class DecoderLM(nn.Module):
             stddev=cfg.initializer_range,
             param_name="embedding",
         )
-        layer = nn.remat(DecoderLayer) if self.remat else DecoderLayer
-        self.layers = [layer(cfg, self.dtype) for _ in range(cfg.num_hidden_layers)]
+        self.layers = [DecoderLayer(cfg, self.dtype) for _ in range(cfg.num_hidden_layers)]
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         if not cfg.tie_word_embeddings:
             self.lm_head = Linear(
@@ -346,15 +344,22 @@ class DecoderLM(nn.Module):
     def _rope(self, positions):
         return rope_tables(self.cfg, positions, -1), rope_tables(self.cfg, positions, -2)
 
-    def trunk(self, input_ids, attention_mask):
-        """-> (hidden [B,T,D] after the final norm, [(k, v)] per layer)."""
+    def trunk_inputs(self, input_ids, attention_mask):
+        """-> (embedded x [B,T,D], rope_q, rope_k, causal+padding mask [B,1,1,T,T])."""
         t = input_ids.shape[1]
         key_mask = attention_mask.astype(bool)
         slots = jnp.arange(t)
         causal = slots[None, :] <= slots[:, None]
         mask = (causal[None] & key_mask[:, None, :])[:, None, None]
         rope_q, rope_k = self._rope(positions_from_mask(attention_mask))
-        x = self.embed(input_ids)
+        return self.embed(input_ids), rope_q, rope_k, mask
+
+    def final_norm(self, x):
+        return self.norm(x)
+
+    def trunk(self, input_ids, attention_mask):
+        """-> (hidden [B,T,D] after the final norm, [(k, v)] per layer)."""
+        x, rope_q, rope_k, mask = self.trunk_inputs(input_ids, attention_mask)
         kvs = []
         for layer in self.layers:
             x, kv = layer(x, rope_q, rope_k, mask)
@@ -405,8 +410,8 @@ class DecoderLM(nn.Module):
 # ----------------------------------------------------------------------------- pure functions
 
 
-def _lm(cfg: DecoderConfig, dtype, remat: bool = False) -> DecoderLM:
-    return DecoderLM(cfg, jnp.dtype(dtype), remat)
+def _lm(cfg: DecoderConfig, dtype) -> DecoderLM:
+    return DecoderLM(cfg, jnp.dtype(dtype))
 
 
 def init_params_boxed(cfg: DecoderConfig, rng: jax.Array) -> Params:
@@ -476,12 +481,29 @@ def logits_and_hidden(
 def hidden_states(
     params: Params, cfg: DecoderConfig, input_ids, attention_mask, *, dtype, remat=False
 ):
-    """Final hidden states [B,T,D] (after the last norm), without the LM head; remat: layers
-    recompute their activations in the backward pass."""
-    hidden, _ = _lm(cfg, dtype, remat).apply(
-        {"params": params["lm"]}, input_ids, attention_mask, method="trunk"
-    )
-    return hidden
+    """Final hidden states [B,T,D] (after the last norm), without the LM head.
+
+    remat: the layers run as one `lax.scan` over their stacked parameters, each layer under
+    `jax.checkpoint`: the backward pass keeps only each layer's input [B,T,D] and recomputes
+    one layer at a time, so its temporaries are one layer's whatever the depth. (`nn.remat` on
+    unrolled layers left the scheduling to XLA, and XLA:CPU kept every layer's attention-sized
+    buffers live: no saving measured.) Costs one stacked copy of the layer weights per pass."""
+    lm = _lm(cfg, dtype)
+    variables = {"params": params["lm"]}
+    if not remat:
+        hidden, _ = lm.apply(variables, input_ids, attention_mask, method="trunk")
+        return hidden
+    x, rope_q, rope_k, mask = lm.apply(variables, input_ids, attention_mask, method="trunk_inputs")
+    layers = [params["lm"][f"layers_{i}"] for i in range(cfg.num_hidden_layers)]
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *layers)
+    layer = DecoderLayer(cfg, jnp.dtype(dtype))
+
+    @jax.checkpoint
+    def one_layer(x, layer_params):
+        return layer.apply({"params": layer_params}, x, rope_q, rope_k, mask)[0], None
+
+    x, _ = jax.lax.scan(one_layer, x, stacked)
+    return lm.apply(variables, x, method="final_norm")
 
 
 def lm_logits(params: Params, cfg: DecoderConfig, hidden, *, dtype=jnp.float32):

@@ -549,6 +549,7 @@ class PPOTrainer:
         the current parameters. With ppo.old_logprobs=sampler, `sampled` (the sampler's output
         for these rows, drawn with these parameters) gives the policy's log-probs and values,
         and only the reference runs (unless the exact KL needs the policy's pass)."""
+        rows = (rollout.prompt_ids, rollout.prompt_mask, rollout.tokens, rollout.token_mask)
         if sampled is not None and self.cfg.ppo.old_logprobs == "sampler" and not exact_kl:
             from ppocoder_jax.parallel.mesh import batch_sharding
 
@@ -560,22 +561,13 @@ class PPOTrainer:
             ref_logprobs = logprobs  # no reference (no KL): as rollout_statistics
             if self.ref_params is not None:
                 ref_logprobs = reference_logprobs(
-                    self.ref_params,
-                    rollout.prompt_ids,
-                    rollout.prompt_mask,
-                    rollout.tokens,
-                    rollout.token_mask,
-                    policy=self.policy,
-                    dtype=self.dtype,
+                    self.ref_params, *rows, policy=self.policy, dtype=self.dtype
                 )
             return logprobs, values, ref_logprobs, None
         return rollout_statistics(
             self.state.params,
             self.ref_params,
-            rollout.prompt_ids,
-            rollout.prompt_mask,
-            rollout.tokens,
-            rollout.token_mask,
+            *rows,
             policy=self.policy,
             dtype=self.dtype,
             exact_kl=exact_kl,

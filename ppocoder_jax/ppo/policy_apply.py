@@ -66,8 +66,8 @@ def rollout_statistics(
         if ref_params is None:
             kl = jnp.zeros_like(logprobs) if exact_kl else None
             return logprobs, values * mask, logprobs, kl
-        ref_logprobs, _, _ = policy.token_stats(ref_params, *args)
-        return logprobs, values * mask, ref_logprobs * mask, None
+        ref_logprobs = reference_logprobs(ref_params, *args[:4], policy=policy, dtype=dtype)
+        return logprobs, values * mask, ref_logprobs, None
     hidden, values = policy.head_inputs(params, *args)
     ref_hidden, _ = policy.head_inputs(ref_params, *args)
     weight, vocab_major = policy.head_weight(params, dtype)
