@@ -1,17 +1,25 @@
 #!/usr/bin/env python
 """New tokens per second: our jitted sampler vs transformers' PyTorch `generate`, same weights.
 
-    .venv/bin/python scripts/bench_rollout.py [--batch 8 32] [--new-tokens 128] [--prompt-len 64]
-        [--top-k 5] [--repeats 3] [--dtypes float32 bfloat16] [--hf-dtypes float32 bfloat16]
-        [--threads N] [--small]
+    .venv/bin/python scripts/bench_rollout.py [--family t5|decoder] [--batch 8 32]
+        [--new-tokens 128] [--prompt-len 64] [--top-k 5] [--repeats 3]
+        [--dtypes float32 bfloat16] [--hf-dtypes float32 bfloat16] [--threads N] [--small]
 
-The model is a random CodeT5-small-sized T5 built in transformers (d_model 512, 6+6 layers,
-8 heads, d_kv 64, d_ff 2048, vocab 32100, ReLU, tied: T5 v1.0 as CodeT5), saved, and loaded
-by ours from that directory. Both sides sample (top-k, temperature 1, top-p 1) exactly
-`--new-tokens` new tokens per row: `</s>` is forbidden until then on both sides
-(transformers' `min_new_tokens`, our `SamplingParams.min_new_tokens`), and the script checks
-the counts. Warm-up runs (jit compile for ours) are excluded from the timings and reported
-separately. Runs alternate between the two sides; the best of `--repeats` is reported.
+The model is random, built in transformers, saved, and loaded by ours from that directory
+through our HF import (`ppocoder_jax.model.store.load_hf_model`, as users import a model):
+`--family t5` (default): a CodeT5-small-sized T5 (d_model 512, 6+6 layers, 8 heads, d_kv 64,
+d_ff 2048, vocab 32100, ReLU, tied: T5 v1.0 as CodeT5); prompts end with `</s>`.
+`--family decoder`: a Qwen2ForCausalLM of comparable size (hidden 512, MLP 2048, 8 layers,
+8 attention heads of 64 / 2 KV heads, q/k/v biases, vocab 32000, tied embeddings); prompts are
+`--prompt-len` random real tokens (no padding, no BOS), and transformers' output, which
+includes the prompt, counts out.shape[1] - prompt_len new tokens.
+`--small` makes either a tiny model (smoke test of the script).
+
+Both sides sample (top-k, temperature 1, top-p 1) exactly `--new-tokens` new tokens per row:
+end-of-sequence is forbidden until then on both sides (transformers' `min_new_tokens`, our
+`SamplingParams.min_new_tokens`), and the script checks the counts. Warm-up runs (jit compile
+for ours) are excluded from the timings and reported separately. Runs alternate between the two
+sides; the best of `--repeats` is reported.
 Both sides use the same CPU: `--threads` sets torch's threads (default: the cores this process
 may use); XLA's CPU pool uses every core it may use. On a shared machine pin the process to one
 core (`taskset -c 0 ... --threads 1`): with 2 threads on 2 busy cores torch's OpenMP threads
@@ -30,11 +38,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def build_hf_model(out_dir: Path, small: bool):
-    import torch
+EOS, PAD = 2, 0  # both families' special ids (the decoder's BOS is 1, never used)
+
+
+def build_t5(small: bool):
     from transformers import T5Config, T5ForConditionalGeneration
 
-    torch.manual_seed(0)
     dims = dict(d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_heads=8, vocab_size=32100)
     if small:
         dims = dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, vocab_size=1000)
@@ -43,17 +52,70 @@ def build_hf_model(out_dir: Path, small: bool):
         num_decoder_layers=dims["num_layers"],
         feed_forward_proj="relu",
         tie_word_embeddings=True,
-        pad_token_id=0,
-        eos_token_id=2,
-        decoder_start_token_id=0,
+        pad_token_id=PAD,
+        eos_token_id=EOS,
+        decoder_start_token_id=PAD,
         dropout_rate=0.0,
     )
-    model = T5ForConditionalGeneration(cfg).eval()
+    desc = (
+        f"T5 v1.0: d_model {cfg.d_model}, {cfg.num_layers}+{cfg.num_decoder_layers} layers, "
+        f"{cfg.num_heads} heads of {cfg.d_kv}, d_ff {cfg.d_ff}"
+    )
+    return T5ForConditionalGeneration(cfg), desc
+
+
+def build_decoder(small: bool):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    dims = dict(
+        hidden_size=512, intermediate_size=2048, num_hidden_layers=8, num_attention_heads=8,
+        num_key_value_heads=2, vocab_size=32000,
+    )  # fmt: skip
+    if small:
+        dims = dict(
+            hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, vocab_size=1000,
+        )  # fmt: skip
+    cfg = Qwen2Config(
+        **dims,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=EOS,
+        pad_token_id=PAD,
+    )
+    desc = (
+        f"Qwen2: hidden {cfg.hidden_size}, {cfg.num_hidden_layers} layers, "
+        f"{cfg.num_attention_heads} heads / {cfg.num_key_value_heads} KV heads of "
+        f"{cfg.hidden_size // cfg.num_attention_heads}, MLP {cfg.intermediate_size}"
+    )
+    return Qwen2ForCausalLM(cfg), desc
+
+
+def build_hf_model(out_dir: Path, family: str, small: bool):
+    """(random transformers model of `family`, saved to out_dir, in eval mode; a description)."""
+    import torch
+
+    torch.manual_seed(0)
+    model, desc = {"t5": build_t5, "decoder": build_decoder}[family](small)
+    model = model.eval()
     model.save_pretrained(out_dir)
-    return model
+    return model, desc
 
 
-def hf_generate(model, ids, mask, args):
+def make_prompts(family: str, batch: int, prompt_len: int, vocab: int):
+    """(ids, mask) [batch, prompt_len] int32: random real tokens, no padding."""
+    import numpy as np
+
+    rng = np.random.default_rng(batch)
+    ids = rng.integers(3, vocab, (batch, prompt_len)).astype(np.int32)
+    if family == "t5":
+        ids[:, -1] = EOS  # </s> ends the encoder's input, as the tokenizer would
+    return ids, np.ones_like(ids)
+
+
+def hf_generate(model, ids, mask, args) -> tuple[int, int]:
+    """transformers' sampling; (rows, new tokens per row) of its output."""
     import torch
 
     with torch.no_grad():
@@ -67,13 +129,16 @@ def hf_generate(model, ids, mask, args):
             max_new_tokens=args.new_tokens,
             min_new_tokens=args.new_tokens,
         )
-    # Drop the decoder start token; no row can end before min_new_tokens, so every row has
-    # exactly new_tokens new tokens when the shape says so.
-    return tuple(out[:, 1:].shape)
+    # T5: drop the decoder start token; decoder-only: the output starts with the prompt. No
+    # row can end before min_new_tokens, so every row has exactly new_tokens new tokens when
+    # the count says so.
+    prefix = 1 if args.family == "t5" else ids.shape[1]
+    return out.shape[0], out.shape[1] - prefix
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--family", choices=["t5", "decoder"], default="t5")
     p.add_argument("--batch", type=int, nargs="+", default=[8, 32])
     p.add_argument("--new-tokens", type=int, default=128)
     p.add_argument("--prompt-len", type=int, default=64)
@@ -100,8 +165,8 @@ def main() -> int:
         f"{torch.get_num_threads()}, machine cores {os.cpu_count()}; jax {jax.__version__}, torch {torch.__version__}"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        hf = build_hf_model(Path(tmp), args.small)
-        params, cfg, _ = load_hf_model(tmp)
+        hf, desc = build_hf_model(Path(tmp), args.family, args.small)
+        params, cfg, _ = load_hf_model(tmp, decoders=True)
     params = jax.device_put(params)
     hf_models = {"float32": hf}
     if "bfloat16" in args.hf_dtypes:
@@ -110,17 +175,15 @@ def main() -> int:
         hf_models["bfloat16"] = copy.deepcopy(hf).to(torch.bfloat16)
     n_params = sum(x.numel() for x in hf.parameters())
     print(
-        f"# model: {n_params / 1e6:.1f}M params, vocab {cfg.vocab_size}, {args.new_tokens} new "
-        f"tokens, prompt length {args.prompt_len}, top-k {args.top_k}, best of {args.repeats}"
+        f"# model: family {args.family}, {desc}, {n_params / 1e6:.1f}M params, vocab "
+        f"{cfg.vocab_size}; {args.new_tokens} new tokens, prompt length {args.prompt_len}, "
+        f"top-k {args.top_k}, best of {args.repeats}"
     )
 
     sp = SamplingParams(top_k=args.top_k, min_new_tokens=args.new_tokens)
     rows = []
     for batch in args.batch:
-        rng = np.random.default_rng(batch)
-        ids = rng.integers(3, cfg.vocab_size, (batch, args.prompt_len)).astype(np.int32)
-        ids[:, -1] = 2  # </s> ends the prompt, as a tokenizer would
-        mask = np.ones_like(ids)
+        ids, mask = make_prompts(args.family, batch, args.prompt_len, cfg.vocab_size)
         t_ids, t_mask = torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)
         j_ids, j_mask = jnp.asarray(ids), jnp.asarray(mask)
 

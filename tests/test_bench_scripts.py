@@ -24,12 +24,14 @@ def _run(script: str, *args: str) -> str:
     return proc.stdout
 
 
-def test_bench_rollout_small():
+@pytest.mark.parametrize("family", ["t5", "decoder"])
+def test_bench_rollout_small(family):
     pytest.importorskip("torch")
     out = _run(
-        "bench_rollout.py", "--small", "--batch", "8", "--new-tokens", "16", "--repeats", "1",
-        "--dtypes", "float32", "--hf-dtypes", "float32",
+        "bench_rollout.py", "--family", family, "--small", "--batch", "8", "--new-tokens", "16",
+        "--repeats", "1", "--dtypes", "float32", "--hf-dtypes", "float32",
     )  # fmt: skip
+    assert f"# model: family {family}," in out
     assert "| 8 | hf-float32 |" in out and "| 8 | ours-float32 |" in out
 
 
