@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from ppocoder_jax.cli import main
-from ppocoder_jax.pipeline import plot as P
+from ppocoder_jax.pipeline import plots as P
 
 COUNTERS = {"samples", "num_steps", "value_warmup", "infra_errors", "reward_errors", "rollout_lag"}
 

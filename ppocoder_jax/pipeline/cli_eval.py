@@ -39,7 +39,7 @@ def _picture(cfg, args, metrics: dict, out: Path) -> None:
     """RUN_DIR/plots/eval_<split>.png: the metrics as bars. The evaluation is done and saved, so
     a picture that cannot be drawn is a warning, not a failure."""
     from ppocoder_jax.parallel.mesh import is_main_process
-    from ppocoder_jax.pipeline.plot import plot_eval
+    from ppocoder_jax.pipeline.plots import plot_eval
 
     if not is_main_process():
         return

@@ -29,7 +29,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ppocoder_jax.pipeline.plot import DEFAULT_SMOOTH, plot_runs
+    from ppocoder_jax.pipeline.plots import DEFAULT_SMOOTH, plot_runs
 
     smooth = DEFAULT_SMOOTH if args.smooth is None else args.smooth
     if not 0.0 <= smooth < 1.0:

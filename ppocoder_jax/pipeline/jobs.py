@@ -165,7 +165,7 @@ def eval_job(
 
 def demo_job(cfg: Config) -> dict:
     """SFT warm start -> eval -> PPO with unit-test rewards -> eval; table, curves, results.json."""
-    from ppocoder_jax.pipeline.plot import plot_run
+    from ppocoder_jax.pipeline.plots import plot_run
 
     start = time.time()
     run_dir = prepare_run_dir(cfg)
