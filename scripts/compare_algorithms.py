@@ -137,6 +137,12 @@ def _summary(
     }
 
 
+def _training_kl(summary: dict) -> str:
+    if "kl.mode=none" in summary["overrides"]:
+        return "- (no reference)"
+    return f"{summary['kl_last20']:.2f}"
+
+
 def _table(summaries: list[dict]) -> str:
     lines = [
         "| setting | greedy SFT -> PPO | sampled SFT -> PPO | KL to SFT, held out "
@@ -148,7 +154,7 @@ def _table(summaries: list[dict]) -> str:
         lines.append(
             f"| `{s['setting']}` | {100 * gb:.1f}% -> {100 * ga:.1f}% (**{100 * (ga - gb):+.1f}**) "
             f"| {100 * sb:.1f}% -> {100 * sa:.1f}% (**{100 * (sa - sb):+.1f}**) "
-            f"| {s['kl_held_out']:.2f} | {s['kl_last20']:.2f} | {s['train_pass_last20']:.2f} "
+            f"| {s['kl_held_out']:.2f} | {_training_kl(s)} | {s['train_pass_last20']:.2f} "
             f"| {s['s_per_iter']:.1f} |"
         )
     return "\n".join(lines)
