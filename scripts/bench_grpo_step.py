@@ -75,11 +75,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import _bench_harness as harness
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -112,32 +113,6 @@ def char_reward(completions, **kwargs):
     """The cheap reward both sides score with (TRL's reward-function signature): the share of
     the completion's characters that are the digit 7, times 10."""
     return [10.0 * c.count("7") / max(len(c), 1) for c in completions]
-
-
-# ---------------------------------------------------------------------------------------------
-# memory helpers (as in bench_ppo_step.py)
-
-
-def _status_kib(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def reset_peak_rss() -> None:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def peak_rss_mib() -> float:
-    hwm = _status_kib("VmHWM")
-    return -1.0 if hwm is None else hwm / 1024
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,12 +264,6 @@ def ours_worker_setup(args):
     return iteration, n_params, info, work
 
 
-def _flops(compiled) -> float:
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    return float(cost.get("flops", float("nan")))
-
-
 def _whole_head_flops(fn, *args) -> float:
     """XLA's FLOP count of fn(*args) traced with the fused LM head in one chunk: XLA counts a
     loop body once, and the head otherwise runs as a scan over sequence chunks."""
@@ -305,7 +274,7 @@ def _whole_head_flops(fn, *args) -> float:
     saved = lm_head.chunk_length
     lm_head.chunk_length = lambda batch, length, vocab, elements=0: length
     try:  # a fresh jit of the unjitted function: nothing comes from a trace cache
-        return _flops(jax.jit(lambda *a: fn(*a)).lower(*args).compile())
+        return harness.xla_flops(jax.jit(lambda *a: fn(*a)).lower(*args).compile())
     finally:
         lm_head.chunk_length = saved
 
@@ -335,8 +304,8 @@ def ours_gflop_per_iteration(trainer, args) -> dict:
     step = jax.jit(lambda p, c, i, st: policy.decode(p, c, i, st, dtype)).lower(
         params, jax.ShapeDtypeStruct((rows,), i32), jax.ShapeDtypeStruct((), i32), state
     )
-    sample = _flops(jax.jit(prefill).lower(params, ids, ids).compile())
-    sample += t * _flops(step.compile())
+    sample = harness.xla_flops(jax.jit(prefill).lower(params, ids, ids).compile())
+    sample += t * harness.xla_flops(step.compile())
     prompt = jax.ShapeDtypeStruct((rows, plen), i32)
     tokens = jax.ShapeDtypeStruct((rows, t), i32)
     ref_fn = reference_logprobs.__wrapped__
@@ -364,26 +333,12 @@ def ours_gflop_per_iteration(trainer, args) -> dict:
 
 
 def matmul_rate_gflops(args) -> float:
-    """The best rate this worker's device reaches on the model's own matmul shapes (rows = the
-    batch's response tokens; q projection d x d, MLP d x f and f x d, LM head d x vocab)."""
-    import jax
-    import jax.numpy as jnp
-
+    """The best fp32 matmul rate on the model's shapes over the batch's response tokens (see
+    _bench_harness.best_matmul_gflops)."""
     dims = SIZES[args.size]
-    d, f, v = dims["hidden_size"], dims["intermediate_size"], dims["vocab_size"]
     rows = args.prompts * args.samples * args.new_tokens
-    mm = jax.jit(lambda x, y: x @ y)
-    best_rate = 0.0
-    for k, n in ((d, d), (d, f), (f, d), (d, v)):
-        a, b = jnp.ones((rows, k), jnp.float32), jnp.ones((k, n), jnp.float32)
-        jax.block_until_ready(mm(a, b))
-        best = float("inf")
-        for _ in range(3):
-            t0 = time.perf_counter()
-            jax.block_until_ready(mm(a, b))
-            best = min(best, time.perf_counter() - t0)
-        best_rate = max(best_rate, 2 * rows * k * n / best / 1e9)
-    return best_rate
+    d, f, v = dims["hidden_size"], dims["intermediate_size"], dims["vocab_size"]
+    return harness.best_matmul_gflops(rows, d, f, v, "float32", tries=3)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -460,7 +415,7 @@ def trl_worker(args) -> None:
             res = {
                 "time_s": dt,
                 "cpu_s": time.process_time() - box["c0"],
-                "peak_rss_mib": peak_rss_mib(),
+                "peak_rss_mib": harness.peak_rss_mib(),
                 "mean_length": metric("completions/mean_length"),
                 "score": metric("reward"),
                 "kl": metric("kl"),
@@ -475,14 +430,14 @@ def trl_worker(args) -> None:
                     "prompt_tokens": prompt_tokens,
                     "mean_length": res["mean_length"],
                 }
-                print("READY " + json.dumps(ready), flush=True)
+                harness.emit("READY", ready)
             else:
-                print("RESULT " + json.dumps(res), flush=True)
+                harness.emit("RESULT", res)
             box["step"] += 1
             line = sys.stdin.readline().strip()
             if line != "iter" or box["step"] >= n_steps:
                 control.should_training_stop = True
-            reset_peak_rss()
+            harness.reset_peak_rss()
             box["t0"], box["c0"] = time.perf_counter(), time.process_time()
             return control
 
@@ -495,37 +450,17 @@ def trl_worker(args) -> None:
 
 
 def worker_main(args) -> None:
-    if args.threads < (os.cpu_count() or 1) and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: args.threads]))
+    harness.pin_threads(args.threads)
     if args.worker == "trl":
         trl_worker(args)
         return
     if args.worker == "tunix":
         tunix_worker(args)
         return
-    t0 = time.perf_counter()
-    iteration, n_params, info, measure_work = ours_worker_setup(args)
-    setup_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    first = iteration()  # warm-up: jit compiles
-    warm_s = time.perf_counter() - t0
-    if measure_work is not None:
-        t0 = time.perf_counter()
-        info.update(measure_work())
-        info["measure_work_s"] = time.perf_counter() - t0
-    ready = {"setup_s": setup_s, "warmup_s": warm_s, "params": n_params, **info}
-    ready["mean_length"] = first["mean_length"]
-    print("READY " + json.dumps(ready), flush=True)
-    for line in sys.stdin:
-        if line.strip() != "iter":
-            break
-        reset_peak_rss()
-        t0, c0 = time.perf_counter(), time.process_time()
-        res = iteration()
-        res["time_s"] = time.perf_counter() - t0
-        res["cpu_s"] = time.process_time() - c0
-        res["peak_rss_mib"] = peak_rss_mib()
-        print("RESULT " + json.dumps(res), flush=True)
+    # the warm-up iteration: jit compiles
+    iteration, first, ready, info = harness.start(lambda: ours_worker_setup(args))
+    harness.emit("READY", {**ready, **info, "mean_length": first["mean_length"]})
+    harness.serve(iteration)
 
 
 def tunix_worker(args) -> None:
@@ -624,7 +559,11 @@ def tunix_worker(args) -> None:
                 jax.block_until_ready(jax.tree.leaves(nnx.state(cluster.actor_trainer.model)))
                 dt = time.perf_counter() - box["t0"]
                 length = seen[-1] if seen else float("nan")
-                res = {"time_s": dt, "peak_rss_mib": peak_rss_mib(), "mean_length": length}
+                res = {
+                    "time_s": dt,
+                    "peak_rss_mib": harness.peak_rss_mib(),
+                    "mean_length": length,
+                }
                 res["cpu_s"] = time.process_time() - box["c0"]
                 if box["n"] == 1:
                     ready = {
@@ -636,12 +575,12 @@ def tunix_worker(args) -> None:
                         "prompt_tokens": prompt_tokens,
                         "mean_length": res["mean_length"],
                     }
-                    print("READY " + json.dumps(ready), flush=True)
+                    harness.emit("READY", ready)
                 else:
-                    print("RESULT " + json.dumps(res), flush=True)
+                    harness.emit("RESULT", res)
                 if sys.stdin.readline().strip() != "iter":
                     return
-                reset_peak_rss()
+                harness.reset_peak_rss()
             box["t0"], box["c0"] = time.perf_counter(), time.process_time()
             box["n"] += 1
             yield {"prompts": np.asarray(prompts)}  # an array: tunix repeats it per sample
@@ -653,54 +592,23 @@ def tunix_worker(args) -> None:
 # driver
 
 
-class Worker:
-    def __init__(self, side: str, args, model_dir: Path):
-        python = args.tunix_python if side == "tunix" else sys.executable
-        cmd = [
-            python,
-            str(Path(__file__).resolve()),
-            "--worker",
-            side,
-            "--model-dir",
-            str(model_dir),
-        ]
-        for flag in (
-            "size", "prompts", "samples", "prompt_len", "new_tokens", "threads", "repeats",
-            "draw", "old_logprobs",
-        ):  # fmt: skip
-            cmd += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
-        self.side = side
-        env = dict(os.environ, JAX_PLATFORMS="cpu", TOKENIZERS_PARALLELISM="false")
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
-        )
-        self.ready = self._read("READY")
-        self.results: list[dict] = []
+def start_worker(side: str, args, model_dir: Path) -> harness.Worker:
+    python = args.tunix_python if side == "tunix" else sys.executable
+    cmd = harness.worker_command(__file__, side, model_dir, python)
+    for flag in (
+        "size", "prompts", "samples", "prompt_len", "new_tokens", "threads", "repeats",
+        "draw", "old_logprobs",
+    ):  # fmt: skip
+        cmd += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
+    env = dict(os.environ, JAX_PLATFORMS="cpu", TOKENIZERS_PARALLELISM="false")
+    return harness.Worker(side, cmd, env, close_timeout=120)
 
-    def _read(self, tag: str) -> dict:
-        for line in self.proc.stdout:
-            if line.startswith(tag + " "):
-                return json.loads(line[len(tag) + 1 :])
-            sys.stdout.write(f"[{self.side}] {line}")
-        raise RuntimeError(f"worker {self.side} exited with {self.proc.wait()}")
 
-    def run_once(self) -> dict:
-        self.proc.stdin.write("iter\n")
-        self.proc.stdin.flush()
-        res = self._read("RESULT")
-        self.results.append(res)
-        return res
-
-    def close(self) -> None:
-        try:
-            self.proc.stdin.write("quit\n")
-            self.proc.stdin.close()
-        except (BrokenPipeError, OSError):
-            pass
-        try:
-            self.proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+def show_result(w: harness.Worker, res: dict) -> str:
+    return (
+        f"{w.side:<6} {res['time_s']:8.2f} s ({res['cpu_s']:.2f} CPU s)  "
+        f"new tokens {res['mean_length']:.0f}  peak RSS {res['peak_rss_mib']:6.0f} MiB"
+    )
 
 
 def report(args, workers) -> None:
@@ -806,52 +714,36 @@ def main() -> None:
     )
     p.add_argument("--tunix-python", default="", help="a Python with google-tunix installed")
     p.add_argument("--quick", action="store_true", help="tiny model, 2 x 2, 16 + 16 tokens")
-    p.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
-    p.add_argument("--model-dir", help=argparse.SUPPRESS)
-    args = p.parse_args()
-
-    if args.worker:
-        worker_main(args)
+    args = harness.parse_args(p, SIDES, worker_main)
+    if args is None:  # a worker: it has run
         return
     if args.quick:
         args.size, args.prompts, args.samples = "tiny", 2, 2
         args.prompt_len, args.new_tokens, args.repeats = 16, 16, min(args.repeats, 2)
     if args.tunix_python and "tunix" not in args.sides:
         args.sides.append("tunix")
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = (float("nan"),) * 3
+    load = harness.load_average()
     print(
         f"size {args.size} {SIZES[args.size]}, {args.prompts} prompts x {args.samples} samples, "
         f"prompt {args.prompt_len} tokens, {args.new_tokens} new tokens, threads {args.threads} "
         f"(of {os.cpu_count()} cores), load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}",
         flush=True,
     )
-    with tempfile.TemporaryDirectory(prefix="bench_grpo_step_") as tmp:
-        model_dir = Path(tmp) / "hf"
+
+    def build_model(model_dir: Path) -> None:
         n = build_hf_model(model_dir, args.size)
         print(f"model: random Qwen2ForCausalLM, {n / 1e6:.1f}M parameters", flush=True)
-        workers = []
-        try:
-            for side in args.sides:  # one at a time, so set-up and compiles do not overlap
-                w = Worker(side, args, model_dir)
-                print(f"{side}: ready {json.dumps(w.ready)}", flush=True)
-                workers.append(w)
-            for r in range(args.repeats):
-                for w in workers:
-                    res = w.run_once()
-                    print(
-                        f"  round {r + 1} {w.side:<6} {res['time_s']:8.2f} s ({res['cpu_s']:.2f} "
-                        "CPU s)  "
-                        f"new tokens {res['mean_length']:.0f}  peak RSS "
-                        f"{res['peak_rss_mib']:6.0f} MiB",
-                        flush=True,
-                    )
-        finally:
-            for w in workers:
-                w.close()
-    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+    workers = harness.take_turns(
+        args.sides,
+        build_model,
+        lambda side, model_dir: start_worker(side, args, model_dir),
+        args.repeats,
+        json.dumps,
+        show_result,
+        prefix="bench_grpo_step_",
+    )
+    load_end = harness.load_average()[0]
     print(f"load average at end {load_end:.1f}")
     report(args, workers)
 

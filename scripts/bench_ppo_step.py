@@ -69,14 +69,12 @@ accelerators hold codet5-small/base/large (see `memory_table`); no model is run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
+
+import _bench_harness as harness
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -95,44 +93,6 @@ SIZES = {
     "tiny": dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, vocab_size=1000),
 }
 SIDES = ("torch-authors", "jax-default", "jax-reference")
-
-
-# ---------------------------------------------------------------------------------------------
-# memory helpers
-
-
-def _status_kib(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def reset_peak_rss() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_rss_mib() -> float:
-    hwm = _status_kib("VmHWM")
-    if hwm is None:  # not Linux: the lifetime peak
-        import resource
-
-        hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        if sys.platform == "darwin":
-            hwm //= 1024
-    return hwm / 1024
-
-
-def rss_mib() -> float:
-    rss = _status_kib("VmRSS")
-    return -1.0 if rss is None else rss / 1024
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,12 +349,6 @@ def jax_worker_setup(args, reference: bool):
     return iteration, num_params(params), info, work
 
 
-def _flops(compiled) -> float:
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    return float(cost.get("flops", float("nan")))
-
-
 def xla_gflop_per_iteration(state, ref_params, train_step, ppo_cfg, inputs, stats_kw) -> float:
     """XLA's own FLOP count of one iteration: the batched forwards + every optimizer step."""
     import jax
@@ -410,31 +364,17 @@ def xla_gflop_per_iteration(state, ref_params, train_step, ppo_cfg, inputs, stat
     mb = tokens.shape[0] // ppo_cfg.num_minibatches
     step = train_step.lower(state, batch, jax.ShapeDtypeStruct((mb,), jnp.int32)).compile()
     n_steps = ppo_cfg.ppo_epochs * ppo_cfg.num_minibatches
-    return (_flops(stats) + n_steps * _flops(step)) / 1e9
+    return (harness.xla_flops(stats) + n_steps * harness.xla_flops(step)) / 1e9
 
 
 def matmul_rate_gflops(args, dtype) -> float:
-    """The best rate this worker's device reaches on the model's own matmul shapes (rows = the
-    batch's response tokens times: attention projection d x d, FFN d x d_ff and d_ff x d, LM head
-    d x vocab), timed here: what any implementation's GFLOP/s is measured against."""
-    import jax
-    import jax.numpy as jnp
-
+    """The best matmul rate on the model's shapes over the batch's response tokens (see
+    _bench_harness.best_matmul_gflops)."""
     dims = SIZES[args.size]
-    d, f, v = dims["d_model"], dims["d_ff"], dims["vocab_size"]
     rows = args.batch * args.response_len
-    mm = jax.jit(lambda x, y: x @ y)
-    best_rate = 0.0
-    for k, n in ((d, d), (d, f), (f, d), (d, v)):
-        a, b = jnp.ones((rows, k), dtype), jnp.ones((k, n), dtype)
-        jax.block_until_ready(mm(a, b))
-        best = float("inf")
-        for _ in range(5):
-            t0 = time.perf_counter()
-            jax.block_until_ready(mm(a, b))
-            best = min(best, time.perf_counter() - t0)
-        best_rate = max(best_rate, 2 * rows * k * n / best / 1e9)
-    return best_rate
+    return harness.best_matmul_gflops(
+        rows, dims["d_model"], dims["d_ff"], dims["vocab_size"], dtype, tries=5
+    )
 
 
 def device_peak_mib(side: str) -> float | None:
@@ -455,11 +395,8 @@ def device_peak_mib(side: str) -> float | None:
     return stats["peak_bytes_in_use"] / 2**20
 
 
-def worker_main(args) -> None:
-    if args.threads < (os.cpu_count() or 1) and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: args.threads]))
-    t0 = time.perf_counter()
-    measure_work = None
+def worker_setup(args):
+    """(iteration, number of parameters, info, measure_work or None) of args.worker's side."""
     if args.worker == "torch-authors":
         iteration, n_params = torch_worker_setup(args)
         info = {
@@ -467,38 +404,27 @@ def worker_main(args) -> None:
             "passes": 1,
             "device": args.device,
         }
-    else:
-        iteration, n_params, info, measure_work = jax_worker_setup(
-            args, args.worker == "jax-reference"
-        )
-    setup_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    iteration()  # warm-up: jit compile for ours, allocator warm-up for torch
-    warm_s = time.perf_counter() - t0
-    if measure_work is not None:
-        t0 = time.perf_counter()
-        info.update(measure_work())
-        info["measure_work_s"] = time.perf_counter() - t0
-    ready = {"setup_s": setup_s, "warmup_s": warm_s, "params": n_params, "rss_mib": rss_mib()}
-    print("READY " + json.dumps({**ready, **info}), flush=True)
-    for line in sys.stdin:
-        if line.strip() != "iter":
-            break
-        reset_ok = reset_peak_rss()
+        return iteration, n_params, info, None
+    return jax_worker_setup(args, args.worker == "jax-reference")
+
+
+def worker_main(args) -> None:
+    harness.pin_threads(args.threads)
+    # the warm-up iteration: jit compile for ours, allocator warm-up for torch
+    iteration, _, ready, info = harness.start(lambda: worker_setup(args))
+    harness.emit("READY", {**ready, "rss_mib": harness.rss_mib(), **info})
+
+    def before() -> None:
         if args.worker == "torch-authors" and args.device == "cuda":
             import torch
 
             torch.cuda.reset_peak_memory_stats()
-        before = rss_mib()
-        t0 = time.perf_counter()
-        iteration()
-        dt = time.perf_counter() - t0
-        out = {"time_s": dt, "rss_before_mib": before, "peak_rss_mib": peak_rss_mib()}
-        out["peak_is_per_iteration"] = reset_ok
+
+    def after() -> dict:
         dev = device_peak_mib(args.worker)
-        if dev is not None:
-            out["device_peak_mib"] = dev
-        print("RESULT " + json.dumps(out), flush=True)
+        return {} if dev is None else {"device_peak_mib": dev}
+
+    harness.serve(iteration, before=before, after=after)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -668,63 +594,33 @@ def flop_report(workers, rows, base) -> None:
     print(f"  best matmul rate on the model's shapes on this device: {rate:.1f} GFLOP/s")
 
 
-class Worker:
-    def __init__(self, side: str, args, model_dir: Path):
-        cmd = [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--worker",
-            side,
-            "--model-dir",
-            str(model_dir),
-            "--size",
-            args.size,
-            "--batch",
-            str(args.batch),
-            "--prompt-len",
-            str(args.prompt_len),
-            "--response-len",
-            str(args.response_len),
-            "--threads",
-            str(args.threads),
-            "--device",
-            args.device,
-            "--precision",
-            args.precision,
-        ]
-        self.side = side
-        env = dict(os.environ)
-        # three workers share one accelerator: no worker may grab 75% of its memory up front
-        env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-        if args.device == "cpu":
-            env["JAX_PLATFORMS"] = "cpu"
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
-        )
-        self.ready = self._read("READY")
-        self.results: list[dict] = []
+def start_worker(side: str, args, model_dir: Path) -> harness.Worker:
+    cmd = harness.worker_command(__file__, side, model_dir) + [
+        "--size",
+        args.size,
+        "--batch",
+        str(args.batch),
+        "--prompt-len",
+        str(args.prompt_len),
+        "--response-len",
+        str(args.response_len),
+        "--threads",
+        str(args.threads),
+        "--device",
+        args.device,
+        "--precision",
+        args.precision,
+    ]
+    env = dict(os.environ)
+    # three workers share one accelerator: no worker may grab 75% of its memory up front
+    env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    if args.device == "cpu":
+        env["JAX_PLATFORMS"] = "cpu"
+    return harness.Worker(side, cmd, env, close_timeout=60)
 
-    def _read(self, tag: str) -> dict:
-        for line in self.proc.stdout:
-            if line.startswith(tag + " "):
-                return json.loads(line[len(tag) + 1 :])
-            sys.stdout.write(f"[{self.side}] {line}")
-        raise RuntimeError(f"worker {self.side} exited with {self.proc.wait()}")
 
-    def run_once(self) -> dict:
-        self.proc.stdin.write("iter\n")
-        self.proc.stdin.flush()
-        res = self._read("RESULT")
-        self.results.append(res)
-        return res
-
-    def close(self) -> None:
-        try:
-            self.proc.stdin.write("quit\n")
-            self.proc.stdin.close()
-        except (BrokenPipeError, OSError):
-            pass
-        self.proc.wait(timeout=60)
+def show_result(w: harness.Worker, res: dict) -> str:
+    return f"{w.side:<14} {res['time_s']:8.2f} s  peak RSS {res['peak_rss_mib']:7.0f} MiB"
 
 
 def main() -> None:
@@ -756,12 +652,8 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="tiny model, batch 8, 32/32, 2 repeats")
     p.add_argument("--memory-table", action="store_true", help="print the estimates and exit")
     p.add_argument("--micro-batch", type=int, default=8, help="rows per chip (memory table)")
-    p.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
-    p.add_argument("--model-dir", help=argparse.SUPPRESS)
-    args = p.parse_args()
-
-    if args.worker:
-        worker_main(args)
+    args = harness.parse_args(p, SIDES, worker_main)
+    if args is None:  # a worker: it has run
         return
     if args.memory_table:
         print(memory_table(args.batch, args.prompt_len, args.response_len, args.micro_batch))
@@ -770,10 +662,7 @@ def main() -> None:
         args.size, args.batch, args.prompt_len, args.response_len = "tiny", 8, 32, 32
         args.repeats = min(args.repeats, 2)
 
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = (float("nan"),) * 3
+    load = harness.load_average()
     print(
         f"size {args.size} {SIZES[args.size]}, batch {args.batch}, prompt {args.prompt_len}, "
         f"response {args.response_len}, threads {args.threads} (of {os.cpu_count()} cores), "
@@ -781,27 +670,16 @@ def main() -> None:
         f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}",
         flush=True,
     )
-    with tempfile.TemporaryDirectory(prefix="bench_ppo_step_") as tmp:
-        model_dir = Path(tmp) / "hf"
-        build_hf_model(model_dir, args.size)
-        workers = []
-        try:
-            for side in args.sides:  # one at a time, so compile times do not overlap
-                w = Worker(side, args, model_dir)
-                print(f"{side}: ready {w.ready}", flush=True)
-                workers.append(w)
-            for r in range(args.repeats):
-                for w in workers:
-                    res = w.run_once()
-                    print(
-                        f"  round {r + 1} {w.side:<14} {res['time_s']:8.2f} s  "
-                        f"peak RSS {res['peak_rss_mib']:7.0f} MiB",
-                        flush=True,
-                    )
-        finally:
-            for w in workers:
-                w.close()
-    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    workers = harness.take_turns(
+        args.sides,
+        lambda model_dir: build_hf_model(model_dir, args.size),
+        lambda side, model_dir: start_worker(side, args, model_dir),
+        args.repeats,
+        str,
+        show_result,
+        prefix="bench_ppo_step_",
+    )
+    load_end = harness.load_average()[0]
 
     print(
         f"\nmedians over {args.repeats} interleaved iterations (load average at end "

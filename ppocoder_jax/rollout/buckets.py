@@ -149,6 +149,14 @@ class Sampler:
             bucket_length(max_new_tokens, self.rollout.length_buckets),
         )
 
+    def _defaults(self, sampling, max_new_tokens, num_samples):
+        """(sampling, max_new_tokens, num_samples), each unset one from the rollout config."""
+        return (
+            sampling or SamplingParams.from_config(self.rollout),
+            int(max_new_tokens or self.rollout.max_new_tokens),
+            int(num_samples or self.rollout.num_samples),
+        )
+
     def __call__(
         self,
         params,
@@ -162,9 +170,7 @@ class Sampler:
         return_padded: bool = False,
     ) -> RolloutBatch:
         """Sample; `return_padded` keeps the padding rows / columns (the arrays as computed)."""
-        sampling = sampling or SamplingParams.from_config(self.rollout)
-        max_new_tokens = int(max_new_tokens or self.rollout.max_new_tokens)
-        n = int(num_samples or self.rollout.num_samples)
+        sampling, max_new_tokens, n = self._defaults(sampling, max_new_tokens, num_samples)
         ids = np.asarray(prompt_ids, np.int32)
         mask = np.asarray(prompt_mask, np.int32)
         if ids.ndim != 2 or ids.shape != mask.shape or ids.shape[0] == 0:
@@ -215,9 +221,7 @@ class Sampler:
     ) -> RolloutBatch:
         """Sample from prompt arrays as they are (already bucketed and placed: the trainer's
         global batch); only the output buffer is bucketed."""
-        sampling = sampling or SamplingParams.from_config(self.rollout)
-        max_new_tokens = int(max_new_tokens or self.rollout.max_new_tokens)
-        n = int(num_samples or self.rollout.num_samples)
+        sampling, max_new_tokens, n = self._defaults(sampling, max_new_tokens, num_samples)
         out_len = bucket_length(max_new_tokens, self.rollout.length_buckets)
         out = self._sample(
             params, prompt_ids, prompt_mask, rng, sampling, max_new_tokens, out_len, n
