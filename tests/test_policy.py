@@ -326,21 +326,15 @@ def test_decoder_remat_keeps_one_layer_of_backward_temporaries():
     layer's: XLA's own accounting of the compiled loss+gradient (temporary bytes) drops
     by more than half at 6 layers, and grows by less than a layer's activations per layer."""
     from ppocoder_jax.model.decoder import init_params
-    from ppocoder_jax.model.decoder_config import DecoderConfig
 
     def temp_bytes(layers: int, remat: bool) -> int:
-        cfg = DecoderConfig(
-            model_type="qwen2",
+        cfg = _decoder_cfg(
             vocab_size=256,
             hidden_size=64,
             intermediate_size=256,
             num_hidden_layers=layers,
-            num_attention_heads=4,
-            num_key_value_heads=2,
             head_dim=16,
             tie_word_embeddings=True,
-            eos_token_ids=(1,),
-            pad_token_id=0,
         )
         params = init_params(cfg, jax.random.PRNGKey(0))
         policy = as_policy(cfg, remat=remat)
