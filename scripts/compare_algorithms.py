@@ -197,7 +197,6 @@ def main() -> int:
     before_path = args.out / "before.json"
     if before is None and before_path.exists():
         before = json.loads(before_path.read_text())
-    policy = None
     for name in names:
         if name in reused:
             continue
@@ -209,12 +208,11 @@ def main() -> int:
         cfg = load_config(
             args.config, [*SETTINGS[name][0], *args.overrides, f"train.run_dir={run_dir}"]
         )
-        policy = policy or sft_policy
         if before is None:
-            before = demo_eval(cfg, policy, "before PPO")
+            before = demo_eval(cfg, sft_policy, "before PPO")
             before_path.write_text(json.dumps(before, indent=2))
         start = time.time()
-        final = train_job(cfg, policy=policy)
+        final = train_job(cfg, policy=sft_policy)
         ppo_s = time.time() - start
         after = demo_eval(cfg, final, f"after PPO, {name}")
         kl = held_out_kl(cfg, final, sft_policy)
