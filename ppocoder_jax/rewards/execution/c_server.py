@@ -49,4 +49,6 @@ class CServer(CheckServer):
 
 
 def unavailable_reason() -> str:
-    return "" if shutil.which("gcc") else "gcc not installed"
+    if not shutil.which("gcc"):
+        return "gcc not installed"
+    return sandbox.server_home_reason()  # the helper empties its directory before each check

@@ -265,6 +265,8 @@ def _server_build() -> Path:
 def unavailable_reason() -> str:
     if not (shutil.which("mcs") and shutil.which("mono")):
         return "mcs or mono not installed"
+    if reason := sandbox.server_home_reason():
+        return reason  # the server empties its directory before each check
     try:
         mcs_exe()
     except (OSError, ServerFailed) as err:

@@ -199,7 +199,10 @@ class Executor:
         # Persistent sandboxed compile checkers by language (none: one process per program).
         self._checkers: dict[str, CheckServerPool] = {}
         for lang, module in CHECK_SERVERS.items() if compile_servers else ():
-            if not module.unavailable_reason():
+            if reason := module.unavailable_reason():
+                if not missing_tools(SPECS[lang]):  # a missing compiler is said per job
+                    _say_once(f"{lang} compile checks run one process per program: {reason}")
+            else:
                 self._checkers[lang] = CheckServerPool(
                     lang, _SERVER_CLASSES[lang], self.root, self.workers
                 )

@@ -125,14 +125,28 @@ def _outermost(dirs: list[str]) -> list[str]:
     return keep
 
 
+def tmp_holds_binds(ro_binds: list[str]) -> bool:
+    """A checkout or venv below /tmp must be bound inside a real /tmp directory, so /tmp becomes
+    a second mount of the job directory (holding those binds' mount points) instead of a
+    symlink to it. Servers that reuse or empty their directory cannot work then."""
+    return any(d == "/tmp" or d.startswith("/tmp/") for d in _outermost(ro_binds))
+
+
+def server_home_reason() -> str:
+    """'' unless bwrap mounts the sandbox's read-only binds inside the job directory (the
+    checkout or its Python lies under /tmp): a server emptying its directory would meet them."""
+    info = sandbox_info()
+    if info.mode == "bwrap" and tmp_holds_binds(info.ro_binds):
+        return "the checkout or its Python lies under /tmp (mounted inside the server's directory)"
+    return ""
+
+
 def _bwrap_base(
     workdir: str, ro_binds: list[str], drop_uid: bool, info_fd: int | None
 ) -> list[str]:
     args = ["bwrap", *_system_binds()]
     made: set[str] = set()
-    # A checkout or venv below /tmp must be bound inside a real /tmp directory, so /tmp becomes
-    # a second mount of the job directory instead of a symlink to it.
-    tmp_is_dir = any(d == "/tmp" or d.startswith("/tmp/") for d in _outermost(ro_binds))
+    tmp_is_dir = tmp_holds_binds(ro_binds)
     if tmp_is_dir:
         args += ["--bind", workdir, "/tmp"]
         made.add("/tmp")
