@@ -60,10 +60,8 @@ def unavailable_reason(info: sandbox.SandboxInfo) -> str:
         return "not running as root (each job needs its own uid)"
     if zygote.SYS_CLONE < 0:
         return f"unsupported architecture {os.uname().machine}"
-    if sandbox.tmp_holds_binds(info.ro_binds):
-        # bwrap then mounts the server's directory at /tmp, not a link to the job's /sandbox.
-        return "the Python installation lies under /tmp"
-    return ""
+    # bwrap would mount the server's directory at /tmp, not a link to the job's /sandbox.
+    return sandbox.server_home_reason(info)
 
 
 class PythonServer:

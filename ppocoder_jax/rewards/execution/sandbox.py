@@ -132,10 +132,11 @@ def tmp_holds_binds(ro_binds: list[str]) -> bool:
     return any(d == "/tmp" or d.startswith("/tmp/") for d in _outermost(ro_binds))
 
 
-def server_home_reason() -> str:
+def server_home_reason(info: SandboxInfo | None = None) -> str:
     """'' unless bwrap mounts the sandbox's read-only binds inside the job directory (the
-    checkout or its Python lies under /tmp): a server emptying its directory would meet them."""
-    info = sandbox_info()
+    checkout or its Python lies under /tmp): a server reusing or emptying its directory would
+    meet them."""
+    info = info or sandbox_info()
     if info.mode == "bwrap" and tmp_holds_binds(info.ro_binds):
         return "the checkout or its Python lies under /tmp (mounted inside the server's directory)"
     return ""
