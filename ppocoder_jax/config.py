@@ -403,9 +403,14 @@ class EvalConfig:
     ks: tuple[int, ...] = (1,)
     greedy: bool = True
     batch_size: int = 32
+    # Sampled evaluation's temperature, kept apart from `rollout.temperature` (how training
+    # explores) so that a preset drawing its rollouts cooler still reports pass@k at T=1 (the
+    # paper's); top-k / top-p are the rollout's.
+    temperature: float = 1.0
 
     def __post_init__(self):
         _check(self.num_samples >= 1, "eval.num_samples", "must be >= 1")
+        _check(self.temperature > 0, "eval.temperature", "must be > 0")
         _check(all(k >= 1 for k in self.ks), "eval.ks", "every k must be >= 1")
 
 

@@ -176,6 +176,28 @@ def test_long_prompts_keep_their_end(policies, family):
         assert ids[0] == full[0]  # the leading special token stays
 
 
+def test_sampled_evaluation_draws_at_eval_temperature_not_the_rollouts(policies):
+    """A preset may explore at a cooler rollout temperature; sampled pass@k still draws at
+    `eval.temperature` (the README's T=1 numbers)."""
+    from ppocoder_jax.data import Example
+    from ppocoder_jax.pipeline.evaluate import generate_outputs
+
+    models, tok = policies
+    params, model_cfg = models["t5"]
+    exs = [Example(id=f"p{i}", prompt=f"def f{i}(x):", target="", lang="python") for i in range(4)]
+
+    def sample(*over):
+        cfg = load_config("demo", [*TINY, "rollout.max_new_tokens=12", *over])
+        return generate_outputs(cfg, params, model_cfg, tok, exs, greedy=False, num_samples=3)
+
+    at_one = sample("rollout.temperature=1.0")
+    assert sample("rollout.temperature=0.3") == at_one  # eval.temperature = 1 by default
+    assert sample("rollout.temperature=1.0", "eval.temperature=0.3") != at_one
+    assert sample("rollout.temperature=0.3", "eval.temperature=0.3") == sample(
+        "rollout.temperature=1.0", "eval.temperature=0.3"
+    )
+
+
 @pytest.mark.parametrize("family", ["t5", "decoder"])
 def test_trainer_rollout_and_ppocoder_generate_give_the_same_text(tmp_path, family):
     """The same prompt, key and sampling settings through the PPO trainer's rollout path and

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections import defaultdict
 
@@ -50,7 +51,9 @@ def generate_outputs(
     r = cfg.rollout
     policy = as_policy(model_cfg)
     dtype = jnp.bfloat16 if cfg.model.compute_dtype == "bfloat16" else jnp.float32
-    sampling = SamplingParams.from_config(r, greedy=greedy)
+    sampling = dataclasses.replace(
+        SamplingParams.from_config(r, greedy=greedy), temperature=float(cfg.eval.temperature)
+    )
     n = 1 if greedy else num_samples
     mesh, params = _place_on_mesh(cfg, params, policy)
     shards = _num_batch_shards(mesh)
