@@ -145,10 +145,19 @@ class RolloutConfig:
     # CDF: one uniform per row and step; the same distribution, far cheaper on a CPU; other
     # tokens for the same seed).
     draw: Literal["gumbel", "cdf"] = "gumbel"
+    # Training rollouts of iteration i draw at temperature_cycle[i % len] instead of
+    # `temperature` (empty: always `temperature`); e.g. [1.0, 0.7] alternates. The log-probs
+    # PPO trains on are the T=1 policy's either way (rollout/sampler.py).
+    temperature_cycle: tuple[float, ...] = ()
 
     def __post_init__(self):
         _check(self.max_new_tokens > 0, "rollout.max_new_tokens", "must be > 0")
         _check(self.temperature > 0, "rollout.temperature", "must be > 0")
+        _check(
+            all(t > 0 for t in self.temperature_cycle),
+            "rollout.temperature_cycle",
+            "every temperature must be > 0",
+        )
         _check(self.top_k >= 0, "rollout.top_k", "must be >= 0 (0 = no top-k)")
         _check(0 < self.top_p <= 1, "rollout.top_p", "must be in (0, 1]")
         _check(self.num_samples >= 1, "rollout.num_samples", "must be >= 1")

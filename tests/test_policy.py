@@ -375,3 +375,39 @@ def test_decoder_remat_keeps_one_layer_of_backward_temporaries():
     assert remat6 < 0.5 * plain6
     # 3 more layers add their saved inputs (and stacked weights), not 3 layers' temporaries
     assert remat6 - remat3 < 0.25 * (plain6 - temp_bytes(3, False))
+
+
+def test_temperature_cycle_picks_each_iterations_temperature(tmp_path):
+    """rollout.temperature_cycle=[1.0, 0.3]: iteration 0 draws as temperature 1.0 does,
+    iteration 1 as temperature 0.3 does, iteration 2 as 1.0 again (same key)."""
+    from ppocoder_jax.data import Example
+    from ppocoder_jax.pipeline.ppo_trainer import PPOTrainer
+
+    ex = Example(id="p", prompt="def total(xs):", target="", lang="python", tests={})
+
+    class NoReward:
+        pass
+
+    def draw(over, iteration):
+        cfg = load_config(
+            "demo",
+            [*TINY, f"train.run_dir={tmp_path / 'run'}", "train.batch_size=1",
+             "rollout.num_samples=4", "rollout.max_new_tokens=16", *over],
+        )  # fmt: skip
+        params, model_cfg, tok = load_policy(cfg)
+        trainer = PPOTrainer(cfg, params, model_cfg, tok, [ex], tmp_path / "run", None, NoReward())
+        try:
+            ids, mask = trainer._prompt_batch([ex])
+            out = trainer._sample(
+                jnp.asarray(ids), jnp.asarray(mask), jax.random.PRNGKey(3), iteration
+            )
+            return np.asarray(out.tokens).tolist()
+        finally:
+            trainer.ckpt.close()
+
+    cycle = ["rollout.temperature_cycle=[1.0,0.3]"]
+    hot, cold = draw(["rollout.temperature=1.0"], 0), draw(["rollout.temperature=0.3"], 0)
+    assert hot != cold
+    assert draw(cycle, 0) == hot
+    assert draw(cycle, 1) == cold
+    assert draw(cycle, 2) == hot

@@ -24,6 +24,7 @@ so that a resumed run uses the same frozen copy.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -365,13 +366,20 @@ class PPOTrainer:
             self.sampler.encode(self.tokenizer, [e.prompt for e in examples])
         )
 
-    def _sample(self, prompt_ids, prompt_mask, key):
+    def _sample(self, prompt_ids, prompt_mask, key, iteration: int = 0):
+        from ppocoder_jax.rollout import SamplingParams
+
         r = self.cfg.rollout
+        sampling = SamplingParams.from_config(r)
+        if r.temperature_cycle:
+            temperature = r.temperature_cycle[iteration % len(r.temperature_cycle)]
+            sampling = dataclasses.replace(sampling, temperature=float(temperature))
         return self.sampler.sample_arrays(
             self.state.params,
             prompt_ids,
             prompt_mask,
             key,
+            sampling=sampling,
             max_new_tokens=min(r.max_new_tokens, self.cfg.data.max_target_length),
             num_samples=r.num_samples,
         )
@@ -400,7 +408,7 @@ class PPOTrainer:
 
         position, examples, prompts = self._draw_prompts()
         key = jax.random.fold_in(self.sample_key, iteration)
-        rollout = self._sample(*prompts, key)
+        rollout = self._sample(*prompts, key, iteration)
         faults.point("sample", iteration + 1)
         rows = _Rows(rollout.prompt_ids, rollout.prompt_mask, rollout.tokens, rollout.token_mask)
         # split along the batch as the train step's inputs are (the sampler's output is not)
