@@ -61,8 +61,9 @@ def main() -> int:
     args = parser.parse_args()
 
     from ppocoder_jax.config import load_config
+    from ppocoder_jax.data import load_task
     from ppocoder_jax.pipeline.evaluate import generate_outputs
-    from ppocoder_jax.pipeline.jobs import _load_task, load_saved
+    from ppocoder_jax.pipeline.jobs import load_saved
 
     cfg = load_config(args.config, [])
     rows = []
@@ -70,7 +71,7 @@ def main() -> int:
         if not (model / "config.json").exists():
             parser.error(f"no saved model at {model}")
         params, model_cfg, tokenizer = load_saved(model)
-        task = _load_task(cfg, tokenizer)
+        task = load_task(cfg.data, tokenizer)
         rl, train = numbers_by_template(task.rl), numbers_by_template(task.train)
         problems = [e for e in task.split("test") if e.meta["template"] in train]
         outputs = generate_outputs(cfg, params, model_cfg, tokenizer, problems, greedy=True)
