@@ -159,3 +159,25 @@ def test_registry_turns_synthesis_errors_into_a_config_error():
     cfg = load_config(None, ["data.synth_rl_fraction=0.95", "data.synth_num_rl=10"])
     with pytest.raises(UserError, match="data.synth_"):
         load_task(cfg.data)
+
+
+def test_each_template_splits_its_numbers_by_its_own_rank():
+    # One rank for all templates gave every single-number template the same PPO values, which
+    # PPO learnt as a prior answer; with a rank per template the PPO values differ between them
+    # and a held-out value of one template is a corpus value of others.
+    task = build_synthesis_demo(SynthesisDemoConfig(num_train=3000, rl_fraction=0.2, num_rl=2000))
+
+    def values(examples):
+        out: dict[str, set] = {}
+        for e in examples:
+            if list(e.meta["params"]) == ["k"]:
+                out.setdefault(e.meta["template"], set()).add(e.meta["params"]["k"])
+        return out
+
+    rl, train, test = values(task.rl), values(task.train), values(task.test)
+    assert len(rl) >= 5
+    assert len({frozenset(v) for v in rl.values()}) == len(rl)  # no two templates share them
+    for name, held_out in test.items():
+        elsewhere = set().union(*(v for other, v in train.items() if other != name))
+        assert held_out & elsewhere, name
+        assert not held_out & train.get(name, set()), name  # never within the same template

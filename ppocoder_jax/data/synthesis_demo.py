@@ -15,8 +15,11 @@ generated deterministically from a seed. Each problem has
   problem.
 
 Splits: the numeric parameters of each template are split into train / val / test pools (by a
-seeded hash rank), so a held-out problem's parameters never occur in a training problem of the
-same template (the numbers do occur in other templates). With ``rl_fraction > 0`` a fourth pool
+hash rank seeded with the seed and the template's name), so a held-out problem's parameters
+never occur in a training problem of the same template, while the numbers do occur in other
+templates. (Ranking by the seed alone gave every single-number template one split: the PPO
+problems of all nine showed the same 20 values, which PPO learnt as a prior answer, and no
+corpus problem of those templates showed a held-out value.) With ``rl_fraction > 0`` a fourth pool
 gives ``num_rl`` PPO problems (statement + tests; the reference is the correct solution, which
 no supervised example shows): PPO then practises on parameters the corpus never showed, as the
 held-out problems are, without seeing any of theirs. Validation and test targets are always
@@ -693,10 +696,12 @@ def _problem_tests(template: str, params: tuple, seed: int, min_asserts: int, n_
 
 
 def _pools(cfg: SynthesisDemoConfig) -> dict[str, dict[str, list[tuple]]]:
-    """Per template: {'train','val','test'} -> parameter tuples (seeded hash rank)."""
+    """Per template: {'train','val','test','rl'} -> parameter tuples (a hash rank of its own)."""
     pools = {}
     for name, tmpl in TEMPLATES.items():
-        keys = sorted((_key(p) for p in tmpl.params()), key=lambda k: _hash01(f"{cfg.seed}{k}"))
+        keys = sorted(
+            (_key(p) for p in tmpl.params()), key=lambda k: _hash01(f"{cfg.seed}/{name}/{k}")
+        )
         n_test = max(1, math.ceil(cfg.test_fraction * len(keys)))
         n_val = max(1, math.ceil(cfg.val_fraction * len(keys)))
         n_rl = math.ceil(cfg.rl_fraction * len(keys))
