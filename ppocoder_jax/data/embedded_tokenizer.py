@@ -20,7 +20,7 @@ from pathlib import Path
 from ppocoder_jax.data.io import default_cache_dir
 from ppocoder_jax.errors import UserError
 
-VERSION = 2  # bump when the corpus recipe (templates, stdlib walk, settings) changes
+VERSION = 3  # bump when the corpus recipe (templates, stdlib walk, settings) changes
 DEFAULT_VOCAB_SIZE = 4096
 DEFAULT_STDLIB_CHARS = 3_000_000
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")
