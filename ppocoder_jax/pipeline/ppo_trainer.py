@@ -367,13 +367,15 @@ class PPOTrainer:
         )
 
     def _sample(self, prompt_ids, prompt_mask, key, iteration: int = 0):
-        from ppocoder_jax.rollout import SamplingParams
-
         r = self.cfg.rollout
-        sampling = SamplingParams.from_config(r)
+        sampling = None  # the sampler's own, from the rollout config
         if r.temperature_cycle:
+            from ppocoder_jax.rollout import SamplingParams
+
             temperature = r.temperature_cycle[iteration % len(r.temperature_cycle)]
-            sampling = dataclasses.replace(sampling, temperature=float(temperature))
+            sampling = dataclasses.replace(
+                SamplingParams.from_config(r), temperature=float(temperature)
+            )
         return self.sampler.sample_arrays(
             self.state.params,
             prompt_ids,
