@@ -67,6 +67,21 @@ class RewardParts:
     def compiled(self) -> bool:
         return self.compile > 0
 
+    def columns(self) -> dict[str, float]:
+        """The sample's reward parts by name: what the rollout collector puts into the
+        Experience (one [B] array per name) and the metrics average over valid samples."""
+        return {
+            "total": self.total,
+            "valid": float(not self.masked),
+            "compile": self.compile,
+            "tests": self.tests,
+            "ast": self.ast,
+            "dfg": self.dfg,
+            "compiled": float(self.compiled),
+            "passed": float(self.passed),
+            "reward_error": float(self.reward_error is not None),
+        }
+
 
 class CompositeReward:
     """Scores batches of (example, generated text) with an Executor's thread pool."""
