@@ -26,7 +26,7 @@ iteration at a time, A B C A B C ..., and the table reports medians):
   (`reward.functions`; the execution and matching weights are 0, the composite reward still
   byte-compiles each completion as a Python program, which only adds to our side's time): the
   jitted sampler (`rollout.Sampler`), the reference log-probs (computed while the reward threads
-  run), the registries' grpo advantages, and `learn_from_rollout` -> the jitted train step.
+  run), the registries' grpo advantages, and `learn_from_experience` -> the jitted train step.
   `--draw` sets `rollout.draw` (default cdf: inverse-CDF draws; gumbel is the config's default)
   and `--old-logprobs` sets `ppo.old_logprobs` (default sampler: the log-probs the sampler
   recorded, so no policy forward over the batch, as TRL and tunix do on-policy; recompute is
@@ -228,12 +228,12 @@ def ours_worker_setup(args):
     forced = dataclasses.replace(
         SamplingParams.from_config(cfg.rollout), min_new_tokens=args.new_tokens
     )
-    sample_arrays = trainer.sampler.sample_arrays
+    sample_arrays = trainer.collector.sampler.sample_arrays
 
     def sample_forced(*a, sampling=None, **kw):
         return sample_arrays(*a, sampling=forced, **kw)
 
-    trainer.sampler.sample_arrays = sample_forced
+    trainer.collector.sampler.sample_arrays = sample_forced
     n_params = num_params(params)
     del params
 
@@ -258,7 +258,7 @@ def ours_worker_setup(args):
     info = {
         "schedule": "1 step of all rows",
         "device": str(jax.devices()[0]),
-        "prompt_tokens": len(trainer.sampler.encode(tokenizer, [examples[0].prompt])[0]),
+        "prompt_tokens": len(trainer.collector.sampler.encode(tokenizer, [examples[0].prompt])[0]),
     }
     work = measure_work if jax.default_backend() == "cpu" else None
     return iteration, n_params, info, work
@@ -290,8 +290,8 @@ def ours_gflop_per_iteration(trainer, args) -> dict:
     from ppocoder_jax.ppo.policy_apply import reference_logprobs
     from ppocoder_jax.ppo.train_step import PPOBatch
 
-    policy, dtype = trainer.policy, trainer.dtype
-    params, ref = trainer.state.params, trainer.ref_params
+    policy, dtype = trainer.collector.policy, trainer.collector.dtype
+    params, ref = trainer.state.params, trainer.collector.ref_params
     rows, plen, t = args.prompts * args.samples, args.prompt_len, args.new_tokens
     i32 = jnp.int32
     ids = jax.ShapeDtypeStruct((args.prompts, plen), i32)
@@ -321,7 +321,7 @@ def ours_gflop_per_iteration(trainer, args) -> dict:
         # the reference's teacher-forced pass (the policy's, when recomputed, costs the same)
         "gflop_forward": _whole_head_flops(forward, ref, prompt, prompt, tokens, tokens) / 1e9,
         "gflop_train": _whole_head_flops(
-            trainer.train_step.__wrapped__, trainer.state, batch, index
+            trainer.learner._train_steps()[0].__wrapped__, trainer.state, batch, index
         )
         / 1e9,
     }

@@ -27,7 +27,7 @@ Sides (each in its own worker subprocess, so memory does not mix):
   instead); the per-sample statistics (full-vocabulary entropy of the logits, approx KL, clip
   fractions, returns/values mean and variance); the per-sample host copy of the whole response
   batch to find the sample's length (a device sync per sample on a GPU; we read the lengths once).
-* `jax-default`: ours, the trainer's own `rollout_statistics` + `learn_from_rollout`
+* `jax-default`: ours, the trainer's own `rollout_statistics` + `learn_from_experience`
   (advantages, PPO update, KL controller) with the default preset: ppo_epochs x num_minibatches = 4 x 4 (each sample is trained on 4 times, so
   this side does 4x the gradient work of the authors' loop per rollout sample).
 * `jax-reference`: ours with configs/ppocoder_reference.yaml: 1 epoch of B one-sample
@@ -270,9 +270,10 @@ def jax_worker_setup(args, reference: bool):
     from ppocoder_jax.config import load_config
     from ppocoder_jax.model import load_model
     from ppocoder_jax.model.policy import as_policy, num_params
+    from ppocoder_jax.ppo.experience import Experience
     from ppocoder_jax.ppo.policy_apply import make_apply_fn, rollout_statistics
     from ppocoder_jax.ppo.state import frozen_copy, init_train_state, make_optimizer
-    from ppocoder_jax.ppo.train_step import build_train_step, learn_from_rollout
+    from ppocoder_jax.ppo.train_step import build_train_step, learn_from_experience
 
     if jax.default_backend() != "cpu":
         # XLA's GPU default lets fp32 matmuls run in TF32; match the torch side's setting
@@ -317,22 +318,10 @@ def jax_worker_setup(args, reference: bool):
         logprobs, values, ref_logprobs, exact_kl = rollout_statistics(
             st.params, ref_params, *inputs, **stats_kw
         )
-        st, _, _ = learn_from_rollout(
-            st,
-            train_step,
-            prompt_ids=prompt_ids,
-            prompt_mask=prompt_mask,
-            tokens=tokens,
-            token_mask=token_mask,
-            logprobs=logprobs,
-            ref_logprobs=ref_logprobs,
-            values=values,
-            scores=scores,
-            sample_valid=valid,
-            exact_kl=exact_kl,
-            ppo_cfg=cfg.ppo,
-            kl_cfg=cfg.kl,
+        experience = Experience(
+            *inputs, logprobs, values, ref_logprobs, exact_kl, scores=scores, valid=valid
         )
+        st, _, _ = learn_from_experience(st, train_step, experience, ppo_cfg=cfg.ppo, kl_cfg=cfg.kl)
         jax.block_until_ready(st)
         box["state"] = st
 

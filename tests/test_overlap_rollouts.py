@@ -116,21 +116,23 @@ def test_each_update_learns_from_the_batch_its_sampling_parameters_gave(
     """Update k learns from the batch sampled by the parameters before update k-1 (overlap) or
     before update k (not), and its old log-probs / values / reference log-probs are those
     parameters' teacher-forced statistics."""
-    from ppocoder_jax.pipeline.ppo_trainer import DataStream
     from ppocoder_jax.ppo import train_step
     from ppocoder_jax.ppo.policy_apply import rollout_statistics
+    from ppocoder_jax.rollout.collector import DataStream
 
     cfg = _cfg(tmp_path / "run", f"train.overlap_rollouts={str(overlap).lower()}")
     seen = []  # per update: (parameters before it, what it learned from)
-    learn = train_step.learn_from_rollout
+    learn = train_step.learn_from_experience
 
-    def spy(state, step, **kw):
+    def spy(state, step, experience, **kw):
         arrays = ("tokens", "token_mask", "logprobs", "values", "ref_logprobs")
-        seen.append((jax.device_get(state.params), jax.device_get({k: kw[k] for k in arrays})))
-        return learn(state, step, **kw)
+        got = {k: getattr(experience, k) for k in arrays}
+        seen.append((jax.device_get(state.params), jax.device_get(got)))
+        return learn(state, step, experience, **kw)
 
-    monkeypatch.setattr(train_step, "learn_from_rollout", spy)
+    monkeypatch.setattr(train_step, "learn_from_experience", spy)
     trainer = _trainer(start, cfg, Rows())
+    collector = trainer.collector
     assert trainer.train()
     assert len(seen) == cfg.train.steps
     examples = start[3]
@@ -141,8 +143,8 @@ def test_each_update_learns_from_the_batch_its_sampling_parameters_gave(
         sampled_by = seen[k - 1 if overlap and k > 0 else k][0]
         lag.append(k - (k - 1 if overlap and k > 0 else k))
         idx = stream.next_indices(cfg.train.batch_size)
-        ids, mask = trainer._prompt_batch([examples[i] for i in idx])
-        out = trainer.sampler.sample_arrays(
+        ids, mask = collector.prompt_batch([examples[i] for i in idx])
+        out = collector.sampler.sample_arrays(
             sampled_by,
             jnp.asarray(ids),
             jnp.asarray(mask),
@@ -154,13 +156,13 @@ def test_each_update_learns_from_the_batch_its_sampling_parameters_gave(
         np.testing.assert_array_equal(got["token_mask"], out.token_mask)
         logprobs, values, ref_logprobs, _ = rollout_statistics(
             sampled_by,
-            jax.device_get(trainer.ref_params),
+            jax.device_get(collector.ref_params),
             out.prompt_ids,
             out.prompt_mask,
             out.tokens,
             out.token_mask,
-            policy=trainer.policy,
-            dtype=trainer.dtype,
+            policy=collector.policy,
+            dtype=collector.dtype,
             exact_kl=False,
         )
         np.testing.assert_allclose(got["logprobs"], logprobs, atol=1e-5, err_msg=f"update {k}")
@@ -170,7 +172,7 @@ def test_each_update_learns_from_the_batch_its_sampling_parameters_gave(
     rows = trainer.logger.rows
     assert [row["rollout_lag"] for row in rows] == lag == ([0, 1, 1, 1] if overlap else [0] * 4)
     # the last update samples nothing ahead: the final checkpoint holds no batch
-    assert trainer._pending is None
+    assert collector.pending is None
     assert (trainer.ckpt.directory / "4" / "rollout").exists() is False
 
 
@@ -192,13 +194,14 @@ def test_a_stop_with_a_sampled_batch_waiting_resumes_exactly(start, tmp_path):
         return trainer, done, logger.rows
 
     def spread(batch):  # the waiting batch's arrays over every device (8 in the sharded run)
-        return {len(x.sharding.device_set) for x in (*batch.rows, *batch.stats) if x is not None}
+        return {len(x.sharding.device_set) for x in jax.tree.leaves(batch.experience)}
 
     ref, done, ref_rows = run(tmp_path / "ref")
     assert done
     trainer, done, first_rows = run(tmp_path / "stopped", stop_after=2)
     assert not done and trainer.iteration == 2
-    assert trainer._pending.iteration == 2 and spread(trainer._pending) == {jax.device_count()}
+    waiting = trainer.collector.pending
+    assert waiting.iteration == 2 and spread(waiting) == {jax.device_count()}
     step2 = tmp_path / "stopped" / "checkpoints" / "2"
     meta = json.loads((step2 / "meta" / "metadata").read_text())
     batch = trainer.cfg.train.batch_size
@@ -206,8 +209,9 @@ def test_a_stop_with_a_sampled_batch_waiting_resumes_exactly(start, tmp_path):
     assert (step2 / "rollout").is_dir()
 
     def restored(t):
-        assert t.iteration == 2 and t._pending.iteration == 2 and t._pending.scoring is None
-        assert spread(t._pending) == {jax.device_count()}
+        waiting = t.collector.pending
+        assert t.iteration == 2 and waiting.iteration == 2 and waiting.scoring is None
+        assert spread(waiting) == {jax.device_count()}
 
     resumed, done, rows = run(tmp_path / "stopped", check=restored)
     assert done and resumed.iteration == 4
@@ -218,7 +222,7 @@ def test_a_stop_with_a_sampled_batch_waiting_resumes_exactly(start, tmp_path):
         jax.tree_util.tree_flatten_with_path(got)[0], jax.tree_util.tree_flatten_with_path(want)[0]
     ):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=str(path))
-    assert resumed.stream.position == ref.stream.position == 4 * batch
+    assert resumed.collector.stream.position == ref.collector.stream.position == 4 * batch
     rows = first_rows + rows
     assert [r["step"] for r in rows] == [r["step"] for r in ref_rows] == [1, 2, 3, 4]
     for g, w in zip(rows, ref_rows):
@@ -227,7 +231,9 @@ def test_a_stop_with_a_sampled_batch_waiting_resumes_exactly(start, tmp_path):
         }
     with ocp.StandardCheckpointer() as ck:
         saved = ck.restore(step2 / "rollout")
-    assert ("exact_kl" in saved) == (estimator == "exact")
+    # the unscored Experience: the KL array only when the exact KL is used, no rewards yet
+    assert (saved.get("exact_kl") is not None) == (estimator == "exact")
+    assert all(saved.get(k) is None for k in ("scores", "valid", "rewards"))
 
 
 def test_the_waiting_batch_resumes_exactly_on_8_devices(tmp_path):

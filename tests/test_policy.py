@@ -222,9 +222,10 @@ def test_trainer_rollout_and_ppocoder_generate_give_the_same_text(tmp_path, fami
 
     trainer = PPOTrainer(cfg, params, model_cfg, tok, [ex], tmp_path / "run", None, NoReward())
     key = jax.random.PRNGKey(11)
-    ids, mask = trainer._prompt_batch([ex])
-    out = trainer._sample(jnp.asarray(ids), jnp.asarray(mask), key)
-    trained = trainer.sampler.decode(tok, np.asarray(out.tokens), np.asarray(out.token_mask))
+    collector = trainer.collector
+    ids, mask = collector.prompt_batch([ex])
+    out = collector.sample_arrays(trainer.state.params, jnp.asarray(ids), jnp.asarray(mask), key)
+    trained = collector.sampler.decode(tok, np.asarray(out.tokens), np.asarray(out.token_mask))
     trainer.ckpt.close()
 
     cmd = [sys.executable, "-m", "ppocoder_jax", "generate", "--model", str(model_dir), "--json"]
@@ -397,9 +398,14 @@ def test_temperature_cycle_picks_each_iterations_temperature(tmp_path):
         params, model_cfg, tok = load_policy(cfg)
         trainer = PPOTrainer(cfg, params, model_cfg, tok, [ex], tmp_path / "run", None, NoReward())
         try:
-            ids, mask = trainer._prompt_batch([ex])
-            out = trainer._sample(
-                jnp.asarray(ids), jnp.asarray(mask), jax.random.PRNGKey(3), iteration
+            collector = trainer.collector
+            ids, mask = collector.prompt_batch([ex])
+            out = collector.sample_arrays(
+                trainer.state.params,
+                jnp.asarray(ids),
+                jnp.asarray(mask),
+                jax.random.PRNGKey(3),
+                iteration,
             )
             return np.asarray(out.tokens).tolist()
         finally:

@@ -11,20 +11,20 @@ import pytest
 from test_pipeline_e2e import TINY
 
 from ppocoder_jax.cli import main
-from ppocoder_jax.pipeline import ppo_trainer
+from ppocoder_jax.rollout import collector as collector_module
 
 
 @pytest.fixture
 def reference_calls(monkeypatch):
     """Records, per rollout_statistics call of the trainer, whether it got reference params."""
     seen: list[bool] = []
-    real = ppo_trainer.rollout_statistics
+    real = collector_module.rollout_statistics
 
     def spy(params, ref_params, *args, **kwargs):
         seen.append(ref_params is not None)
         return real(params, ref_params, *args, **kwargs)
 
-    monkeypatch.setattr(ppo_trainer, "rollout_statistics", spy)
+    monkeypatch.setattr(collector_module, "rollout_statistics", spy)
     return seen
 
 
@@ -89,7 +89,7 @@ def test_old_logprobs_from_the_sampler_skip_the_policy_pass(tmp_path, monkeypatc
     the recomputed ones within 1e-4 in fp32) and only the reference runs teacher-forced."""
     import numpy as np
 
-    real_stats, real_ref = ppo_trainer.rollout_statistics, ppo_trainer.reference_logprobs
+    real_stats, real_ref = collector_module.rollout_statistics, collector_module.reference_logprobs
     calls = {"policy": 0, "reference": 0}
 
     def stats_spy(*args, **kwargs):
@@ -100,26 +100,28 @@ def test_old_logprobs_from_the_sampler_skip_the_policy_pass(tmp_path, monkeypatc
         calls["reference"] += 1
         return real_ref(*args, **kwargs)
 
-    monkeypatch.setattr(ppo_trainer, "rollout_statistics", stats_spy)
-    monkeypatch.setattr(ppo_trainer, "reference_logprobs", ref_spy)
-    real = ppo_trainer.PPOTrainer._statistics
+    monkeypatch.setattr(collector_module, "rollout_statistics", stats_spy)
+    monkeypatch.setattr(collector_module, "reference_logprobs", ref_spy)
+    Collector = collector_module.RolloutCollector
+    real = Collector._statistics
     compared = []
 
-    def both(self, rows, exact_kl, sampled=None):
+    def both(self, params, *rows, sampled):
         before = dict(calls)
-        got = real(self, rows, exact_kl, sampled)
-        if sampled is None:
-            return got
+        got = real(self, params, *rows, sampled=sampled)
         assert calls["policy"] == before["policy"]  # no policy pass for a sampled batch
         assert calls["reference"] == before["reference"] + 1
-        want = real(self, rows, exact_kl)  # the teacher-forced pass, for comparison
-        mask = np.asarray(rows.token_mask) == 1
-        for a, b in zip(got[:3], want[:3]):
+        # the teacher-forced pass, for comparison
+        want = collector_module.rollout_statistics(
+            params, self.ref_params, *rows, policy=self.policy, dtype=self.dtype, exact_kl=False
+        )
+        mask = np.asarray(rows[3]) == 1
+        for a, b in zip((got.logprobs, got.values, got.ref_logprobs), want[:3]):
             np.testing.assert_allclose(np.asarray(a)[mask], np.asarray(b)[mask], atol=1e-4)
         compared.append(int(mask.sum()))
         return got
 
-    monkeypatch.setattr(ppo_trainer.PPOTrainer, "_statistics", both)
+    monkeypatch.setattr(Collector, "_statistics", both)
     run_dir = _train(
         tmp_path,
         "sampler_logprobs",

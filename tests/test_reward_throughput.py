@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ppocoder_jax.pipeline.ppo_trainer import PPOTrainer, _Scoring
+from ppocoder_jax.rollout.collector import Scoring, ThroughputMeter
 
 
 def test_executor_busy_seconds_count_running_and_finished_jobs():
@@ -38,7 +38,7 @@ def test_executor_busy_seconds_count_running_and_finished_jobs():
 def test_scoring_is_timed_from_hand_over_to_the_last_result():
     clock = {"busy": 1.0}
     futures = [cf.Future() for _ in range(3)]
-    scoring = _Scoring(futures, lambda: clock["busy"])
+    scoring = Scoring(futures, lambda: clock["busy"])
     t_submitted, busy_submitted = scoring.submitted
     assert busy_submitted == 1.0 and scoring.done is None
 
@@ -54,18 +54,17 @@ def test_scoring_is_timed_from_hand_over_to_the_last_result():
     worker.join()
     t_done, busy_done = scoring.done
     assert t_done - t_submitted >= 0.15 and busy_done == 4.0
-    empty = _Scoring([], lambda: 7.0)  # nothing to score: done at once
+    empty = Scoring([], lambda: 7.0)  # nothing to score: done at once
     assert empty.results() == [] and empty.done[1] == 7.0
 
 
 def test_throughput_window_starts_when_the_batch_before_was_done():
     """Batches are scored in order: a batch handed over while the one before is still scored
     (train.overlap_rollouts) is timed from that one's end."""
-    trainer = PPOTrainer.__new__(PPOTrainer)
-    trainer._last_scoring, trainer._reward_workers = None, 2
+    meter = ThroughputMeter(workers=2)
     a = SimpleNamespace(futures=[None] * 8, submitted=(10.0, 0.0), done=(12.0, 3.0))
-    assert trainer._throughput(a) == (8 / 2.0, 3.0 / (2 * 2.0))
+    assert meter.measure(a) == (8 / 2.0, 3.0 / (2 * 2.0))
     b = SimpleNamespace(futures=[None] * 8, submitted=(11.0, 1.0), done=(16.0, 7.0))
-    assert trainer._throughput(b) == (8 / 4.0, (7.0 - 3.0) / (2 * 4.0))
+    assert meter.measure(b) == (8 / 4.0, (7.0 - 3.0) / (2 * 4.0))
     c = SimpleNamespace(futures=[None] * 4, submitted=(20.0, 7.0), done=(21.0, 8.0))
-    assert trainer._throughput(c) == (4 / 1.0, 1.0 / 2)  # the one before ended earlier
+    assert meter.measure(c) == (4 / 1.0, 1.0 / 2)  # the one before ended earlier

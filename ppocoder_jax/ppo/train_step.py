@@ -10,7 +10,7 @@ distribution's entropy and the value of the state before it (`Policy.token_stats
 `policy_apply.make_apply_fn`: the fused LM head, no [b, T, V] logits); ``b`` is a micro-batch
 of the rollout batch.
 
-One PPO iteration (host loop, see ``ppo_update``; ``learn_from_rollout`` is this sequence)::
+One PPO iteration (host loop, see ``ppo_update``; ``learn_from_experience`` is this sequence)::
 
     adv = compute_advantages(rollout.logprobs, ref_logprobs, rollout.values, rollout.token_mask,
                              scores, state.kl.coef, exact_kl=exact_kl, sample_valid=ok,
@@ -495,57 +495,50 @@ def ppo_update(
     return state, summarize_metrics(totals, cfg.ppo_epochs * n_mb, state)
 
 
-def learn_from_rollout(
+def learn_from_experience(
     state: TrainState,
     train_step,
+    experience,
     *,
-    prompt_ids: jax.Array,
-    prompt_mask: jax.Array,
-    tokens: jax.Array,
-    token_mask: jax.Array,
-    logprobs: jax.Array,
-    ref_logprobs: jax.Array,
-    values: jax.Array,
-    scores: jax.Array,
-    sample_valid: jax.Array | None,
-    exact_kl: jax.Array | None,
     ppo_cfg: PPOConfig,
     kl_cfg: KLConfig,
     group_size: int = 1,
 ) -> tuple[TrainState, dict[str, jax.Array], dict[str, float]]:
-    """One iteration's learning from a scored rollout batch: ``compute_advantages`` ->
-    ``PPOBatch`` -> ``ppo_update`` -> KL controller (observed KL over every row).
+    """One iteration's learning from a scored ``Experience`` (``ppo/experience.py``):
+    ``compute_advantages`` -> ``PPOBatch`` -> ``ppo_update`` -> KL controller (observed KL over
+    every row).
 
-    The trainer and ``scripts/bench_ppo_step.py`` both call this, so the benchmark times the
+    The learner and ``scripts/bench_ppo_step.py`` both call this, so the benchmark times the
     trainer's own path. Returns ``(state, advantages dict, update metric means)``; the KL
     goes where ``kl_cfg.mode`` says (the train step must be built with the same ``kl_cfg``).
     """
+    e = experience
     in_reward = kl_placement(kl_cfg) == "reward"
     adv = compute_advantages(
-        logprobs,
-        ref_logprobs,
-        values,
-        token_mask.astype(jnp.float32),
-        scores,
+        e.logprobs,
+        e.ref_logprobs,
+        e.values,
+        e.token_mask.astype(jnp.float32),
+        e.scores,
         state.kl.coef if in_reward else jnp.zeros((), jnp.float32),
-        exact_kl,
-        sample_valid,
+        e.exact_kl,
+        e.valid,
         cfg=ppo_cfg,
         group_size=group_size,
     )
     batch = PPOBatch(
-        prompt_ids=prompt_ids,
-        prompt_mask=prompt_mask,
-        tokens=tokens,
+        prompt_ids=e.prompt_ids,
+        prompt_mask=e.prompt_mask,
+        tokens=e.tokens,
         token_mask=adv["token_mask"],
-        old_logprobs=logprobs,
-        ref_logprobs=ref_logprobs,
-        old_values=values,
+        old_logprobs=e.logprobs,
+        ref_logprobs=e.ref_logprobs,
+        old_values=e.values,
         advantages=adv["advantages"],
         returns=adv["returns"],
     )
     state, metrics = ppo_update(state, batch, train_step, ppo_cfg)
-    state = update_state_kl(state, adv["mean_kl"], tokens.shape[0], kl_cfg)
+    state = update_state_kl(state, adv["mean_kl"], e.tokens.shape[0], kl_cfg)
     if ppo_cfg.dynamic_sampling:
         metrics["groups_dropped"] = int(jax.device_get(adv["groups_dropped"]))
     return state, adv, metrics

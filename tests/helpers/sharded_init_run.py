@@ -99,7 +99,7 @@ def main() -> None:
     host = jax.tree.map(np.copy, params)
     del params
     trainer = make_trainer(cfg, host, model_cfg, tokenizer, root / "fresh")
-    state, ref = trainer.state, trainer.ref_params
+    state, ref = trainer.state, trainer.collector.ref_params
     report["state"] = check_layout(state, "state")
     report["reference"] = check_layout(ref, "reference")
     report["params"] = check_layout(state.params, "params")
@@ -124,10 +124,10 @@ def main() -> None:
     trainer = make_trainer(cfg, host, model_cfg, tokenizer, root / "fresh")
     assert trainer.iteration == 0 and trainer._saved_iteration == 0
     report["resumed_state"] = check_layout(trainer.state, "resumed state")
-    check_layout(trainer.ref_params, "resumed reference")
+    check_layout(trainer.collector.ref_params, "resumed reference")
     jax.tree.map(np.testing.assert_array_equal, jax.device_get(trainer.state), saved)
-    jax.tree.map(np.testing.assert_array_equal, jax.device_get(trainer.ref_params), host)
-    assert not buffers(trainer.ref_params) & buffers(trainer.state)
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(trainer.collector.ref_params), host)
+    assert not buffers(trainer.collector.ref_params) & buffers(trainer.state)
     trainer.ckpt.close()
     del trainer
 
@@ -141,7 +141,7 @@ def main() -> None:
     trainer = make_trainer(cfg, params, model_cfg, tokenizer, root / "hf_run")
     del params
     report["hf_state"] = check_layout(trainer.state, "state from HF")
-    check_layout(trainer.ref_params, "reference from HF")
+    check_layout(trainer.collector.ref_params, "reference from HF")
     trainer.ckpt.close()
     print(json.dumps(report))
 

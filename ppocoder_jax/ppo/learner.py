@@ -1,0 +1,128 @@
+"""`PPOLearner`: the train state and what one scored `Experience` does to it.
+
+    learner = PPOLearner(cfg, policy, mesh, dtype)
+    state = learner.init_state(host_params, key)      # built straight into its shardings
+    state, metrics = learner.learn(state, experience, iteration)
+
+`learn` runs the KL-penalised rewards -> advantages (`ppo.advantage`) -> whitening,
+`ppo_epochs x num_minibatches` jitted optimizer steps (the value head alone during
+`ppo.value_warmup_iters`), and the KL controller. `init_value_bias` sets the value head's bias
+to the first batch's mean score (`ppo.value_bias_init=mean_score`). Model-free: the policy
+enters through `Policy` methods and `make_apply_fn`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ppocoder_jax.ppo.experience import Experience
+from ppocoder_jax.ppo.policy_apply import make_apply_fn
+
+
+class PPOLearner:
+    def __init__(self, cfg, policy, mesh, dtype):
+        from ppocoder_jax.ppo.state import make_optimizer
+
+        self.cfg, self.policy, self.mesh, self.dtype = cfg, policy, mesh, dtype
+        total_updates = max(cfg.train.steps, 1) * cfg.ppo.ppo_epochs * cfg.ppo.num_minibatches
+        self.tx = make_optimizer(cfg.optim, total_updates)
+        self.shardings = None  # the TrainState's, once init_state or abstract_state ran
+        self._steps = None
+
+    # -- the state ----------------------------------------------------------------------------
+
+    def _build(self, params, key):
+        from ppocoder_jax.ppo.state import init_train_state
+
+        return init_train_state(params, self.tx, self.cfg.kl, key)
+
+    def abstract_state(self, host_params, key):
+        """The TrainState's shapes with their shardings (the restore target of a checkpoint)."""
+        from ppocoder_jax.checkpoint.manager import abstract_with_shardings
+        from ppocoder_jax.ppo.state import train_state_shardings
+
+        abstract = jax.eval_shape(self._build, host_params, key)
+        if self.shardings is None:
+            axes = self.policy.param_logical_axes(host_params)
+            self.shardings = train_state_shardings(abstract, axes, self.mesh, self.tx)
+        return abstract_with_shardings(abstract, self.shardings)
+
+    def init_state(self, host_params, key):
+        """The one constructor of the train state: each device only ever receives its own
+        shards of the parameters and the optimizer state (no whole copy on one device, which
+        is what FSDP exists to avoid)."""
+        self.abstract_state(host_params, key)
+        placed = jax.device_put(host_params, self.shardings.params)
+        return jax.jit(self._build, out_shardings=self.shardings)(placed, key)
+
+    def place_frozen(self, host_params):
+        """A device copy of host parameters in the policy's shardings that shares no buffer
+        with anything else (the train step donates the state's buffers): the reference."""
+        shardings = self.shardings.params
+        placed = jax.device_put(host_params, shardings)
+        copy = jax.jit(lambda p: jax.tree.map(jnp.copy, p), out_shardings=shardings)
+        return copy(placed)
+
+    # -- learning -----------------------------------------------------------------------------
+
+    def _train_steps(self):
+        """(policy + value step, value-head-only step), built once the shardings are known."""
+        if self._steps is None:
+            from ppocoder_jax.ppo.train_step import build_train_step
+
+            cfg = self.cfg
+            full = build_train_step(
+                make_apply_fn(self.policy, self.dtype),
+                self.tx,
+                cfg.ppo,
+                self.mesh,
+                self.shardings,
+                kl_cfg=cfg.kl,
+            )
+            head = build_train_step(
+                make_apply_fn(self.policy, self.dtype, head_only=True),
+                self.tx,
+                cfg.ppo,
+                self.mesh,
+                self.shardings,
+                value_only=True,
+            )
+            self._steps = (full, head)
+        return self._steps
+
+    def resets_value_bias(self, iteration: int) -> bool:
+        return iteration == 0 and self.cfg.ppo.value_bias_init == "mean_score"
+
+    def init_value_bias(self, state, mean_score: float):
+        """The value head's bias set to the first batch's mean score (the values of the batches
+        already sampled must then be recomputed: `RolloutCollector.revalue`)."""
+        params = state.params  # TEMP until Policy.with_value_bias lands
+        bias = params["value_head"]["bias"]
+        new_bias = jax.device_put(jnp.full(bias.shape, mean_score, bias.dtype), bias.sharding)
+        params = {**params, "value_head": {**params["value_head"], "bias": new_bias}}
+        return state.replace(params=params)
+
+    def learn(self, state, experience: Experience, iteration: int):
+        """One iteration's update from a scored batch -> (state, metrics)."""
+        from ppocoder_jax.ppo.train_step import learn_from_experience
+
+        full, head = self._train_steps()
+        warmup = iteration < self.cfg.ppo.value_warmup_iters
+        state, adv, update = learn_from_experience(
+            state,
+            head if warmup else full,
+            experience,
+            ppo_cfg=self.cfg.ppo,
+            kl_cfg=self.cfg.kl,
+            group_size=self.cfg.rollout.num_samples,
+        )
+        metrics = {
+            "score": float(adv["mean_score"]),
+            "kl": float(adv["mean_kl"]),
+            "mean_length": float(adv["mean_length"]),
+            "explained_variance": float(adv["explained_variance"]),
+            "value_warmup": int(warmup),
+            **update,
+        }
+        return state, metrics
