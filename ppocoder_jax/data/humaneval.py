@@ -70,4 +70,4 @@ def humaneval_examples(path: str | Path | None = None) -> list[Example]:
 
 def load_humaneval(path: str = "") -> Task:
     """Evaluation only: every problem is in `test` (train and val are empty)."""
-    return Task("humaneval", "synthesis", [], [], humaneval_examples(path or None))
+    return Task("humaneval", "synthesis", [], [], humaneval_examples(path or None), eval_only=True)

@@ -21,6 +21,9 @@ class Example:
     tests: dict | None = None
     context_prefix: str = ""  # text the output is appended to before compiling / matching
     meta: dict = field(default_factory=dict)
+    # The prompt as chat messages ({"role", "content"} dicts) when the problem gave it so;
+    # `data.prompt_format=chat` renders them (or `prompt` as one user message) into `prompt`.
+    messages: tuple[dict, ...] | None = None
 
     def program(self, output: str) -> str:
         """The text that is compiled / tested / matched for a model output."""
@@ -40,9 +43,15 @@ class Task:
     # Problems for PPO only (prompt + tests; their solutions are in no supervised corpus). When
     # empty, PPO samples its prompts from `train` (the paper's setting).
     rl: list[Example] = field(default_factory=list)
+    # An evaluation set (e.g. HumanEval): it has no training problems, by design.
+    eval_only: bool = False
 
     def ppo_examples(self) -> list[Example]:
         return self.rl or self.train
+
+    def has_training_problems(self) -> bool:
+        """Whether PPO has prompts to train on (`rl`, else `train`)."""
+        return not self.eval_only and bool(self.ppo_examples())
 
     def split(self, name: str) -> list[Example]:
         if name not in ("train", "val", "test"):
