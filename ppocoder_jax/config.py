@@ -84,7 +84,8 @@ class DataConfig:
         "apps",
         "mbpp",
         "humaneval",
-    ] = "synthesis_demo"
+        "problems",  # your own problem file(s): data.path (docs/problems.md)
+    ] = "synthesis_demo"  # the names of ppocoder_jax/data/registry.py's TASKS table
     path: str = ""  # local dataset path (or a HF dataset id when the hub is reachable)
     source_lang: str = "python"
     target_lang: str = "python"
@@ -112,8 +113,24 @@ class DataConfig:
     # completion tasks: target = last `completion_tokens` tokens of a method of >= min tokens
     completion_tokens: int = 25
     completion_min_tokens: int = 64
+    # problems: what to do with a problem that has no tests ("skip" it and say how many were
+    # skipped, or stop with an "error" naming it)
+    problems_without_tests: Literal["skip", "error"] = "skip"
+    # How prompts reach the model: "raw" (the text as it is) or "chat" (each prompt, as one
+    # user message or the problem's own messages, rendered by the tokenizer's chat template
+    # with the generation prompt; for instruct / chat models).
+    prompt_format: Literal["raw", "chat"] = "raw"
+    system_prompt: str = ""  # chat: a system message put first ("" = none)
+    # chat: extra variables for the template, e.g. {enable_thinking: false} for Qwen3
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
+        _check(
+            isinstance(self.chat_template_kwargs, dict)
+            and all(isinstance(k, str) for k in self.chat_template_kwargs),
+            "data.chat_template_kwargs",
+            "must be a mapping of names to values",
+        )
         _check(self.max_source_length > 0, "data.max_source_length", "must be > 0")
         _check(self.max_target_length > 0, "data.max_target_length", "must be > 0")
         _check(self.num_train >= 0 and self.num_eval >= 0, "data.num_train", "must be >= 0")

@@ -97,6 +97,9 @@ def train_job(cfg: Config, run_dir: Path | None = None, logger=None, policy=None
     logger = logger or MetricsLogger(run_dir, cfg)
     params, model_cfg, tokenizer = policy or load_policy(cfg)
     task = _load_task(cfg, tokenizer)
+    from ppocoder_jax.data.registry import require_training_problems
+
+    require_training_problems(task, cfg.data)  # e.g. HumanEval (evaluation-only): exit 2
     with (
         PreemptionGuard() as guard,
         CompositeReward(cfg.reward, error_dir=run_dir / REWARD_ERRORS_DIR) as reward,
