@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ppocoder_jax.data import Example
-from ppocoder_jax.rollout.buckets import bucket_length, pad_prompts
+from ppocoder_jax.rollout.bucketed_sampler import bucket_length, pad_prompts
 
 
 def encode_targets(tokenizer, texts: list[str], max_length: int, eos_id: int) -> list[list[int]]:

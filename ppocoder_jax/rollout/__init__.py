@@ -1,6 +1,6 @@
 """Jitted sampling with a KV cache -> RolloutBatch. See docs/ARCHITECTURE.md (Rollout)."""
 
-from ppocoder_jax.rollout.buckets import (
+from ppocoder_jax.rollout.bucketed_sampler import (
     Sampler,
     bucket_length,
     decode_tokens,

@@ -114,7 +114,7 @@ def run(args) -> int:
     import numpy as np
 
     from ppocoder_jax.model.store import load_model
-    from ppocoder_jax.rollout.buckets import Sampler, generated_ids
+    from ppocoder_jax.rollout.bucketed_sampler import Sampler, generated_ids
 
     params, cfg, tokenizer = load_model(args.model)
     if args.tokenizer:
