@@ -29,6 +29,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("ppocoder_jax.pipeline.cli_demo", "the end-to-end demo: SFT, PPO, eval, plots"),
 }
 
+# The commands that take `--config PRESET key=value ...`: their config is loaded and its
+# registered names checked (ppo.registry.check_ppo_config) before the command's own work.
+CONFIG_COMMANDS = ("sft", "train", "eval", "demo")
+
+
+def _check_config(args) -> None:
+    """UserError for a config that cannot run (loading it stays free of jax; the check of
+    ppo.advantage / ppo.loss_agg needs the registry, so it comes after)."""
+    from ppocoder_jax.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    from ppocoder_jax.ppo.registry import check_ppo_config
+
+    check_ppo_config(cfg)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ppocoder", description=__doc__.splitlines()[0])
@@ -55,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(parser)
     args = parser.parse_args(rest)  # argparse exits with 2 on bad usage
     try:
+        if name in CONFIG_COMMANDS:
+            _check_config(args)
         return int(module.run(args) or 0)
     except UserError as err:
         print(f"ppocoder {name}: error: {err}", file=sys.stderr)

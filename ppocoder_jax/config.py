@@ -306,8 +306,9 @@ class PPOConfig:
     old_logprobs: Literal["recompute", "sampler"] = "recompute"
 
     def __post_init__(self):
-        from ppocoder_jax.ppo.registry import ADVANTAGES, LOSS_AGGREGATIONS
-
+        # `advantage` / `loss_agg` name registered functions: they are checked against the
+        # registry (which imports jax) when a run starts, `ppo.registry.check_ppo_config`, so
+        # that loading a config stays free of jax.
         old = {"value": "gae", "group": "rloo"}.get(self.baseline, "")
         if not self.advantage:
             object.__setattr__(self, "advantage", old or "gae")
@@ -317,8 +318,6 @@ class PPOConfig:
                 f"ppo.advantage={old}, which contradicts ppo.advantage={self.advantage}; set "
                 "only ppo.advantage"
             )
-        ADVANTAGES.get(self.advantage)
-        LOSS_AGGREGATIONS.get(self.loss_agg)
         _check(0 <= self.gamma <= 1, "ppo.gamma", "must be in [0, 1]")
         _check(0 <= self.lam <= 1, "ppo.lam", "must be in [0, 1]")
         _check(self.clip_ratio > 0, "ppo.clip_ratio", "must be > 0")

@@ -40,3 +40,29 @@ def test_scientific_notation_override_is_a_number():
 
 def test_parse_override_nested():
     assert parse_override("a.b.c=3") == {"a": {"b": {"c": 3}}}
+
+
+def test_loading_a_config_imports_no_jax():
+    """`ppocoder check` and friends load configs without paying for jax / flax / optax; the
+    registered names (ppo.advantage, ppo.loss_agg) are checked when a run starts instead."""
+    import subprocess
+    import sys
+
+    code = (
+        "from ppocoder_jax.config import load_config; load_config('demo'); "
+        "load_config('demo_decoder'); import sys; "
+        "print(sorted(m for m in ('jax','flax','optax') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
+
+
+def test_unknown_registered_names_load_and_fail_at_run_start():
+    from ppocoder_jax.ppo.registry import check_ppo_config
+
+    cfg = load_config(None, ["ppo.advantage=ppo2"])  # the registry is not asked at load time
+    assert cfg.ppo.advantage == "ppo2"
+    with pytest.raises(UserError, match=r"config key 'ppo\.advantage': unknown .* 'ppo2'"):
+        check_ppo_config(cfg)
+

@@ -396,10 +396,14 @@ def test_kl_placement_and_reference_use():
 
 
 def test_unknown_names_are_one_line_errors_listing_the_registered():
-    with pytest.raises(UserError, match=r"'ppo.advantage'.*'ppo2'.*gae, rloo, grpo, dr_grpo"):
-        PPOConfig(advantage="ppo2")
-    with pytest.raises(UserError, match=r"'ppo.loss_agg'.*registered: token_mean, seq_mean"):
-        load_config(None, ["ppo.loss_agg=mean"])
+    # The names are checked when a run starts (loading a config does not import the registry).
+    bad_advantage = Config(ppo=PPOConfig(advantage="ppo2"))
+    bad_agg = load_config(None, ["ppo.loss_agg=mean"])
+    for check in (R.check_ppo_config, R.check_trainer_config):
+        with pytest.raises(UserError, match=r"'ppo.advantage'.*'ppo2'.*gae, rloo, grpo, dr_grpo"):
+            check(bad_advantage)
+        with pytest.raises(UserError, match=r"'ppo.loss_agg'.*registered: token_mean, seq_mean"):
+            check(bad_agg)
     for bad, key in [("ppo.dual_clip=0.5", "dual_clip"), ("ppo.clip_low=1.5", "clip_low")]:
         with pytest.raises(UserError, match=key):
             load_config(None, [bad])
@@ -441,3 +445,21 @@ def test_a_new_estimator_is_one_function_and_a_registration():
             R.ADVANTAGES.register("test_constant")(constant)
     finally:
         del R.ADVANTAGES._entries["test_constant"]
+
+
+@pytest.mark.parametrize("command", ["sft", "train", "eval", "demo"])
+def test_the_cli_checks_the_names_before_the_command_runs(command, monkeypatch, capsys):
+    import importlib
+
+    from ppocoder_jax.cli import COMMANDS, main
+
+    module = importlib.import_module(COMMANDS[command][0])
+
+    def must_not_run(args):
+        raise AssertionError("the command ran with an unknown ppo.loss_agg")
+
+    monkeypatch.setattr(module, "run", must_not_run)
+    assert main([command, "ppo.loss_agg=mean"]) == 2
+    err = capsys.readouterr().err
+    assert f"ppocoder {command}: error: config key 'ppo.loss_agg': unknown" in err
+    assert "registered: token_mean" in err

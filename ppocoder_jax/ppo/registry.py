@@ -197,10 +197,19 @@ def whiten_mode(cfg: PPOConfig) -> str:
     return advantage_entry(cfg).meta.get("whiten", "batch")
 
 
+def check_ppo_config(cfg: Config) -> None:
+    """``ppo.advantage`` and ``ppo.loss_agg`` name registered functions (UserError naming the
+    key and the registered names otherwise). Not in ``PPOConfig.__post_init__``, so that loading
+    a config does not import jax: a run calls it when it starts (the CLI's config commands right
+    after loading, ``check_trainer_config`` before a PPO run)."""
+    ADVANTAGES.get(cfg.ppo.advantage)
+    LOSS_AGGREGATIONS.get(cfg.ppo.loss_agg)
+
+
 def check_trainer_config(cfg: Config) -> None:
     """Cross-section checks of the algorithm settings, before a PPO run starts (UserError)."""
+    check_ppo_config(cfg)
     entry = advantage_entry(cfg.ppo)
-    loss_aggregation(cfg.ppo)
     n = cfg.rollout.num_samples
     if entry.meta.get("group") and n < 2:
         key = "ppo.baseline" if cfg.ppo.baseline == "group" else "ppo.advantage"
