@@ -415,6 +415,10 @@ class SFTConfig:
     learning_rate: float = 1e-3
     warmup_steps: int = 100
     label_smoothing: float = 0.0
+    # Source / target lengths of a training or validation batch are rounded up to one of these
+    # buckets (capped at data.max_source_length / max_target_length) to bound recompilation;
+    # the presets repeat their rollout.length_buckets here.
+    length_buckets: tuple[int, ...] = (32, 64, 128, 256, 400, 512)
 
     def __post_init__(self):
         _check(self.steps >= 0, "sft.steps", "must be >= 0")

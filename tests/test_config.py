@@ -1,6 +1,14 @@
 import pytest
 
-from ppocoder_jax.config import Config, load_config, parse_override, save_config
+from ppocoder_jax.config import (
+    CONFIG_DIR,
+    Config,
+    RolloutConfig,
+    SFTConfig,
+    load_config,
+    parse_override,
+    save_config,
+)
 from ppocoder_jax.errors import UserError
 
 
@@ -66,3 +74,12 @@ def test_unknown_registered_names_load_and_fail_at_run_start():
     with pytest.raises(UserError, match=r"config key 'ppo\.advantage': unknown .* 'ppo2'"):
         check_ppo_config(cfg)
 
+
+def test_sft_has_its_own_length_buckets():
+    assert SFTConfig().length_buckets == RolloutConfig().length_buckets
+    cfg = load_config(None, ["rollout.length_buckets=[16, 32]", "sft.length_buckets=[8]"])
+    assert (cfg.rollout.length_buckets, cfg.sft.length_buckets) == ((16, 32), (8,))
+    # Every preset gives SFT the buckets it used to borrow from the rollout: the same batches.
+    for path in sorted(CONFIG_DIR.glob("*.yaml")):
+        cfg = load_config(str(path))
+        assert cfg.sft.length_buckets == cfg.rollout.length_buckets, path.name

@@ -84,7 +84,7 @@ def run_sft(
     optimizer = sft_optimizer(cfg)
     opt_state = optimizer.init(params)
     rng = np.random.default_rng(seed)
-    buckets = cfg.rollout.length_buckets
+    buckets = s.length_buckets
     n = len(train)
     order = rng.permutation(n)
     cursor = 0
@@ -123,12 +123,8 @@ def validation_loss(
     bs = cfg.sft.batch_size
     for lo in range(0, min(len(val), max_examples), bs):
         idx = np.arange(lo, min(lo + bs, len(val), max_examples))
-        src, src_mask = source_batch(
-            val, idx, cfg.rollout.length_buckets, cfg.data.max_source_length
-        )
-        tgt, tgt_mask = target_batch(
-            val, idx, cfg.rollout.length_buckets, cfg.data.max_target_length
-        )
+        src, src_mask = source_batch(val, idx, cfg.sft.length_buckets, cfg.data.max_source_length)
+        tgt, tgt_mask = target_batch(val, idx, cfg.sft.length_buckets, cfg.data.max_target_length)
         total += float(
             sft_eval_loss(params, (src, src_mask, tgt, tgt_mask), policy=policy, dtype=dtype)
         ) * len(idx)
