@@ -182,6 +182,22 @@ def test_datasets_parquet_and_saved_dataset(tmp_path):
     assert [e.id for e in task.train] == ["t1"] and [e.id for e in task.test] == ["s1"]
 
 
+@pytest.mark.toolchain
+def test_the_documented_example_line(tmp_path):
+    docs = EXAMPLE.parent.parent.parent / "docs" / "problems.md"
+    line = next(x for x in docs.read_text().splitlines() if x.startswith('{"id": "cpp-gcd"'))
+    task = _load(_write(tmp_path / "p.jsonl", line))
+    (ex,) = task.train
+    assert ex.lang == "cpp" and ex.meta == {"difficulty": "easy"}
+    from ppocoder_jax.rewards.execution import Executor
+    from ppocoder_jax.rewards.execution.languages import SPECS, missing_tools
+
+    if missing_tools(SPECS["cpp"]):
+        pytest.skip("no g++")
+    with Executor(workers=1) as executor:
+        assert executor.submit("cpp", ex.target, ex.tests).result().verdict.name == "PASS"
+
+
 # -- errors: one line, file:line and field -------------------------------------------------
 
 BAD = [
@@ -203,7 +219,8 @@ BAD = [
         "tests",
         "only supported for python",
     ),
-    (_ok(tests={"inputs": ["1", "2"], "outputs": ["1"]}), "tests", "2 inputs but 1 outputs"),
+    (_ok(tests={"inputs": ["1", "2"], "outputs": ["1"]}), "tests", ": 2 inputs but 1 outputs"),
+    (_ok(tests={"inputs": "1 2", "outputs": ["3"]}), "tests", "'inputs' must be a list"),
     (_ok(tests={"inputs": [], "outputs": []}), "tests", "empty"),
     (_ok(tests={"outputs": ["1"]}), "tests", "missing 'inputs'"),
     (_ok(tests={"inputs": [3], "outputs": ["3"]}), "tests", "inputs[0]"),

@@ -261,14 +261,27 @@ def _tests(rec: dict, field: str, where: str, lang: str) -> dict | None:
         for key in ("inputs", "outputs"):
             if key not in value:
                 raise _bad(where, field, f"missing {key!r} (or give 'test_code')")
-        tests = {"inputs": value["inputs"], "outputs": value["outputs"]}
+        inputs, outputs = value["inputs"], value["outputs"]
+        for key, items in (("inputs", inputs), ("outputs", outputs)):
+            if not isinstance(items, list):
+                raise _bad(where, field, f"{key!r} must be a list, got {_short(items)}")
+        if len(inputs) != len(outputs):
+            raise _bad(where, field, f"{len(inputs)} inputs but {len(outputs)} outputs")
+        if not inputs:
+            raise _bad(where, field, "'inputs' is empty: give at least one test")
+        tests = {"inputs": inputs, "outputs": outputs}
         if value.get("fn_name") is not None:
             tests["fn_name"] = value["fn_name"]
-        elif isinstance(tests["inputs"], list):
-            for i, given in enumerate(tests["inputs"]):
-                if isinstance(given, list) and not all(isinstance(x, str) for x in given):
+        else:
+            for i, given in enumerate(inputs):
+                if not isinstance(given, str) and not (
+                    isinstance(given, list) and all(isinstance(x, str) for x in given)
+                ):
                     raise _bad(
-                        where, field, f"inputs[{i}]: standard input is text (or a list of lines)"
+                        where,
+                        field,
+                        f"inputs[{i}]: standard input is text (or a list of lines), got "
+                        f"{_short(given)}; call-based tests need 'fn_name'",
                     )
     from ppocoder_jax.rewards.execution.harness import parse_tests  # the executor's own check
 
