@@ -122,9 +122,3 @@ def embedded_tokenizer(
         except OSError:
             shutil.rmtree(tmp, ignore_errors=True)
     return PreTrainedTokenizerFast.from_pretrained(path)
-
-
-def embedded_tokenizer_dir(vocab_size: int = DEFAULT_VOCAB_SIZE, cache_dir=None) -> Path:
-    """The directory holding the saved embedded tokenizer (built if missing)."""
-    tok = embedded_tokenizer(vocab_size, cache_dir)
-    return Path(tok.name_or_path)

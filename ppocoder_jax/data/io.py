@@ -17,12 +17,6 @@ def open_text(path: Path):
     return open(path, encoding="utf-8")
 
 
-def require_file(path: Path, what: str) -> Path:
-    if not path.is_file():
-        raise UserError(f"{what}: file {str(path)!r} not found")
-    return path
-
-
 def iter_jsonl(path: Path) -> Iterator[dict]:
     """Objects of a .jsonl(.gz) file; a malformed line raises UserError naming file and line."""
     try:

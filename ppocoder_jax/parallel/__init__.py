@@ -7,7 +7,6 @@ from ppocoder_jax.parallel.mesh import (
     BATCH_AXES,
     MESH_AXES,
     batch_sharding,
-    batch_shardings,
     global_to_host_local,
     host_local_to_global,
     is_main_process,
@@ -20,19 +19,15 @@ from ppocoder_jax.parallel.mesh import (
 )
 from ppocoder_jax.parallel.rules import (
     DEFAULT_RULES,
-    activation_sharding,
     logical_to_partition_spec,
     logical_to_shardings,
-    with_logical_constraint,
 )
 
 __all__ = [
     "BATCH_AXES",
     "DEFAULT_RULES",
     "MESH_AXES",
-    "activation_sharding",
     "batch_sharding",
-    "batch_shardings",
     "global_to_host_local",
     "host_local_to_global",
     "is_main_process",
@@ -44,5 +39,4 @@ __all__ = [
     "replicated",
     "resolve_mesh_shape",
     "shard_batch",
-    "with_logical_constraint",
 ]

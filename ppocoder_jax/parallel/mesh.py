@@ -106,11 +106,6 @@ def shard_batch(batch, mesh: Mesh):
     return jax.tree.map(put, batch)
 
 
-def batch_shardings(batch, mesh: Mesh):
-    """The ``NamedSharding`` pytree matching ``batch`` (for ``in_shardings``)."""
-    return jax.tree.map(lambda x: batch_sharding(mesh, np.ndim(x)), batch)
-
-
 # ---------------------------------------------------------------------------------------------
 # multi-host
 

@@ -116,16 +116,3 @@ def logical_to_shardings(
         shapes,
         is_leaf=_is_axes_leaf,
     )
-
-
-def activation_sharding(
-    logical: Sequence[str | None], mesh: Mesh, rules: Rules = DEFAULT_RULES
-) -> NamedSharding:
-    """``NamedSharding`` for an activation, e.g. ``('batch', 'length')``."""
-    return NamedSharding(mesh, logical_to_partition_spec(logical, mesh, rules))
-
-
-def with_logical_constraint(x, logical: Sequence[str | None], mesh: Mesh, rules=DEFAULT_RULES):
-    """``lax.with_sharding_constraint`` by logical names (use inside jitted model code)."""
-    spec = logical_to_partition_spec(logical, mesh, rules, x.shape)
-    return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))

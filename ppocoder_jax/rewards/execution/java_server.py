@@ -256,7 +256,3 @@ def _cached_server_classes() -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return class_dir
-
-
-def java_available() -> bool:
-    return shutil.which("java") is not None and shutil.which("javac") is not None
