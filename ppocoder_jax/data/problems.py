@@ -1,8 +1,9 @@
 """`data.task=problems`: your own problems, one JSON object per line (docs/problems.md).
 
 `data.path` is a `.jsonl` file (or `.jsonl.gz`), a `.json` file holding a list of objects, a
-directory (every `*.jsonl` in it, in sorted order), or, when the `datasets` package is
-installed, a `.parquet` file or a directory written by `Dataset.save_to_disk`.
+directory (every `*.jsonl` / `*.jsonl.gz` in it, in sorted order; else every `*.parquet`), or,
+when the `datasets` package is installed, a `.parquet` file or a directory written by
+`save_to_disk`.
 
 Fields of a problem:
 
@@ -172,11 +173,13 @@ def iter_problem_records(path: str | Path):
     if _is_saved_dataset(root) and _datasets() is not None:
         yield from _saved_dataset_records(root)
         return
-    files = sorted(p for p in root.iterdir() if p.is_file() and p.name.endswith(".jsonl"))
+    files = sorted(
+        p for p in root.iterdir() if p.is_file() and p.name.endswith((".jsonl", ".jsonl.gz"))
+    )
     if not files:
         files = sorted(p for p in root.iterdir() if p.is_file() and p.name.endswith(".parquet"))
     if not files:
-        raise UserError(f"problems: directory {str(root)!r} holds no .jsonl files")
+        raise UserError(f"problems: directory {str(root)!r} holds no .jsonl (or .parquet) files")
     for f in files:
         yield from _file_records(f)
 
