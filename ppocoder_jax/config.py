@@ -166,9 +166,18 @@ class RolloutConfig:
     # `temperature` (empty: always `temperature`); e.g. [1.0, 0.7] alternates. The log-probs
     # PPO trains on are the T=1 policy's either way (rollout/sampler.py).
     temperature_cycle: tuple[float, ...] = ()
+    # Stop strings: a row ends at the token that completes the first one in its decoded text
+    # (kept; later tokens are masked out) and its text is cut before it
+    # (rollout/stops.py `truncate_at_stops`). Empty = end-of-sequence only.
+    stop: tuple[str, ...] = ()
 
     def __post_init__(self):
         _check(self.max_new_tokens > 0, "rollout.max_new_tokens", "must be > 0")
+        _check(
+            all(isinstance(s, str) and s for s in self.stop),
+            "rollout.stop",
+            "every stop string must be a non-empty string",
+        )
         _check(self.temperature > 0, "rollout.temperature", "must be > 0")
         _check(
             all(t > 0 for t in self.temperature_cycle),
@@ -217,6 +226,12 @@ class RewardConfig:
     # like an INFRA_ERROR. See README "Reward plugins".
     functions: tuple[str, ...] = ()
     function_weights: tuple[float, ...] = ()
+    # The program in a model's answer (rewards/extract.py): "none" (the answer as it is),
+    # "fenced" (the ``` block tagged with the example's language, else any fenced block, else
+    # the whole answer), "auto" (fenced when the answer has a fence); `extract_block` picks
+    # the first or the last of the candidate blocks. Plugins get the answer as it is.
+    extract: Literal["none", "fenced", "auto"] = "none"
+    extract_block: Literal["first", "last"] = "last"
 
     def __post_init__(self):
         _check(self.timeout_s > 0, "reward.timeout_s", "must be > 0")

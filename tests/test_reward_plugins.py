@@ -4,6 +4,8 @@ errors (exit 2 from the CLI) at start-up."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from helpers import reward_plugins
 from test_pipeline_e2e import TINY
@@ -121,3 +123,69 @@ def test_cli_exits_2_on_a_bad_plugin(tmp_path, capsys):
     assert main([*args, f"reward.functions=[{P}no_kwargs]"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "wrong signature" in err[0]
+
+
+def test_each_plugin_is_a_named_column_and_names_are_unique():
+    from ppocoder_jax.rewards.plugins import plugin_column_names
+
+    specs = [P + "exact_target", P + "Other.exact_target", P + "short_bonus"]
+    with CompositeReward(_cfg(specs)) as reward:
+        names = reward.column_names()
+        parts = reward.score(_examples(2), ["y = 0\n", "   "])
+    plugins = ["plugin/exact_target_0", "plugin/exact_target_1", "plugin/short_bonus"]
+    assert names[-3:] == plugins and len(set(names)) == len(names)
+    assert names[:12] == [
+        "total", "valid", "compile", "tests", "ast", "dfg", "compiled", "passed",
+        "reward_error", "masked_infra", "masked_nonfinite", "masked_plugin",
+    ]  # fmt: skip
+    good, empty = (p.columns() for p in parts)
+    assert list(good) == names and list(empty) == names
+    assert [good[n] for n in plugins] == [1.0, 0.5, 0.5]
+    assert [empty[n] for n in plugins[:2]] == [0.0, 0.5]
+    assert math.isnan(empty["plugin/short_bonus"]) and empty["masked_plugin"] == 1.0
+    # a name that is already some plugin's suffixed name stays unique too
+    fns = load_reward_functions([P + "exact_target", P + "Other.exact_target", P + "exact_target"])
+    assert plugin_column_names(fns) == [
+        "plugin/exact_target_0", "plugin/exact_target_1", "plugin/exact_target_2",
+    ]  # fmt: skip
+    assert plugin_column_names(load_reward_functions([P + "short_bonus"])) == ["plugin/short_bonus"]
+
+
+def test_a_plugin_raising_in_a_batch_is_saved_once_and_named(tmp_path):
+    import json
+
+    cfg = _cfg([P + "exact_target", P + "raises"])
+    with CompositeReward(cfg, error_dir=tmp_path / "errors") as reward:
+        names = reward.column_names()
+        parts = reward.score(_examples(4), ["y = 0\n", "y = 7\n", "y = 2\n", "def f(:\n"])
+    (saved,) = sorted((tmp_path / "errors").glob("*.json"))  # one file for the batch call
+    record = json.loads(saved.read_text())
+    assert record["plugin"] == P + "raises" and record["batch_size"] == 4
+    assert record["ids"] == ["e0", "e1", "e2", "e3"] and record["completions"][3] == "def f(:\n"
+    assert "RuntimeError: plugin failed on purpose" in record["traceback"]
+    for i, p in enumerate(parts):
+        cols = p.columns()
+        assert p.masked and p.verdict == "REWARD_ERROR" and p.total == 0.0
+        assert p.reward_error == (
+            f"reward function {P}raises raised on a batch of 4: RuntimeError: plugin failed on "
+            f"purpose (saved to {saved})"
+        )
+        assert list(cols) == names and cols["reward_error"] == 1.0
+        assert cols["masked_plugin"] == 0.0  # a failure is a reward error, not a plugin mask
+        assert math.isnan(cols["plugin/raises"])
+        assert cols["plugin/exact_target"] == [1.0, 0.0, 1.0, 0.0][i]  # the other plugin's
+
+
+def test_a_per_sample_reward_error_keeps_the_plugin_columns(monkeypatch):
+    from ppocoder_jax.rewards import composite
+
+    def boom(reference, candidate, lang):
+        raise RuntimeError("matcher raised on purpose")
+
+    monkeypatch.setattr(composite, "_match", boom)
+    cfg = RewardConfig(ast_weight=1.0, dfg_weight=0.0, workers=1, functions=(P + "short_bonus",))
+    with CompositeReward(cfg) as reward:
+        (p,) = reward.score(_examples(1), ["y = 1\n"])
+    cols = p.columns()
+    assert list(cols) == reward.column_names() and math.isnan(cols["plugin/short_bonus"])
+    assert cols["reward_error"] == 1.0 and cols["masked_plugin"] == 0.0 and cols["valid"] == 0.0

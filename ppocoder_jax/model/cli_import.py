@@ -1,5 +1,5 @@
-"""`ppocoder import-hf MODEL OUT_DIR`: a Hugging Face T5/CodeT5 (or llama / qwen2 / qwen3
-decoder-only) model -> our checkpoint."""
+"""`ppocoder import-hf MODEL OUT_DIR`: a Hugging Face model (T5/CodeT5, or decoder-only
+Llama/Qwen2/Qwen3) -> our checkpoint."""
 
 from __future__ import annotations
 

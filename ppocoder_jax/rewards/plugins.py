@@ -14,8 +14,14 @@ with keyword arguments only, as TRL's ``GRPOTrainer`` calls reward functions::
 the program), ``prompts`` the model inputs, and the other lists are the examples' columns
 (``target``: the reference output, ``tests``: the unit tests or None, ``meta``: the task's
 extra fields). Take ``**kwargs`` to ignore what you do not use. A value adds ``weight * value``
-to the sample's score; ``None`` (or NaN) masks the sample out of the update like an
-``INFRA_ERROR``.
+to the sample's score; ``None``, NaN or an infinity masks the sample out of the update like an
+``INFRA_ERROR`` (a non-finite value is never scored: it is also counted as ``masked_nonfinite``).
+The completions are the answers as the model wrote them, before ``reward.extract``.
+
+Each plugin's value is a reward column ``plugin/<name>`` (``plugin_column_names``: the function's
+name, suffixed with its index in ``reward.functions`` when two plugins share a name). A plugin
+that raises during training masks that batch's samples as reward errors; the exception is saved
+once per batch call (``CompositeReward``), and the error line names the plugin.
 
 Bad plugins are a one-line ``UserError`` (exit 2) at start-up: a module that cannot be imported,
 a name that is not there or not callable, a signature that cannot take these keyword arguments,
@@ -49,6 +55,19 @@ class RewardFunction:
     @property
     def name(self) -> str:
         return self.spec.rsplit(":", 1)[1].rsplit(".", 1)[-1]
+
+
+def plugin_column_names(functions: Sequence[RewardFunction]) -> list[str]:
+    """``plugin/<name>`` per function, in order; a name two plugins share gets ``_<index>``
+    (the plugin's index in ``reward.functions``), and the names are unique either way."""
+    names = [rf.name for rf in functions]
+    out: list[str] = []
+    for i, name in enumerate(names):
+        column = f"plugin/{name}" if names.count(name) == 1 else f"plugin/{name}_{i}"
+        while column in out:  # e.g. a plugin literally named "score_1" beside two "score"s
+            column += f"_{i}"
+        out.append(column)
+    return out
 
 
 def _one_line(err: BaseException) -> str:
@@ -106,9 +125,14 @@ def check_signature(fn: Callable, spec: str) -> None:
 
 
 def call_reward_function(
-    rf: RewardFunction, examples: Sequence[Example], outputs: Sequence[str]
+    rf: RewardFunction,
+    examples: Sequence[Example],
+    outputs: Sequence[str],
+    *,
+    keep_nonfinite: bool = False,
 ) -> list[float | None]:
-    """One batch through ``rf``; checked: one number or None per completion (NaN -> None)."""
+    """One batch through ``rf``; checked: one number or None per completion. A NaN or an
+    infinity becomes None, unless ``keep_nonfinite`` (the composite reward names them)."""
     columns = {
         "id": [e.id for e in examples],
         "target": [e.target for e in examples],
@@ -135,7 +159,7 @@ def call_reward_function(
             out.append(None)
         elif isinstance(v, numbers.Real) and not isinstance(v, bool):
             v = float(v)
-            out.append(None if math.isnan(v) else v)
+            out.append(v if keep_nonfinite or math.isfinite(v) else None)
         else:
             raise UserError(
                 f"reward function {rf.spec} returned {v!r} ({type(v).__name__}); expected a "

@@ -3,12 +3,18 @@
     ppocoder generate --model DIR (--prompt TEXT [--prompt TEXT ...] | --prompt-file F)
         [--num-samples N] [--max-new-tokens N] [--greedy | --temperature T --top-k K --top-p P]
         [--seed S] [--dtype float32|bfloat16] [--tokenizer DIR] [--json]
+        [--extract [fenced|auto|none] [--extract-block first|last] [--lang LANG]]
 
 --prompt-file: a `.jsonl` file holds one prompt per line (a JSON string or an object with a
 "prompt" key); any other file is one prompt (its whole text). With --json, one JSON object per
 sample and line: prompt_index, sample_index, text, token_ids (generated ids without `</s>`),
 finished (emitted `</s>`), logprob (sum of the policy log-probs, `</s>` included).
 Sampling defaults come from the rollout config (temperature 1, top-k 5, top-p 1).
+
+--extract prints the program in each answer instead of the answer (the reward's
+`reward.extract` rule, rewards/extract.py: the fenced ``` block tagged --lang, else any fenced
+block, else the whole answer; the last block unless --extract-block first); `--extract` alone
+is `auto`. With --json the record keeps "text" and adds "code", the extracted program.
 """
 
 from __future__ import annotations
@@ -45,6 +51,25 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     parser.add_argument("--tokenizer", default=None, help="tokenizer directory (default: model's)")
     parser.add_argument("--json", action="store_true", help="one JSON object per sample")
+    parser.add_argument(
+        "--extract",
+        nargs="?",
+        const="auto",
+        default="none",
+        choices=("none", "fenced", "auto"),
+        help="print the program in a Markdown answer (fenced ``` block; alone: auto)",
+    )
+    parser.add_argument(
+        "--extract-block",
+        choices=("first", "last"),
+        default="last",
+        help="which fenced block when several (default: last)",
+    )
+    parser.add_argument(
+        "--lang",
+        default=None,
+        help="--extract prefers blocks tagged with this language (python, cpp, java, ...)",
+    )
 
 
 def read_prompts(args) -> list[str]:
@@ -141,6 +166,7 @@ def run(args) -> int:
         num_samples=args.num_samples,
     )
     ids = generated_ids(out.tokens, out.token_mask, sampler.policy.eos_ids)
+    codes = [extracted(args, text) for text in texts]
     lengths = np.asarray(out.lengths)
     logprob = np.asarray(out.logprobs).sum(axis=1)
     n = args.num_samples
@@ -155,8 +181,17 @@ def run(args) -> int:
                 "finished": len(ids[row]) < int(lengths[row]),
                 "logprob": float(logprob[row]),
             }
+            if args.extract != "none":
+                record["code"] = codes[row]
             print(json.dumps(record), flush=True)
         else:
             print(f"=== prompt {i} sample {j} ===")
-            print(text, flush=True)
+            print(codes[row], flush=True)
     return 0
+
+
+def extracted(args, text: str) -> str:
+    """The sample's text as printed: the program in it under --extract (the reward's rule)."""
+    from ppocoder_jax.rewards.extract import extract_code
+
+    return extract_code(text, args.lang, args.extract, args.extract_block)

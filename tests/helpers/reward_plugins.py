@@ -46,3 +46,17 @@ def nan_second(completions, **kwargs):
     import numpy as np
 
     return [np.float32(0.25)] + [float("nan")] * (len(completions) - 1)
+
+
+def value_after_hash(completions, **kwargs):
+    """The number after the last '#' of a completion (``"x = 1  # inf"`` -> inf, ``# nan``,
+    ``# -inf``), 1.0 without one: non-finite values on purpose."""
+    return [float(c.rsplit("#", 1)[1]) if "#" in c else 1.0 for c in completions]
+
+
+class Other:
+    """A second plugin whose function name is also `exact_target` (column names collide)."""
+
+    @staticmethod
+    def exact_target(completions, **kwargs):
+        return [0.5] * len(completions)
