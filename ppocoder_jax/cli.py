@@ -2,19 +2,28 @@
 
 Every command module exposes `add_arguments(parser)` and `run(args) -> int`. Modules are
 imported lazily so that `ppocoder check` does not pay for importing JAX.
+
+No command needs PyTorch (JAX computes; transformers only reads tokenizers; a
+pytorch_model.bin import says so itself), so transformers' import-time advisory "PyTorch was
+not found..." is silenced (TRANSFORMERS_NO_ADVISORY_WARNINGS, unless already set) before any
+command imports it.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ppocoder_jax.errors import EXIT_USAGE, Preempted, UserError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "import-hf": ("ppocoder_jax.model.cli_import", "import a Hugging Face T5/CodeT5 model"),
+    "import-hf": (
+        "ppocoder_jax.model.cli_import",
+        "import a Hugging Face model (T5/CodeT5, or decoder-only Llama/Qwen2/Qwen3)",
+    ),
     "export-hf": ("ppocoder_jax.model.cli_export", "export our checkpoint to Hugging Face format"),
     "generate": ("ppocoder_jax.rollout.cli_generate", "sample programs from a model"),
     "check": ("ppocoder_jax.rewards.cli_check", "compile / unit-test one program in a sandbox"),
@@ -55,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # before transformers is imported: its only advisory is the torch notice (no command
+    # needs torch); a value the user set is kept
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         parser = build_parser()
