@@ -269,6 +269,7 @@ def jax_worker_setup(args, reference: bool):
 
     from ppocoder_jax.config import load_config
     from ppocoder_jax.model import load_model
+    from ppocoder_jax.model.common import compute_dtype
     from ppocoder_jax.model.policy import as_policy, num_params
     from ppocoder_jax.ppo.experience import Experience
     from ppocoder_jax.ppo.policy_apply import make_apply_fn, rollout_statistics
@@ -293,7 +294,7 @@ def jax_worker_setup(args, reference: bool):
     tx = make_optimizer(cfg.optim)
     state = init_train_state(jax.device_put(params), tx, cfg.kl, jax.random.PRNGKey(0))
     ref_params = frozen_copy(state.params)
-    dtype = jnp.bfloat16 if cfg.model.compute_dtype == "bfloat16" else jnp.float32
+    dtype = compute_dtype(cfg)
     train_step = build_train_step(make_apply_fn(t5cfg, dtype), tx, cfg.ppo)
     prompt_ids, prompt_mask, tokens, token_mask, scores = (
         jnp.asarray(x) for x in make_inputs(args)

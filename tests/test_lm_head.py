@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ppocoder_jax.model import lm_head
-from ppocoder_jax.model.policy import token_logprobs
+from ppocoder_jax.model.common import token_logprobs
 from ppocoder_jax.ppo import kernels as K
 
 B, T, D, V = 3, 11, 16, 37

@@ -3,6 +3,7 @@
 See docs/ARCHITECTURE.md (Model) and the docstring of `ppocoder_jax.model.t5`.
 """
 
+from ppocoder_jax.model.common import token_logprobs
 from ppocoder_jax.model.store import load_model, save_model
 from ppocoder_jax.model.t5 import (
     decode_step,
@@ -13,7 +14,6 @@ from ppocoder_jax.model.t5 import (
     param_logical_axes,
     score,
     shift_right,
-    token_logprobs,
     value_head,
 )
 from ppocoder_jax.model.t5_config import T5Config

@@ -71,9 +71,9 @@ import numpy as np
 from jax.sharding import PartitionSpec
 
 from ppocoder_jax.errors import UserError
+from ppocoder_jax.model.common import logical_axes_by_path
 from ppocoder_jax.model.decoder_config import DecoderConfig
 from ppocoder_jax.model.modules import MASK_VALUE, Param, ValueHead
-from ppocoder_jax.model.policy import logical_axes_by_path
 
 Dtype = Any
 Params = dict[str, Any]
@@ -504,11 +504,6 @@ def hidden_states(
 
     x, _ = jax.lax.scan(one_layer, x, stacked)
     return lm.apply(variables, x, method="final_norm")
-
-
-def lm_logits(params: Params, cfg: DecoderConfig, hidden, *, dtype=jnp.float32):
-    """The LM head over hidden states [..., D] -> fp32 logits [..., V]."""
-    return _lm(cfg, dtype).apply({"params": params["lm"]}, hidden, method="logits")
 
 
 def forward(

@@ -38,24 +38,10 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
-Params = dict[str, Any]
+from ppocoder_jax.model import decoder, t5
+from ppocoder_jax.model.common import Params
+
 VALUE_HEAD = "value_head"
-
-
-def token_logprobs(logits: jax.Array, ids: jax.Array) -> jax.Array:
-    """log_softmax(logits)[..., ids] in fp32: the log-prob of each given token under the full
-    (temperature 1) softmax. The one copy: sampler, statistics, train step and SFT use it."""
-    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    return jnp.take_along_axis(logp, ids[..., None].astype(jnp.int32), axis=-1)[..., 0]
-
-
-def logical_axes_by_path(params: Params, axes_for) -> Any:
-    """Same tree as `params`, each leaf `axes_for(path names)`: a family's logical axes."""
-
-    def one(path, _leaf):
-        return axes_for(tuple(getattr(k, "key", str(k)) for k in path))
-
-    return jax.tree_util.tree_map_with_path(one, params)
 
 
 def num_params(params: Params) -> int:
@@ -185,8 +171,6 @@ class T5Policy(Policy):
         return int(self.cfg.pad_token_id)
 
     def prefill(self, params, prompt_ids, prompt_mask, out_len: int, dtype):
-        from ppocoder_jax.model import t5
-
         enc = t5.encode(params, self.cfg, prompt_ids, prompt_mask, dtype=dtype)
         # cross-attention keys/values projected once per prompt
         cache = t5.init_cache(self.cfg, prompt_ids.shape[0], out_len, dtype, params=params, enc=enc)
@@ -194,8 +178,6 @@ class T5Policy(Policy):
         return (cache, enc, prompt_mask), first
 
     def decode(self, params, current, step, state, dtype):
-        from ppocoder_jax.model import t5
-
         cache, enc, prompt_mask = state
         logits, values, cache = t5.decode_step(
             params, self.cfg, current, step, cache, enc, prompt_mask, dtype=dtype
@@ -205,13 +187,10 @@ class T5Policy(Policy):
     def head_inputs(
         self, params, prompt_ids, prompt_mask, tokens, token_mask, dtype, dropout_rng=None
     ):
-        from ppocoder_jax.model import t5
-        from ppocoder_jax.model.t5 import shift_right
-
         tokens = tokens.astype(jnp.int32)
-        dec_in = shift_right(tokens, self.cfg.decoder_start_token_id)
+        dec_in = t5.shift_right(tokens, self.cfg.decoder_start_token_id)
         # decoder position t is real when it predicts a real token (the start always is)
-        dec_mask = shift_right(token_mask.astype(jnp.int32), 1)
+        dec_mask = t5.shift_right(token_mask.astype(jnp.int32), 1)
         hidden = t5.decoder_hidden(
             params,
             self.cfg,
@@ -233,8 +212,6 @@ class T5Policy(Policy):
         return params["t5"]["lm_head"]["kernel"].astype(dtype), False
 
     def param_logical_axes(self, params: Params):
-        from ppocoder_jax.model import t5
-
         return t5.param_logical_axes(params)
 
 
@@ -255,8 +232,6 @@ class DecoderPolicy(Policy):
         return int(pad) if pad is not None else self.eos_ids[0]
 
     def prefill(self, params, prompt_ids, prompt_mask, out_len: int, dtype):
-        from ppocoder_jax.model import decoder
-
         prompt_ids = prompt_ids.astype(jnp.int32)
         prompt_mask = prompt_mask.astype(jnp.int32)
         batch, width = prompt_ids.shape
@@ -271,8 +246,6 @@ class DecoderPolicy(Policy):
         return (cache, offset), prompt_ids[:, -1]
 
     def decode(self, params, current, step, state, dtype):
-        from ppocoder_jax.model import decoder
-
         cache, offset = state
         logits, values, cache = decoder.decode_step(
             params, self.cfg, current, offset[0] + step, cache, dtype=dtype
@@ -282,8 +255,6 @@ class DecoderPolicy(Policy):
     def head_inputs(
         self, params, prompt_ids, prompt_mask, tokens, token_mask, dtype, dropout_rng=None
     ):
-        from ppocoder_jax.model import decoder
-
         width = prompt_ids.shape[1]
         ids = jnp.concatenate([prompt_ids, tokens[:, :-1]], axis=1).astype(jnp.int32)
         mask = jnp.concatenate([prompt_mask, token_mask[:, :-1]], axis=1).astype(jnp.int32)
@@ -300,21 +271,15 @@ class DecoderPolicy(Policy):
         return lm["lm_head"]["kernel"].astype(dtype), False
 
     def param_logical_axes(self, params: Params):
-        from ppocoder_jax.model import decoder
-
         return decoder.param_logical_axes(params)
 
 
 def as_policy(model, remat: bool | None = None) -> Policy:
-    """A Policy for a model config (T5Config or DecoderConfig); a Policy is returned as is
-    unless `remat` asks for another setting."""
+    """A Policy for a model config (its family's, model/families.py: T5Config -> T5Policy,
+    DecoderConfig -> DecoderPolicy); a Policy is returned as is unless `remat` asks for
+    another setting."""
     if isinstance(model, Policy):
         return model if remat is None else dataclasses.replace(model, remat=remat)
-    from ppocoder_jax.model.decoder_config import DecoderConfig
-    from ppocoder_jax.model.t5_config import T5Config
+    from ppocoder_jax.model.families import family_of
 
-    if isinstance(model, T5Config):
-        return T5Policy(model, remat=bool(remat))
-    if isinstance(model, DecoderConfig):
-        return DecoderPolicy(model, remat=bool(remat))
-    raise TypeError(f"no policy family for {type(model).__name__}")
+    return family_of(model).policy_class(model, remat=bool(remat))

@@ -28,15 +28,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import flax.linen as nn
 import jax
 import numpy as np
 
 from ppocoder_jax.errors import UserError
-from ppocoder_jax.model import decoder, decoder_weights, hf_io
-from ppocoder_jax.model.decoder_config import SUPPORTED_MODEL_TYPES as DECODER_MODEL_TYPES
+from ppocoder_jax.model import hf_io
 from ppocoder_jax.model.decoder_config import DecoderConfig
-from ppocoder_jax.model.t5 import init_params_boxed
+from ppocoder_jax.model.families import (
+    DEFAULT_FAMILY,
+    FAMILIES,
+    Family,
+    family_of,
+    family_of_model_type,
+)
 from ppocoder_jax.model.t5_config import T5Config
 from ppocoder_jax.model.tokenizer import has_tokenizer, load_tokenizer, save_tokenizer
 
@@ -107,24 +111,20 @@ def save_model(
             save_tokenizer(tokenizer, tmp)
 
 
-def is_decoder_dir(path) -> bool:
-    """config.json names a decoder-only model_type (MoE relatives too, for their error)."""
+def _dir_family(path, decoders: bool) -> Family:
+    """The family that reads a directory, by its config.json's model_type (the default
+    family's reader, which names the problem, when there is none or no family claims it).
+    decoders=False: always the default family (T5)."""
     config = Path(path) / hf_io.CONFIG_FILE
-    if not config.is_file():
-        return False
+    if not decoders or not config.is_file():
+        return FAMILIES[DEFAULT_FAMILY]
     d = hf_io.read_json(config)
-    model_type = d.get("model_type") if isinstance(d, dict) else None
-    return model_type in DECODER_MODEL_TYPES or (
-        isinstance(model_type, str) and model_type.endswith("_moe")
-    )
+    return family_of_model_type(d.get("model_type") if isinstance(d, dict) else None)
 
 
 def _load_our_checkpoint(path: Path, decoders: bool = False):
     meta = read_model_meta(path)
-    if decoders and is_decoder_dir(path):
-        cfg = decoder_weights.read_decoder_config(path)
-    else:
-        cfg = hf_io.read_hf_config(path)
+    cfg = _dir_family(path, decoders).read_hf_config(path)
     cfg = dataclasses.replace(cfg, value_head_dropout=float(meta.get("value_head_dropout", 0.1)))
     params_dir = path / PARAMS_DIR
     if not params_dir.is_dir():
@@ -144,8 +144,7 @@ def _load_our_checkpoint(path: Path, decoders: bool = False):
 
 
 def _check_param_shapes(params, cfg: T5Config | DecoderConfig, source: str) -> None:
-    init = decoder.init_params_boxed if isinstance(cfg, DecoderConfig) else init_params_boxed
-    expected = nn.meta.unbox(jax.eval_shape(lambda: init(cfg, jax.random.PRNGKey(0))))
+    expected = family_of(cfg).param_shapes(cfg)
     flat_exp = {k: tuple(v.shape) for k, v in jax.tree_util.tree_flatten_with_path(expected)[0]}
     flat_got = dict(jax.tree_util.tree_flatten_with_path(params)[0])
     for key, shape in flat_exp.items():
@@ -167,13 +166,11 @@ def load_hf_model(model: str, decoders: bool = False):
     model_dir = hf_io.resolve_model_dir(str(model))
     if not (model_dir / hf_io.CONFIG_FILE).is_file():
         raise UserError(f"{model_dir}: no config.json (not a Hugging Face model directory)")
-    if decoders and is_decoder_dir(model_dir):
-        key, (weights, cfg) = "lm", decoder_weights.load_hf_decoder(model_dir)
-    else:
-        key, (weights, cfg) = "t5", hf_io.load_hf_t5(model_dir)
+    family = _dir_family(model_dir, decoders)
+    weights, cfg = family.read_hf(model_dir)
     value_head = _read_value_head(model_dir / VALUE_HEAD_FILE, cfg)
     tokenizer = load_tokenizer(model_dir) if has_tokenizer(model_dir) else None
-    return {key: weights, "value_head": value_head}, cfg, tokenizer
+    return {family.params_key: weights, "value_head": value_head}, cfg, tokenizer
 
 
 def _read_value_head(path: Path, cfg: T5Config | DecoderConfig) -> dict:
@@ -224,10 +221,8 @@ def export_hf(checkpoint, out_dir) -> T5Config | DecoderConfig:
     from safetensors.numpy import save_file
 
     with atomic_output_dir(out_dir) as tmp:
-        if isinstance(cfg, DecoderConfig):
-            decoder_weights.write_hf_decoder(tmp, params["lm"], cfg)
-        else:
-            hf_io.write_hf_t5(tmp, params["t5"], cfg)
+        family = family_of(cfg)
+        family.write_hf(tmp, params[family.params_key], cfg)
         head = {k: np.ascontiguousarray(v, np.float32) for k, v in params["value_head"].items()}
         save_file(head, str(tmp / VALUE_HEAD_FILE), {"format": "np"})
         if tokenizer is not None:

@@ -41,8 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec
 
+from ppocoder_jax.model.common import logical_axes_by_path, token_logprobs
 from ppocoder_jax.model.modules import T5, ValueHead
-from ppocoder_jax.model.policy import logical_axes_by_path, token_logprobs
 from ppocoder_jax.model.t5_config import T5Config
 
 Params = dict[str, Any]

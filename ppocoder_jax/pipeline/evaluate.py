@@ -15,7 +15,6 @@ import sys
 from collections import defaultdict
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
@@ -45,12 +44,13 @@ def generate_outputs(
     devices, the rows are sharded along the mesh's data axes and the params by the rules table.
     Prompts are encoded, bucketed and decoded by the same `Sampler` as training rollouts.
     """
+    from ppocoder_jax.model.common import compute_dtype
     from ppocoder_jax.model.policy import as_policy
     from ppocoder_jax.rollout import Sampler, SamplingParams
 
     r = cfg.rollout
     policy = as_policy(model_cfg)
-    dtype = jnp.bfloat16 if cfg.model.compute_dtype == "bfloat16" else jnp.float32
+    dtype = compute_dtype(cfg)
     sampling = dataclasses.replace(
         SamplingParams.from_config(r, greedy=greedy), temperature=float(cfg.eval.temperature)
     )

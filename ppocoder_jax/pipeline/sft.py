@@ -76,11 +76,12 @@ def run_sft(
     seed: int,
 ):
     """Trains `params` for cfg.sft.steps; returns the new params."""
+    from ppocoder_jax.model.common import compute_dtype
     from ppocoder_jax.model.policy import as_policy
 
     policy = as_policy(model_cfg, remat=cfg.model.remat)
     s = cfg.sft
-    dtype = jnp.bfloat16 if cfg.model.compute_dtype == "bfloat16" else jnp.float32
+    dtype = compute_dtype(cfg)
     optimizer = sft_optimizer(cfg)
     opt_state = optimizer.init(params)
     rng = np.random.default_rng(seed)

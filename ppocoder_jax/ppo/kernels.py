@@ -18,8 +18,6 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from ppocoder_jax.model.policy import token_logprobs  # noqa: F401  (re-exported: one copy)
-
 Array = jax.Array
 
 _EPS = 1e-8
@@ -329,6 +327,14 @@ def value_loss(
     per_token = 0.5 * jnp.maximum(unclipped, clipped)
     metrics = {"vf_clip_frac": masked_sum((clipped > unclipped).astype(jnp.float32), mask)}
     return masked_sum(per_token, mask), jnp.sum(mask), metrics
+
+
+def token_logprobs(logits: Array, ids: Array) -> Array:
+    """``log_softmax(logits)[..., ids]`` in fp32 (the full, temperature-1 softmax). The same two
+    lines as ``ppocoder_jax.model.common.token_logprobs`` (the sampler's), held here so that
+    these kernels import nothing of the model."""
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    return jnp.take_along_axis(logp, ids[..., None].astype(jnp.int32), axis=-1)[..., 0]
 
 
 def entropy_from_logits(logits: Array, mask: Array) -> tuple[Array, Array]:

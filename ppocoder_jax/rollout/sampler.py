@@ -34,7 +34,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ppocoder_jax.model.policy import as_policy, token_logprobs
+from ppocoder_jax.model.common import token_logprobs
+from ppocoder_jax.model.policy import as_policy
 
 Params = dict[str, Any]
 
