@@ -415,9 +415,13 @@ class TrainConfig:
     # and its clip bounds the extra step. Faster when scoring costs about as much as the device
     # work (README, PPO); checkpoints keep the sampled batch, so resume stays exact.
     overlap_rollouts: bool = False
+    # PPO: an optimizer step whose loss or gradient is not finite is skipped (never applied;
+    # counted as skipped_updates); this many skipped steps in a row end the run with an error.
+    max_skipped_updates: int = 3
 
     def __post_init__(self):
         _check(self.steps >= 0, "train.steps", "must be >= 0")
+        _check(self.max_skipped_updates >= 1, "train.max_skipped_updates", "must be >= 1")
         _check(self.batch_size >= 1, "train.batch_size", "must be >= 1")
         _check(self.save_every >= 1, "train.save_every", "must be >= 1")
         _check(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")

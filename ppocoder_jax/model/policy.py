@@ -136,6 +136,16 @@ class Policy(abc.ABC):
     @abc.abstractmethod
     def param_logical_axes(self, params: Params): ...
 
+    def with_value_bias(self, params: Params, value: float) -> Params:
+        """`params` with the value head's bias set to `value` everywhere (each device keeps
+        its shard layout): the value of every state starts at, e.g., the first mean score."""
+        head = params[VALUE_HEAD]
+        bias = head["bias"]
+        new = jnp.full(bias.shape, value, bias.dtype)
+        if isinstance(bias, jax.Array):
+            new = jax.device_put(new, bias.sharding)
+        return {**params, VALUE_HEAD: {**head, "bias": new}}
+
     def cast_for_compute(self, params: Params, dtype) -> Params:
         """Matmul weights (kernels, embeddings) of the backbone cast once to the compute dtype.
 

@@ -88,7 +88,9 @@ def generate_outputs(
             max_new_tokens=max_new,
             num_samples=k,
         )
-        texts = sampler.decode(tokenizer, np.asarray(out.tokens), np.asarray(out.token_mask))
+        _, texts = sampler.cut_at_stops(
+            tokenizer, np.asarray(out.tokens), np.asarray(out.token_mask)
+        )
         for i in range(real):
             outputs[lo + i].extend(texts[i * k : (i + 1) * k])
     return outputs

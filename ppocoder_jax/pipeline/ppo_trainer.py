@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from ppocoder_jax.config import Config, to_dict
 from ppocoder_jax.errors import UserError
+from ppocoder_jax.model.common import compute_dtype
 from ppocoder_jax.model.policy import as_policy
 from ppocoder_jax.pipeline import faults
 
@@ -43,9 +44,7 @@ class PPOTrainer:
         examples = training_examples(cfg, train_examples)
         self.cfg, self.run_dir, self.logger = cfg, Path(run_dir), logger
         policy = as_policy(model_cfg, remat=cfg.model.remat)
-        import jax.numpy as jnp  # TEMP until model/common.compute_dtype lands
-
-        dtype = jnp.bfloat16 if cfg.model.compute_dtype == "bfloat16" else jnp.float32
+        dtype = compute_dtype(cfg)
         self.mesh = make_mesh(cfg.mesh)
         check_trainer_config(cfg)
         shards = num_batch_shards(self.mesh)

@@ -119,12 +119,22 @@ class MetricsLogger:
             self._wandb.finish()
 
 
+# How metrics.jsonl spells a non-finite number: visible (never null, which hid a NaN update)
+# and valid JSON; readers (`read_metrics`, the plots) turn them back into floats.
+NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
 def _to_builtin(value: Any) -> Any:
     if hasattr(value, "item") and getattr(value, "size", 2) == 1:
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
-        return None
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     return value
+
+
+def from_builtin(row: dict) -> dict:
+    """A metrics.jsonl row with its non-finite numbers as floats again."""
+    return {k: NONFINITE[v] if isinstance(v, str) and v in NONFINITE else v for k, v in row.items()}
 
 
 def prepare_run_dir(cfg: Config) -> Path:
@@ -146,7 +156,7 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            rows.append(from_builtin(json.loads(line)))
         except json.JSONDecodeError:
             # A run killed mid-write leaves a partial last line; anything else is corruption.
             print(f"warning: {path}:{lineno}: skipping unreadable line", file=sys.stderr)

@@ -84,10 +84,9 @@ def reward_means(experience: Experience) -> dict[str, float]:
     """
     valid = experience.valid
     n_valid = jnp.maximum(valid.sum(), 1.0)
-    names = ("total", "valid", *SUMMED_COLUMNS)
-    table = jnp.stack(
-        [experience.scores, valid, *(experience.rewards[n] for n in SUMMED_COLUMNS)], axis=1
-    )
+    summed = [n for n in SUMMED_COLUMNS if n in experience.rewards]
+    names = ("total", "valid", *summed)
+    table = jnp.stack([experience.scores, valid, *(experience.rewards[n] for n in summed)], axis=1)
     means = jax.device_get((table * valid[:, None]).sum(axis=0) / n_valid)
     out = {name: float(m) for name, m in zip(names, means, strict=True)}
     for name, column in experience.rewards.items():

@@ -29,6 +29,7 @@ class PPOLearner:
         self.tx = make_optimizer(cfg.optim, total_updates)
         self.shardings = None  # the TrainState's, once init_state or abstract_state ran
         self._steps = None
+        self.skipped_in_row = 0  # optimizer steps skipped for a non-finite loss or gradient
 
     # -- the state ----------------------------------------------------------------------------
 
@@ -97,11 +98,7 @@ class PPOLearner:
     def init_value_bias(self, state, mean_score: float):
         """The value head's bias set to the first batch's mean score (the values of the batches
         already sampled must then be recomputed: `RolloutCollector.revalue`)."""
-        params = state.params  # TEMP until Policy.with_value_bias lands
-        bias = params["value_head"]["bias"]
-        new_bias = jax.device_put(jnp.full(bias.shape, mean_score, bias.dtype), bias.sharding)
-        params = {**params, "value_head": {**params["value_head"], "bias": new_bias}}
-        return state.replace(params=params)
+        return state.replace(params=self.policy.with_value_bias(state.params, mean_score))
 
     def learn(self, state, experience: Experience, iteration: int):
         """One iteration's update from a scored batch -> (state, metrics)."""
@@ -117,12 +114,35 @@ class PPOLearner:
             kl_cfg=self.cfg.kl,
             group_size=self.cfg.rollout.num_samples,
         )
+        skipped = update.pop("skipped_steps")
+        self._check_skipped(skipped, iteration)
         metrics = {
             "score": float(adv["mean_score"]),
             "kl": float(adv["mean_kl"]),
             "mean_length": float(adv["mean_length"]),
             "explained_variance": float(adv["explained_variance"]),
             "value_warmup": int(warmup),
+            "skipped_updates": sum(skipped),
             **update,
         }
         return state, metrics
+
+    def _check_skipped(self, skipped: list[bool], iteration: int) -> None:
+        """Skipped steps are said; `train.max_skipped_updates` of them in a row end the run."""
+        for was_skipped in skipped:
+            self.skipped_in_row = self.skipped_in_row + 1 if was_skipped else 0
+            bound = self.cfg.train.max_skipped_updates
+            if self.skipped_in_row >= bound:
+                from ppocoder_jax.errors import UserError
+
+                raise UserError(
+                    f"PPO iteration {iteration}: {self.skipped_in_row} optimizer steps in a row "
+                    f"had a non-finite loss or gradient and were skipped (train.max_skipped_"
+                    f"updates={bound}); the parameters were never changed by them. Check the "
+                    "rewards (metrics.jsonl) and the learning rate"
+                )
+        if any(skipped):
+            print(
+                f"PPO iteration {iteration}: skipped {sum(skipped)} of {len(skipped)} optimizer "
+                "steps (non-finite loss or gradient)"
+            )

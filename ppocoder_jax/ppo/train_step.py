@@ -342,9 +342,23 @@ def _train_step(
     )
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
+    # A non-finite loss or gradient never reaches the parameters: the step is skipped (the
+    # parameters and the optimizer state stay as they were) and counted.
+    finite = jnp.isfinite(loss) & jnp.all(
+        jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
+    )
+    params, opt_state = jax.tree.map(
+        lambda new, old: jnp.where(finite, new, old),
+        (params, opt_state),
+        (state.params, state.opt_state),
+    )
     metrics = dict(sums)
     metrics["loss"] = loss
     metrics["grad_norm"] = optax.tree.norm(grads)
+    metrics["skipped"] = 1.0 - finite.astype(jnp.float32)
+    # the policy term as this step's loss holds it (ppo.loss_agg's aggregation; a value-only
+    # warm-up step computes it without its gradient)
+    metrics["policy_loss_optimised"] = sums["policy_loss_agg"] / jnp.maximum(sums["agg_count"], 1.0)
     new_state = state.replace(params=params, opt_state=opt_state, rng=rng, step=state.step + 1)
     if return_grads:
         return new_state, metrics, grads
@@ -487,12 +501,15 @@ def ppo_update(
             np.arange(b, dtype=np.int32).reshape(1, n_mb, b // n_mb), (cfg.ppo_epochs, 1, 1)
         )
     idx = idx.astype(np.int32)
-    totals = None
+    totals, skipped = None, []
     for e in range(cfg.ppo_epochs):
         for m in range(n_mb):
             state, sums = train_step(state, batch, idx[e, m])
+            skipped.append(sums.pop("skipped"))
             totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-    return state, summarize_metrics(totals, cfg.ppo_epochs * n_mb, state)
+    metrics = summarize_metrics(totals, cfg.ppo_epochs * n_mb, state)
+    metrics["skipped_steps"] = [bool(x) for x in jax.device_get(skipped)]
+    return state, metrics
 
 
 def learn_from_experience(
@@ -547,9 +564,13 @@ def learn_from_experience(
 def summarize_metrics(totals: dict, num_steps: int, state: TrainState) -> dict[str, float]:
     totals = jax.device_get(totals)
     count = max(float(totals["count"]), 1.0)
-    names = ["policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "vf_clip_frac"]
+    names = ["value_loss", "entropy", "approx_kl", "clip_frac", "vf_clip_frac"]
     names += [n for n in ("dual_clip_frac", "kl_loss") if n in totals]
     out = {name: float(totals[name]) / count for name in names}
+    # policy_loss: the policy term as optimised (ppo.loss_agg), averaged over the steps;
+    # policy_loss_token_mean: the clipped surrogate per valid token, whatever the aggregation.
+    out["policy_loss"] = float(totals["policy_loss_optimised"]) / num_steps
+    out["policy_loss_token_mean"] = float(totals["policy_loss"]) / count
     out["loss"] = float(totals["loss"]) / num_steps
     out["grad_norm"] = float(totals["grad_norm"]) / num_steps
     out["kl_coef"] = float(jax.device_get(state.kl.coef))

@@ -114,6 +114,18 @@ class Sampler:
     def decode(self, tokenizer, tokens, token_mask) -> list[str]:
         return decode_tokens(tokenizer, tokens, token_mask, self.policy.eos_ids)
 
+    def cut_at_stops(self, tokenizer, tokens, token_mask):
+        """(token_mask, texts) of host rows after `rollout.stop` (rollout/stops.py): a row
+        ends at the token that completes a stop string, its text right before it. Without
+        stop strings: the mask as it is and the plain decode."""
+        if not self.rollout.stop:
+            return token_mask, self.decode(tokenizer, tokens, token_mask)
+        from ppocoder_jax.rollout.stops import truncate_at_stops
+
+        return truncate_at_stops(
+            tokenizer, tokens, token_mask, list(self.rollout.stop), self.policy.eos_ids
+        )
+
     # -- placement -----------------------------------------------------------------------------
 
     def place_params(self, params):

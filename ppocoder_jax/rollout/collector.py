@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ppocoder_jax.errors import UserError
@@ -50,6 +51,14 @@ def training_examples(cfg, examples: list) -> list:
             "the task has no training examples (with tests, when reward.tests_weight != 0)"
         )
     return examples
+
+
+# 0/1 columns counted over every sample (why a sample was left out of the update)
+MASKING_COLUMNS = ("reward_error", "masked_infra", "masked_plugin", "masked_nonfinite")
+# RewardParts.columns() of a reward without plugins
+_BUILTIN_COLUMNS = (
+    "total", "valid", "compile", "tests", "ast", "dfg", "compiled", "passed", "reward_error",
+)  # fmt: skip
 
 
 @dataclass
@@ -135,6 +144,7 @@ class _Sampled:
     examples: list  # this host's rows, rollout.num_samples per prompt
     experience: Experience  # unscored
     scoring: Scoring | None = None  # set once its programs went to the reward pool
+    texts: list | None = None  # this host's outputs, when cut at stop strings
 
 
 class RolloutCollector:
@@ -200,10 +210,16 @@ class RolloutCollector:
         programs_per_s, busy_frac = self._meter.measure(batch.scoring)
         experience = self._with_rewards(batch.experience, parts)
         means = reward_means(experience)
-        counts = column_counts(experience, ("reward_error",))
+        counts = column_counts(experience, MASKING_COLUMNS)
         reward_errors = counts.get("reward_error", 0)
         self._check_reward_errors(reward_errors, experience.num_rows, parts)
+        plugin_masked = self._plugin_masked(experience)
+        self._check_masked(counts, plugin_masked, experience.num_rows)
         num_invalid = experience.num_rows - int(jax.device_get(experience.valid.sum()))
+        if "masked_infra" in counts:
+            infra_errors = counts["masked_infra"]
+        else:  # a reward without the masking columns: every other masked sample
+            infra_errors = num_invalid - reward_errors
         self.metrics = {
             "reward_compile": means["compile"],
             "reward_tests": means["tests"],
@@ -212,8 +228,12 @@ class RolloutCollector:
             "compile_rate": means["compiled"],
             "pass_rate": means["passed"],
             "samples": experience.num_rows,
-            "infra_errors": num_invalid - reward_errors,
+            "infra_errors": infra_errors,
             "reward_errors": reward_errors,
+            **{k: v for k, v in counts.items() if k not in ("masked_infra", "reward_error")},
+            # each reward plugin's mean over the samples it scored, and how many it masked
+            **{f"reward_{name}": means[name] for name in plugin_masked},
+            **{f"masked_{name}": n for name, n in plugin_masked.items()},
             # updates between the parameters that sampled the batch and this one (overlap: 1)
             "rollout_lag": self.iteration - batch.sampled_at,
             # sampling (this batch, or the next one with overlap) and handing programs over
@@ -249,11 +269,55 @@ class RolloutCollector:
         """The batch with this host's reward parts assembled into global [B] columns by name."""
         from ppocoder_jax.parallel.mesh import host_local_to_global
 
-        names = list(parts[0].columns()) if parts else []
-        local = {n: np.asarray([p.columns()[n] for p in parts], np.float32) for n in names}
+        rows = [p.columns() for p in parts]
+        names = list(rows[0]) if rows else list(self.column_names())
+        local = {n: np.asarray([r[n] for r in rows], np.float32).reshape(-1) for n in names}
+        # The last guard before the learner: a score that is not finite is never learned from,
+        # whatever reward object produced it; it is masked and counted.
+        # (Every host has the same columns, as host_local_to_global needs.)
+        bad = ~np.isfinite(local["total"])
+        flagged = local.get("masked_nonfinite", np.zeros_like(local["total"]))
+        local["masked_nonfinite"] = np.maximum(flagged, bad).astype(np.float32)
+        if bad.any():
+            local["valid"] = np.where(bad, 0.0, local["valid"]).astype(np.float32)
+            local["total"] = np.where(bad, 0.0, local["total"]).astype(np.float32)
         columns = host_local_to_global(local, self.mesh)
         scores, valid = columns.pop("total"), columns.pop("valid")
         return experience.replace(scores=scores, valid=valid, rewards=columns)
+
+    def column_names(self) -> list[str]:
+        """The reward columns every batch has (the same on every host, also for no rows)."""
+        names = getattr(self.reward, "column_names", None)
+        return list(names()) if names is not None else list(_BUILTIN_COLUMNS)
+
+    @staticmethod
+    def _plugin_masked(experience: Experience) -> dict[str, int]:
+        """Per reward plugin column (`plugin/<name>`): the samples it gave no finite value."""
+        return {
+            name: int(jax.device_get((~jnp.isfinite(column)).sum()))
+            for name, column in experience.rewards.items()
+            if name.startswith("plugin/")
+        }
+
+    def _check_masked(self, counts: dict, plugin_masked: dict, total: int) -> None:
+        """Samples masked for a plugin's missing value or a non-finite part are capped like
+        reward errors (`reward.max_error_frac`): a reward that scores (almost) nothing must not
+        train on what is left and exit 0."""
+        bound = self.cfg.reward.max_error_frac
+        for name, why in (
+            ("masked_plugin", "a reward plugin gave no finite value"),
+            ("masked_nonfinite", "a reward part was NaN or infinite"),
+        ):
+            count = counts.get(name, 0)
+            if count > bound * total:
+                worst = max(plugin_masked.items(), key=lambda kv: kv[1], default=None)
+                which = ""
+                if name == "masked_plugin" and worst is not None:
+                    which = f" (the most by {worst[0].removeprefix('plugin/')}: {worst[1]})"
+                raise UserError(
+                    f"{count} of {total} samples masked in PPO iteration {self.iteration}: "
+                    f"{why}{which}; more than reward.max_error_frac={bound}"
+                )
 
     def _check_reward_errors(self, count: int, total: int, parts) -> None:
         """Masked samples whose reward raised are logged; too many in one batch end the run."""
@@ -319,11 +383,31 @@ class RolloutCollector:
         key = jax.random.fold_in(self.sample_key, iteration)
         out = self.sample_arrays(params, *prompts, key, iteration)
         faults.point("sample", iteration + 1)
+        texts = None
+        if self.cfg.rollout.stop:  # rows end at a stop string: the mask before the statistics
+            out, texts = self._cut_at_stops(out)
         # split along the batch as the learner's inputs are (the sampler's output is not)
         rows = [out.prompt_ids, out.prompt_mask, out.tokens, out.token_mask]
         rows = [jax.device_put(x, batch_sharding(self.mesh, x.ndim)) for x in rows]
         experience = self._statistics(params, *rows, sampled=out)
-        return _Sampled(iteration, self.iteration, position, examples, experience)
+        return _Sampled(iteration, self.iteration, position, examples, experience, texts=texts)
+
+    def _cut_at_stops(self, out):
+        """The sampler's output with rows ended at their stop string (waits for sampling):
+        mask, sampler log-probs and values 0 after it; and this host's texts."""
+        from ppocoder_jax.parallel.mesh import global_to_host_local, host_local_to_global
+
+        tokens, token_mask = global_to_host_local((out.tokens, out.token_mask))
+        mask, texts = self.sampler.cut_at_stops(self.tokenizer, tokens, token_mask)
+        mask = host_local_to_global(np.asarray(mask, np.int32), self.mesh)
+        keep = mask.astype(out.logprobs.dtype)
+        cut = out._replace(
+            token_mask=mask,
+            logprobs=out.logprobs * keep,
+            values=out.values * keep,
+            lengths=mask.sum(axis=1),
+        )
+        return cut, list(texts)
 
     def _statistics(self, params, prompt_ids, prompt_mask, tokens, token_mask, sampled):
         """The unscored Experience of the rows under `params`. With ppo.old_logprobs=sampler
@@ -358,9 +442,12 @@ class RolloutCollector:
         """Decode the batch (waits for its sampling) and hand its programs to the reward pool."""
         from ppocoder_jax.parallel.mesh import global_to_host_local
 
-        e = batch.experience
-        tokens, token_mask = global_to_host_local((e.tokens, e.token_mask))
-        outputs = self.sampler.decode(self.tokenizer, tokens, token_mask)
+        outputs = batch.texts
+        if outputs is None:
+            e = batch.experience
+            tokens, token_mask = global_to_host_local((e.tokens, e.token_mask))
+            # (a batch restored from a checkpoint is already cut: this finds the same stop)
+            _, outputs = self.sampler.cut_at_stops(self.tokenizer, tokens, token_mask)
         batch.scoring = Scoring(self.reward.submit(batch.examples, outputs), self._busy_seconds)
         faults.point("rewards", batch.iteration + 1)
 

@@ -13,6 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ppocoder_jax.pipeline.run_dir import from_builtin
+
 NOT_METRICS = {"phase", "step", "time"}
 
 
@@ -42,7 +44,7 @@ def read_rows(path: Path) -> list[dict]:
             bad.append(lineno)
             continue
         if isinstance(row, dict) and isinstance(row.get("step"), (int, float)):
-            rows.append(row)
+            rows.append(from_builtin(row))
         else:
             bad.append(lineno)
     if bad:
