@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.tiny_models import TINY_MODEL_OVERRIDES
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -85,10 +86,8 @@ def test_bench_overlap_tiny(tmp_path):
     out_json = tmp_path / "overlap.json"
     _run(
         "bench_overlap.py", "--iters", "3", "--warmup", "1", "--rounds", "1",
-        "--json", str(out_json), "model.tiny_d_model=32", "model.tiny_d_ff=64",
-        "model.tiny_num_layers=1", "model.tiny_num_decoder_layers=1", "model.tiny_num_heads=2",
-        "model.tiny_d_kv=16", "train.batch_size=2", "rollout.num_samples=2",
-        "ppo.num_minibatches=1",
+        "--json", str(out_json), *TINY_MODEL_OVERRIDES, "train.batch_size=2",
+        "rollout.num_samples=2", "ppo.num_minibatches=1",
     )  # fmt: skip
     data = json.loads(out_json.read_text())
     assert [r["mode"] for r in data["runs"]] == ["sync", "overlap"]

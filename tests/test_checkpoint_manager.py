@@ -4,11 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers.tiny_models import single_device_mesh
 from helpers.toy_model import init_toy_params, toy_logical_axes
 
 from ppocoder_jax.checkpoint.manager import CheckpointManager, abstract_with_shardings
-from ppocoder_jax.config import KLConfig, MeshConfig, OptimConfig
-from ppocoder_jax.parallel.mesh import make_mesh
+from ppocoder_jax.config import KLConfig, OptimConfig
 from ppocoder_jax.ppo.state import (
     create_sharded_train_state,
     init_train_state,
@@ -96,7 +96,7 @@ def test_partial_save_is_ignored(tmp_path):
 
 
 def test_restore_into_sharded_layout(tmp_path):
-    mesh = make_mesh(MeshConfig(), jax.devices()[:1])
+    mesh = single_device_mesh()
     tx = make_optimizer(OptimConfig())
     state, shardings = create_sharded_train_state(
         init_toy_params, toy_logical_axes, tx, KLConfig(), jax.random.PRNGKey(0), mesh

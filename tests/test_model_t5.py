@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers.tiny_models import tiny_t5_config
 from tiny_t5 import load_torch_t5, make_tiny_hf_t5
 
 from ppocoder_jax.errors import UserError
@@ -36,6 +37,14 @@ def random_batch(vocab_size: int, seed: int = 0):
     return enc_ids.astype(np.int32), enc_mask, dec_ids.astype(np.int32), dec_mask
 
 
+def load_with_value_head(path):
+    """Our params of a Hugging Face T5 directory plus a fresh value head (init key 0), and the
+    config."""
+    t5_params, cfg = load_hf_t5(path)
+    value_head = t5.init_params(cfg, jax.random.PRNGKey(0))["value_head"]
+    return {"t5": t5_params, "value_head": value_head}, cfg
+
+
 def torch_logits(path, enc_ids, enc_mask, dec_ids, dec_mask):
     model = load_torch_t5(path)
     with torch.no_grad():
@@ -60,8 +69,7 @@ MODELS = [
 @pytest.mark.parametrize("spec", MODELS, ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))
 def test_logits_match_pytorch(tmp_path, spec):
     path = make_tiny_hf_t5(tmp_path, with_tokenizer=False, **spec)
-    params, cfg = load_hf_t5(path)
-    params = {"t5": params, "value_head": t5.init_params(cfg, jax.random.PRNGKey(0))["value_head"]}
+    params, cfg = load_with_value_head(path)
     assert cfg.tie_word_embeddings == spec["tied"]
     assert cfg.is_gated == (spec["variant"] == "v1.1")
     batch = random_batch(cfg.vocab_size, seed=1)
@@ -75,11 +83,7 @@ def test_logits_match_pytorch(tmp_path, spec):
 
 def test_score_matches_pytorch_log_probs(tmp_path):
     path = make_tiny_hf_t5(tmp_path, variant="v1.1", tied=False, with_tokenizer=False)
-    t5_params, cfg = load_hf_t5(path)
-    params = {
-        "t5": t5_params,
-        "value_head": t5.init_params(cfg, jax.random.PRNGKey(0))["value_head"],
-    }
+    params, cfg = load_with_value_head(path)
     enc_ids, enc_mask, dec_ids, dec_mask = random_batch(cfg.vocab_size, seed=2)
     target = np.where(dec_mask == 1, np.maximum(dec_ids, 3), 0).astype(np.int32)
     model = load_torch_t5(path)
@@ -97,18 +101,8 @@ def test_score_matches_pytorch_log_probs(tmp_path):
 
 
 def _small_cfg(**kw):
-    base = dict(
-        vocab_size=64,
-        d_model=32,
-        d_kv=8,
-        d_ff=48,
-        num_layers=2,
-        num_decoder_layers=2,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-        relative_attention_max_distance=16,
-    )
-    return T5Config(**{**base, **kw})
+    """The tiny T5 with 2 + 2 layers and a vocabulary of 64."""
+    return tiny_t5_config(**{"vocab_size": 64, "num_layers": 2, "num_decoder_layers": 2, **kw})
 
 
 def _randomize(params, seed=3):
@@ -323,11 +317,7 @@ def test_init_params_matches_flax_initializers():
 def test_long_sequences_match_pytorch(tmp_path):
     """Relative positions beyond max_distance (20 here) fall into the clipped log buckets."""
     path = make_tiny_hf_t5(tmp_path, variant="v1.1", tied=False, with_tokenizer=False)
-    t5_params, cfg = load_hf_t5(path)
-    params = {
-        "t5": t5_params,
-        "value_head": t5.init_params(cfg, jax.random.PRNGKey(0))["value_head"],
-    }
+    params, cfg = load_with_value_head(path)
     rng = np.random.default_rng(9)
     enc_mask = (np.arange(48)[None] < np.array([[48], [30]])).astype(np.int32)
     dec_mask = (np.arange(40)[None] < np.array([[40], [25]])).astype(np.int32)

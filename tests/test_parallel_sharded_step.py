@@ -10,33 +10,16 @@ model; for T5 relative to each array's scale too (near-zero initial weights plus
 step on gradients near eps make some elements' own relative error ~1e-4, at ~1e-7 of scale).
 """
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from helpers.fake_devices import run_on_fake_devices
 
-ROOT = Path(__file__).resolve().parent.parent
-HELPER = ROOT / "tests" / "helpers" / "sharded_step_run.py"
 RTOL = 1e-5
 
 
 def _run(tmp_path, grad_accum, model="toy", algo="ppo"):
     out = tmp_path / "res.npz"
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
-    env["JAX_PLATFORMS"] = "cpu"
-    proc = subprocess.run(
-        [sys.executable, str(HELPER), str(out), str(grad_accum), model, algo],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    run_on_fake_devices("sharded_step_run.py", out, grad_accum, model, algo)
     return dict(np.load(out))
 
 

@@ -8,22 +8,19 @@ import json
 import math
 
 import pytest
+from helpers.tiny_models import TINY_MODEL_OVERRIDES
 
 from ppocoder_jax.cli import main
 from ppocoder_jax.config import load_config
 
 TINY = [
-    "model.tiny_d_model=32",
-    "model.tiny_d_ff=64",
-    "model.tiny_num_layers=1",
-    "model.tiny_num_decoder_layers=1",
-    "model.tiny_num_heads=2",
-    "model.tiny_d_kv=16",
+    *TINY_MODEL_OVERRIDES,
     "data.synth_num_train=64",
     "data.synth_num_val=8",
     "data.synth_num_test=8",
     "rollout.max_new_tokens=16",
     "rollout.length_buckets=[16,32]",
+    "sft.length_buckets=[16,32]",
     "sft.steps=4",
     "sft.batch_size=8",
     "sft.warmup_steps=1",

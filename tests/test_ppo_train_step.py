@@ -7,7 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers.tiny_models import single_device_mesh
 from helpers.toy_model import init_toy_params, random_ppo_batch, toy_apply, toy_forward
+from helpers.trees import assert_close_to_scale
 
 from ppocoder_jax.config import KLConfig, OptimConfig, PPOConfig
 from ppocoder_jax.ppo import kernels as K
@@ -79,9 +81,7 @@ def test_grad_accumulation_is_exact():
     assert float(l4) == pytest.approx(float(l1), rel=1e-5)
     assert float(s4["count"]) == float(s1["count"])
     # gradients of different summation order: compare each leaf relative to its scale
-    for x, y in zip(jax.tree.leaves(g4), jax.tree.leaves(g1)):
-        x, y = np.asarray(x), np.asarray(y)
-        assert np.max(np.abs(x - y)) <= 1e-5 * np.max(np.abs(y))
+    assert_close_to_scale(g4, g1, rtol=1e-5)
 
 
 def test_masked_rows_do_not_matter():
@@ -205,12 +205,10 @@ def test_donated_step_and_frozen_reference():
     """The step donates the state; the frozen reference must survive it, with the same layout."""
     from helpers.toy_model import toy_logical_axes
 
-    from ppocoder_jax.config import MeshConfig
-    from ppocoder_jax.parallel.mesh import make_mesh
     from ppocoder_jax.ppo.state import create_sharded_train_state, frozen_copy
     from ppocoder_jax.ppo.train_step import ppo_batch_shardings
 
-    mesh = make_mesh(MeshConfig(), jax.devices()[:1])
+    mesh = single_device_mesh()
     tx = make_optimizer(OptimConfig(learning_rate=1e-2))
     state, sh = create_sharded_train_state(
         lambda k: init_toy_params(k, vocab=V),

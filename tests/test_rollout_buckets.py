@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
+from helpers.fake_devices import run_on_fake_devices
 from rollout_models import make_model, padded_prompts
 
 from ppocoder_jax.config import RolloutConfig
 from ppocoder_jax.rollout import Sampler, SamplingParams, bucket_length, sample
 from ppocoder_jax.rollout.sampler import _sample_jit
 
-ROOT = Path(__file__).resolve().parent.parent
 SP = SamplingParams(temperature=0.9, top_k=6)
 
 
@@ -70,17 +66,7 @@ def test_bucketed_batch_equals_unbucketed(model):
 def test_sharded_over_a_mesh_equals_single_device(tmp_path):
     """8 fake CPU devices, mesh data=4 x fsdp=2: same samples as without a mesh."""
     out = tmp_path / "res.json"
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
-    env["JAX_PLATFORMS"] = "cpu"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "helpers" / "rollout_sharded_run.py"), str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    run_on_fake_devices("rollout_sharded_run.py", out)
     res = json.loads(out.read_text())
     assert res["devices"] == 8
     assert res["tokens_equal"] and res["lengths_equal"]

@@ -8,31 +8,14 @@ its donated buffers. The device count must be set before jax is imported, hence 
 subprocess (tests/helpers/sharded_init_run.py asserts; this checks its report)."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-HELPER = ROOT / "tests" / "helpers" / "sharded_init_run.py"
+from helpers.fake_devices import run_on_fake_devices
 
 
 @pytest.mark.parametrize("family", ["t5", "decoder"])
 def test_state_and_reference_are_created_sharded(tmp_path, family):
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
-    env["JAX_PLATFORMS"] = "cpu"
-    proc = subprocess.run(
-        [sys.executable, str(HELPER), str(tmp_path), family],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    proc = run_on_fake_devices("sharded_init_run.py", tmp_path, family)
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     for what in ("state", "reference", "resumed_state", "hf_state"):
         r = report[what]

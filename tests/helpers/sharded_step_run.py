@@ -15,6 +15,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+from tiny_models import tiny_decoder_config, tiny_t5_config  # noqa: E402
 from toy_model import (  # noqa: E402
     init_toy_params,
     random_ppo_batch,
@@ -61,20 +62,10 @@ def _t5_model(vocab):
     """A tiny random T5 policy (ppocoder_jax.model) with a random value head, dropout on."""
     import jax.numpy as jnp
 
-    from ppocoder_jax.model import T5Config, init_params, param_logical_axes
+    from ppocoder_jax.model import init_params, param_logical_axes
     from ppocoder_jax.ppo.policy_apply import make_apply_fn
 
-    cfg = T5Config(
-        vocab_size=vocab,
-        d_model=32,
-        d_kv=8,
-        d_ff=48,
-        num_layers=1,
-        num_decoder_layers=1,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-        relative_attention_max_distance=16,
-    )
+    cfg = tiny_t5_config(vocab_size=vocab)
 
     def init(k):
         p = init_params(cfg, k)
@@ -93,24 +84,9 @@ def _decoder_model(vocab):
     import jax.numpy as jnp
 
     from ppocoder_jax.model import decoder
-    from ppocoder_jax.model.decoder_config import DecoderConfig
     from ppocoder_jax.ppo.policy_apply import make_apply_fn
 
-    cfg = DecoderConfig.from_hf_dict(
-        {
-            "model_type": "qwen2",
-            "vocab_size": vocab,
-            "hidden_size": 32,
-            "intermediate_size": 48,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "head_dim": 8,
-            "tie_word_embeddings": False,
-            "eos_token_id": 2,
-            "pad_token_id": 0,
-        }
-    )
+    cfg = tiny_decoder_config(vocab_size=vocab)
 
     def init(k):
         p = decoder.init_params(cfg, k)
