@@ -157,11 +157,11 @@ class RolloutConfig:
     num_samples: int = 1
     # Prompt / output lengths are rounded up to one of these buckets to bound recompilation.
     length_buckets: tuple[int, ...] = (32, 64, 128, 256, 400, 512)
-    # How a token is drawn from the filtered distribution (rollout/sampler.py): "gumbel"
-    # (jax.random.categorical: a random number per vocabulary entry and step) or "cdf" (inverse
-    # CDF: one uniform per row and step; the same distribution, far cheaper on a CPU; other
-    # tokens for the same seed).
-    draw: Literal["gumbel", "cdf"] = "gumbel"
+    # How a token is drawn from the filtered distribution (rollout/sampler.py): "cdf" (inverse
+    # CDF: one uniform per row and step) or "gumbel" (jax.random.categorical: a random number
+    # per vocabulary entry and step). The same distribution; cdf is far cheaper on a CPU; they
+    # draw other tokens for the same seed.
+    draw: Literal["gumbel", "cdf"] = "cdf"
     # Training rollouts of iteration i draw at temperature_cycle[i % len] instead of
     # `temperature` (empty: always `temperature`); e.g. [1.0, 0.7] alternates. The log-probs
     # PPO trains on are the T=1 policy's either way (rollout/sampler.py).

@@ -86,7 +86,7 @@ def overrides(fixture: Path, args) -> list[str]:
     return [
         "data.task=translation", f"data.path={fixture}", "data.source_lang=python",
         "data.target_lang=cpp", "data.max_source_length=64", "data.max_target_length=64",
-        "rollout.max_new_tokens=64", "rollout.length_buckets=[64]",
+        "rollout.max_new_tokens=64", "rollout.length_buckets=[64]", "sft.length_buckets=[64]",
         "reward.compile_weight=1.0", "reward.tests_weight=0.0", "reward.ast_weight=0.0",
         "reward.dfg_weight=0.0", f"reward.workers={args.workers}", "ppo.value_warmup_iters=0",
         f"train.steps={args.iters}", "train.save_every=100000", "train.tensorboard=false",

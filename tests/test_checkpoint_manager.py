@@ -6,14 +6,11 @@ import numpy as np
 import pytest
 from helpers.tiny_models import single_device_mesh
 from helpers.toy_model import init_toy_params, toy_logical_axes
+from helpers.train_states import create_sharded_train_state
 
 from ppocoder_jax.checkpoint.manager import CheckpointManager, abstract_with_shardings
 from ppocoder_jax.config import KLConfig, OptimConfig
-from ppocoder_jax.ppo.state import (
-    create_sharded_train_state,
-    init_train_state,
-    make_optimizer,
-)
+from ppocoder_jax.ppo.state import init_train_state, make_optimizer
 
 
 def _state(seed=0):

@@ -260,6 +260,7 @@ def test_demo_runs_end_to_end_with_overlapped_rollouts(tmp_path):
         "model.tiny_num_decoder_layers=1", "model.tiny_num_heads=2", "model.tiny_d_kv=16",
         "data.synth_num_train=64", "data.synth_num_val=8", "data.synth_num_test=8",
         "data.synth_num_rl=40", "rollout.max_new_tokens=16", "rollout.length_buckets=[16,32]",
+        "sft.length_buckets=[16,32]",
         "rollout.num_samples=2", "sft.steps=4", "sft.batch_size=8", "sft.warmup_steps=1",
         "train.batch_size=8", "train.save_every=2", "train.steps=3", "ppo.ppo_epochs=1",
         "ppo.num_minibatches=2", "ppo.value_warmup_iters=1", "eval.num_samples=2",

@@ -232,6 +232,7 @@ def test_trainer_rollout_and_ppocoder_generate_give_the_same_text(tmp_path, fami
     cmd = [sys.executable, "-m", "ppocoder_jax", "generate", "--model", str(model_dir), "--json"]
     cmd += ["--prompt", prompt, "--num-samples", "2", "--max-new-tokens", "20", "--top-k", "7"]
     cmd += ["--temperature", "1.3", "--max-source-length", "24", "--seed", "0"]
+    cmd += ["--draw", cfg.rollout.draw]
     # the CLI's --seed S samples with PRNGKey(S); give it the trainer's key through a seed
     # whose key equals it
     assert np.array_equal(jax.random.PRNGKey(11), key)

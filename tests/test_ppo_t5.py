@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from helpers.tiny_models import single_device_mesh, tiny_t5_config
 from helpers.toy_model import random_ppo_batch
+from helpers.train_states import create_train_state_from_params
 from helpers.trees import assert_close_to_scale
 from jax.sharding import AbstractMesh, PartitionSpec
 
@@ -15,7 +16,7 @@ from ppocoder_jax.model import init_params, param_logical_axes
 from ppocoder_jax.parallel.mesh import MESH_AXES
 from ppocoder_jax.parallel.rules import logical_to_partition_spec
 from ppocoder_jax.ppo.policy_apply import make_apply_fn
-from ppocoder_jax.ppo.state import create_train_state_from_params, make_optimizer
+from ppocoder_jax.ppo.state import make_optimizer
 from ppocoder_jax.ppo.train_step import build_loss_and_grads, build_train_step, ppo_update
 
 CFG = tiny_t5_config(vocab_size=32)

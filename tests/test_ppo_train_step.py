@@ -204,8 +204,9 @@ def test_schedules_and_clipping():
 def test_donated_step_and_frozen_reference():
     """The step donates the state; the frozen reference must survive it, with the same layout."""
     from helpers.toy_model import toy_logical_axes
+    from helpers.train_states import create_sharded_train_state
 
-    from ppocoder_jax.ppo.state import create_sharded_train_state, frozen_copy
+    from ppocoder_jax.ppo.state import frozen_copy
     from ppocoder_jax.ppo.train_step import ppo_batch_shardings
 
     mesh = single_device_mesh()

@@ -16,6 +16,7 @@ from pathlib import Path
 import jax
 
 from ppocoder_jax.config import Config, from_dict, to_dict
+from ppocoder_jax.data.registry import require_training_problems
 from ppocoder_jax.errors import UserError
 from ppocoder_jax.pipeline.run_dir import MetricsLogger, prepare_run_dir
 
@@ -67,6 +68,7 @@ def sft_job(cfg: Config, run_dir: Path | None = None, logger=None):
     logger = logger or MetricsLogger(run_dir, cfg)
     params, model_cfg, tokenizer = load_policy(cfg)
     task = _load_task(cfg, tokenizer)
+    require_training_problems(task, cfg.data)
     train = encode_examples(
         model_cfg, tokenizer, task.train, cfg.data.max_source_length, cfg.data.max_target_length
     )
@@ -97,8 +99,6 @@ def train_job(cfg: Config, run_dir: Path | None = None, logger=None, policy=None
     logger = logger or MetricsLogger(run_dir, cfg)
     params, model_cfg, tokenizer = policy or load_policy(cfg)
     task = _load_task(cfg, tokenizer)
-    from ppocoder_jax.data.registry import require_training_problems
-
     require_training_problems(task, cfg.data)  # e.g. HumanEval (evaluation-only): exit 2
     with (
         PreemptionGuard() as guard,

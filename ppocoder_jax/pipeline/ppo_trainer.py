@@ -46,16 +46,7 @@ class PPOTrainer:
         policy = as_policy(model_cfg, remat=cfg.model.remat)
         dtype = compute_dtype(cfg)
         self.mesh = make_mesh(cfg.mesh)
-        check_trainer_config(cfg)
-        shards = num_batch_shards(self.mesh)
-        if cfg.train.batch_size % shards:  # TEMP: moves into check_trainer_config
-            raise UserError(
-                f"config key 'train.batch_size': {cfg.train.batch_size} must be divisible by the {shards} data shards of the mesh"
-            )
-        if (cfg.train.batch_size * cfg.rollout.num_samples) % cfg.ppo.num_minibatches:
-            raise UserError(
-                "config key 'ppo.num_minibatches': must divide train.batch_size * rollout.num_samples"
-            )
+        check_trainer_config(cfg, num_batch_shards(self.mesh))
         self.sample_key, state_key = jax.random.split(jax.random.PRNGKey(cfg.train.seed))
         self.learner = PPOLearner(cfg, policy, self.mesh, dtype)
         params = jax.device_get(params)  # host arrays (load_model / load_policy give these)

@@ -4,6 +4,7 @@ See docs/ARCHITECTURE.md ("PPO") and the module docstrings; the public names are
 here.
 """
 
+from ppocoder_jax.ppo.experience import Experience
 from ppocoder_jax.ppo.kernels import (
     clipped_surrogate,
     entropy_from_logits,
@@ -23,16 +24,14 @@ from ppocoder_jax.ppo.kernels import (
     whiten,
 )
 from ppocoder_jax.ppo.kl import KLState, init_kl_state, update_kl_state
+from ppocoder_jax.ppo.learner import PPOLearner
 from ppocoder_jax.ppo.registry import ADVANTAGES, LOSS_AGGREGATIONS, Registry
 from ppocoder_jax.ppo.state import (
     TrainState,
-    create_sharded_train_state,
-    create_train_state_from_params,
     frozen_copy,
     init_train_state,
     make_optimizer,
     make_schedule,
-    shard_train_state,
     train_state_shardings,
 )
 from ppocoder_jax.ppo.train_step import (
@@ -53,6 +52,8 @@ from ppocoder_jax.ppo.train_step import (
 
 __all__ = [
     "ADVANTAGES",
+    "Experience",
+    "PPOLearner",
     "ApplyFn",
     "LOSS_AGGREGATIONS",
     "Registry",
@@ -63,8 +64,6 @@ __all__ = [
     "build_train_step",
     "clipped_surrogate",
     "compute_advantages",
-    "create_sharded_train_state",
-    "create_train_state_from_params",
     "entropy_from_logits",
     "exact_kl_from_logits",
     "frozen_copy",
@@ -88,7 +87,6 @@ __all__ = [
     "policy_loss",
     "ppo_batch_shardings",
     "ppo_update",
-    "shard_train_state",
     "token_logprobs",
     "train_state_shardings",
     "update_kl_state",

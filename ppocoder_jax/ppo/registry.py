@@ -206,9 +206,19 @@ def check_ppo_config(cfg: Config) -> None:
     LOSS_AGGREGATIONS.get(cfg.ppo.loss_agg)
 
 
-def check_trainer_config(cfg: Config) -> None:
-    """Cross-section checks of the algorithm settings, before a PPO run starts (UserError)."""
+def check_trainer_config(cfg: Config, num_batch_shards: int = 1) -> None:
+    """Cross-section checks of the algorithm and batch settings, before a PPO run starts
+    (UserError); `num_batch_shards`: the mesh's data x fsdp devices the batch is split over."""
     check_ppo_config(cfg)
+    if cfg.train.batch_size % num_batch_shards:
+        raise UserError(
+            f"config key 'train.batch_size': {cfg.train.batch_size} must be divisible by the "
+            f"{num_batch_shards} data shards of the mesh"
+        )
+    if (cfg.train.batch_size * cfg.rollout.num_samples) % cfg.ppo.num_minibatches:
+        raise UserError(
+            "config key 'ppo.num_minibatches': must divide train.batch_size * rollout.num_samples"
+        )
     entry = advantage_entry(cfg.ppo)
     n = cfg.rollout.num_samples
     if entry.meta.get("group") and n < 2:

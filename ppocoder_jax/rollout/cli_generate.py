@@ -47,6 +47,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--temperature", type=float, default=None, help=f"{defaults.temperature}")
     parser.add_argument("--top-k", type=int, default=None, help=f"0 = off ({defaults.top_k})")
     parser.add_argument("--top-p", type=float, default=None, help=f"1 = off ({defaults.top_p})")
+    parser.add_argument(
+        "--draw",
+        choices=("cdf", "gumbel"),
+        default=defaults.draw,
+        help=f"how tokens are drawn (rollout.draw; {defaults.draw})",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     parser.add_argument("--tokenizer", default=None, help="tokenizer directory (default: model's)")
@@ -119,7 +125,8 @@ def sampling_params(args):
     top_k = defaults.top_k if args.top_k is None else args.top_k
     top_p = defaults.top_p if args.top_p is None else args.top_p
     try:
-        return SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p)
+        draw = getattr(args, "draw", defaults.draw)
+        return SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p, draw=draw)
     except ValueError as err:
         raise UserError(f"sampling: {err}") from None
 

@@ -1,7 +1,7 @@
 """Jitted batched sampling with a KV cache: token ids, masks, log-probs and values in one pass.
 
     SamplingParams(greedy=False, temperature=1.0, top_k=0, top_p=1.0, min_new_tokens=0,
-                   draw="gumbel")
+                   draw="cdf")
     sample(params, cfg, prompt_ids [B,S], prompt_mask [B,S], rng, sampling, max_new_tokens,
            num_samples=1, dtype=jnp.float32) -> RolloutBatch
 
@@ -54,7 +54,7 @@ class SamplingParams:
     top_k: int = 0
     top_p: float = 1.0
     min_new_tokens: int = 0
-    draw: str = "gumbel"  # "gumbel" | "cdf" (see the module docstring)
+    draw: str = "cdf"  # "cdf" | "gumbel" (see the module docstring)
 
     def __post_init__(self):
         if not self.temperature > 0:
@@ -76,7 +76,7 @@ class SamplingParams:
             temperature=float(rollout_cfg.temperature),
             top_k=int(rollout_cfg.top_k),
             top_p=float(rollout_cfg.top_p),
-            draw=str(getattr(rollout_cfg, "draw", "gumbel")),
+            draw=str(getattr(rollout_cfg, "draw", "cdf")),
         )
 
 

@@ -28,6 +28,7 @@ SMOKE_OVERRIDES = [
     "data.max_target_length=16",
     "rollout.max_new_tokens=16",
     "rollout.length_buckets=[16,32]",
+    "sft.length_buckets=[16,32]",
     "sft.steps=2",
     "sft.batch_size=2",
     "sft.warmup_steps=0",

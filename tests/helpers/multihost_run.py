@@ -22,6 +22,7 @@ from toy_model import (  # noqa: E402
     toy_apply,
     toy_logical_axes,
 )
+from train_states import create_sharded_train_state  # noqa: E402
 
 from ppocoder_jax.checkpoint.manager import CheckpointManager, abstract_with_shardings  # noqa: E402
 from ppocoder_jax.config import KLConfig, MeshConfig, OptimConfig, PPOConfig  # noqa: E402
@@ -32,7 +33,7 @@ from ppocoder_jax.parallel.mesh import (  # noqa: E402
     maybe_initialize_distributed,
     process_batch_slice,
 )
-from ppocoder_jax.ppo.state import create_sharded_train_state, make_optimizer  # noqa: E402
+from ppocoder_jax.ppo.state import make_optimizer  # noqa: E402
 from ppocoder_jax.ppo.train_step import build_train_step  # noqa: E402
 
 

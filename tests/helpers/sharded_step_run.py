@@ -22,14 +22,11 @@ from toy_model import (  # noqa: E402
     toy_apply,
     toy_logical_axes,
 )
+from train_states import create_sharded_train_state, create_train_state_from_params  # noqa: E402
 
 from ppocoder_jax.config import KLConfig, MeshConfig, OptimConfig, PPOConfig  # noqa: E402
 from ppocoder_jax.parallel.mesh import make_mesh, shard_batch  # noqa: E402
-from ppocoder_jax.ppo.state import (  # noqa: E402
-    create_sharded_train_state,
-    create_train_state_from_params,
-    make_optimizer,
-)
+from ppocoder_jax.ppo.state import make_optimizer  # noqa: E402
 from ppocoder_jax.ppo.train_step import build_train_step  # noqa: E402
 
 # name -> (PPOConfig overrides, KLConfig)
