@@ -10,11 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers.tiny_models import ppo_start
 
 from ppocoder_jax.config import load_config
 from ppocoder_jax.model.policy import as_policy
 from ppocoder_jax.parallel.mesh import make_mesh
-from ppocoder_jax.pipeline.policy_loader import load_policy
 from ppocoder_jax.rewards.composite import RewardParts
 from ppocoder_jax.rollout.collector import RolloutCollector
 
@@ -39,12 +39,7 @@ class TextReward:
 
 @pytest.fixture(scope="module")
 def start():
-    from ppocoder_jax.data import load_task
-
-    cfg = load_config("tiny", ["train.run_dir=unused"])
-    params, model_cfg, tokenizer = load_policy(cfg)
-    examples = load_task(cfg.data, tokenizer).ppo_examples()
-    return jax.device_get(params), model_cfg, tokenizer, examples
+    return ppo_start()
 
 
 def collector_for(start, *overrides):

@@ -19,6 +19,7 @@ import math
 import jax
 import numpy as np
 import pytest
+from helpers.tiny_models import ppo_start
 from test_pipeline_e2e import TINY
 
 from ppocoder_jax.cli import main
@@ -97,13 +98,7 @@ class InfiniteTotals:
 
 @pytest.fixture(scope="module")
 def start():
-    from ppocoder_jax.data import load_task
-    from ppocoder_jax.pipeline.policy_loader import load_policy
-
-    cfg = load_config("tiny", ["train.run_dir=unused"])
-    params, model_cfg, tokenizer = load_policy(cfg)
-    examples = load_task(cfg.data, tokenizer).ppo_examples()
-    return jax.device_get(params), model_cfg, tokenizer, examples
+    return ppo_start()
 
 
 def _trainer(start, tmp_path, reward, *extra):

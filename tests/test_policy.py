@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers.tiny_models import TINY_QWEN2
 
 from ppocoder_jax.config import RolloutConfig, load_config
 from ppocoder_jax.model import decoder
@@ -44,19 +45,7 @@ TINY = [
 
 
 def _decoder_cfg(**over) -> DecoderConfig:
-    d = {
-        "model_type": "qwen2",
-        "vocab_size": 53,
-        "hidden_size": 32,
-        "intermediate_size": 48,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "head_dim": 8,
-        "tie_word_embeddings": False,
-        "eos_token_id": 2,
-        "pad_token_id": 0,
-    }
+    d = {**TINY_QWEN2, "vocab_size": 53}
     d.update(over)
     return DecoderConfig.from_hf_dict(d)
 

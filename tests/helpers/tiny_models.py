@@ -73,3 +73,18 @@ def single_device_mesh():
     from ppocoder_jax.parallel.mesh import make_mesh
 
     return make_mesh(MeshConfig(), jax.devices()[:1])
+
+
+def ppo_start(preset: str = "tiny"):
+    """What a PPO trainer starts from, for a preset's tiny model: (host params, model config,
+    tokenizer, the task's PPO examples)."""
+    import jax
+
+    from ppocoder_jax.config import load_config
+    from ppocoder_jax.data import load_task
+    from ppocoder_jax.pipeline.policy_loader import load_policy
+
+    cfg = load_config(preset, ["train.run_dir=unused"])
+    params, model_cfg, tokenizer = load_policy(cfg)
+    examples = load_task(cfg.data, tokenizer).ppo_examples()
+    return jax.device_get(params), model_cfg, tokenizer, examples
