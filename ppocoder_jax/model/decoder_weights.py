@@ -127,8 +127,30 @@ def params_to_hf(cfg: DecoderConfig, lm_params: Mapping) -> dict[str, np.ndarray
 
 
 def read_decoder_config(model_dir: Path) -> DecoderConfig:
-    path = Path(model_dir) / hf_io.CONFIG_FILE
-    return DecoderConfig.from_hf_dict(hf_io.read_json(path), source=str(path))
+    """config.json, with the end-of-sequence ids of a generation_config.json beside it added
+    after its own: transformers' `generate` stops at generation_config.json's eos_token_id,
+    and chat models list the end of their turn there (Llama 3 instruct's <|eot_id|> beside
+    config.json's <|end_of_text|>; Qwen2.5 instruct's <|endoftext|> beside <|im_end|>)."""
+    model_dir = Path(model_dir)
+    path = model_dir / hf_io.CONFIG_FILE
+    cfg = DecoderConfig.from_hf_dict(hf_io.read_json(path), source=str(path))
+    extra = _generation_eos_ids(model_dir / hf_io.GENERATION_CONFIG_FILE)
+    ids = tuple(dict.fromkeys((*cfg.eos_token_ids, *extra)))
+    return cfg if ids == cfg.eos_token_ids else dataclasses.replace(cfg, eos_token_ids=ids)
+
+
+def _generation_eos_ids(path: Path) -> tuple[int, ...]:
+    """generation_config.json's eos_token_id (an id or a list of ids); () without the file."""
+    if not path.is_file():
+        return ()
+    d = hf_io.read_json(path)
+    eos = d.get("eos_token_id") if isinstance(d, dict) else None
+    if eos is None:
+        return ()
+    ids = eos if isinstance(eos, list) else [eos]
+    if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
+        raise UserError(f"{path}: eos_token_id must be a token id or a list of them, got {eos!r}")
+    return tuple(ids)
 
 
 def load_hf_decoder(model_dir: Path) -> tuple[dict, DecoderConfig]:
