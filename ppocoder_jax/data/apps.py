@@ -13,15 +13,21 @@ Accepted layouts for `data.path`:
 
 The validation split is a fixed 5% of the training problems (by a hash of the problem id).
 The target is the first reference solution (empty when there is none).
+
+Public / private tests (multi-turn feedback, docs/problems.md): of a problem's n >= 2
+input/output pairs, min(3, n // 2) are public (at least one), drawn with a seed of `seed`
+(`data.seed`) and the example id; the others are private. `Example.tests` keeps them all.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
 
 from ppocoder_jax.data.io import load_hub_dataset, looks_like_hub_id, read_json, read_records
+from ppocoder_jax.data.public_private import seeded_split
 from ppocoder_jax.data.task import Example, Task
 from ppocoder_jax.errors import UserError
 
@@ -143,7 +149,23 @@ def _is_val(pid: str) -> bool:
     return int(hashlib.md5(f"apps-val:{pid}".encode()).hexdigest(), 16) % 100 < 5
 
 
-def load_apps(path: str) -> Task:
+MAX_PUBLIC = 3  # public input/output pairs per problem (at most half of them)
+
+
+def with_test_split(example: Example, seed: int) -> Example:
+    """`example` with its seeded public / private tests (none with fewer than 2 pairs)."""
+    public, private = seeded_split(example.tests, MAX_PUBLIC, "apps-tests", seed, example.id)
+    return dataclasses.replace(example, public_tests=public, private_tests=private)
+
+
+def load_apps(path: str, seed: int = 0) -> Task:
+    """APPS from `path`; `seed` (`data.seed`) draws the public tests of each problem."""
+    task = _load_apps(path)
+    split = [[with_test_split(e, seed) for e in part] for part in (task.train, task.val, task.test)]
+    return Task(task.name, task.kind, *split)
+
+
+def _load_apps(path: str) -> Task:
     root = Path(path).expanduser()
     splits: dict[str, list[Example]] = {"train": [], "test": []}
     if root.is_file():

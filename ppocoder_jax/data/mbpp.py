@@ -8,6 +8,12 @@ layout, also the sanitized set with `prompt` and `test_imports`), or a Hugging F
 Prompt: CodeRL's format (call-based) around the description and the test asserts, as in the
 MBPP paper's prompts (the asserts name the function to write). Tests: `test_setup_code` /
 `test_imports` plus the asserts, as `test_code`.
+
+Public / private tests (multi-turn feedback, docs/problems.md): the first assert is public,
+the others (two of MBPP's three) private; the setup and imports are on both sides. A problem
+with one assert has no split. MBPP's prompt lists every assert, private ones included, as the
+MBPP paper's prompts do: the split decides what is run for feedback and for the reward, not
+what the prompt shows.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from pathlib import Path
 
 from ppocoder_jax.data.apps import coderl_prompt
 from ppocoder_jax.data.io import load_hub_dataset, looks_like_hub_id, read_records
+from ppocoder_jax.data.public_private import first_public_split
 from ppocoder_jax.data.task import Example, Task
 from ppocoder_jax.errors import UserError
 
@@ -42,14 +49,18 @@ def mbpp_example(rec: dict, where: str) -> Example:
     imports = rec.get("test_imports") or []
     header = "\n".join([*imports, setup]).strip()
     question = text + "\nYour code should pass these tests:\n" + "\n".join(tests)
+    test_code = {"test_code": (header + "\n" if header else "") + "\n".join(tests) + "\n"}
+    public, private = first_public_split(test_code)
     return Example(
         id=f"mbpp/{rec.get('task_id', where)}",
         prompt=coderl_prompt(question, "", call_based=True),
         target=rec["code"],
         lang="python",
-        tests={"test_code": (header + "\n" if header else "") + "\n".join(tests) + "\n"},
+        tests=test_code,
         context_prefix="",
         meta={"task_id": rec.get("task_id"), "source": "mbpp"},
+        public_tests=public,
+        private_tests=private,
     )
 
 

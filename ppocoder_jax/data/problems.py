@@ -17,7 +17,9 @@ Fields of a problem:
                     any language;
                     {"inputs": [[args], ...], "outputs": [...], "fn_name": "f"}  call-based,
                     Python only: f(*args) must return the output
-    private_tests   optional, same shape as tests: kept in meta["private_tests"]
+    private_tests   optional, same shape as tests: the private tests (Example.private_tests;
+                    `tests` are then the public ones, Example.public_tests); also kept in
+                    meta["private_tests"] for reward plugins. Without it there is no split.
     reference       optional reference solution (SFT target, matching rewards)
     split           optional: train (default) | val | test
 
@@ -332,6 +334,9 @@ def problem_example(rec: dict, where: str, chat: bool = True) -> tuple[str, Exam
         context_prefix="",
         meta=meta,
         messages=messages,
+        # `tests` stay what they were (the public tests); the private ones are their own field
+        public_tests=tests if private is not None else None,
+        private_tests=private,
     )
     return split, example
 

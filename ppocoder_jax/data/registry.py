@@ -75,7 +75,7 @@ def _translation(data_cfg, tokenizer) -> Task:
 def _apps(data_cfg, tokenizer) -> Task:
     from ppocoder_jax.data.apps import load_apps
 
-    return load_apps(data_cfg.path)
+    return load_apps(data_cfg.path, seed=data_cfg.seed)
 
 
 def _mbpp(data_cfg, tokenizer) -> Task:

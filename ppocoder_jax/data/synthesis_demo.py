@@ -32,6 +32,16 @@ corpus answers those templates wrongly under greedy decoding while the correct v
 substantial probability. Every training example records ``meta["bug"]`` (``"none"`` or the bug
 kind) and ``meta["is_correct"]``.
 
+Public and private tests (multi-turn RL with execution feedback, docs/problems.md): of each
+problem's asserts (four with the defaults) exactly one is public (``Example.public_tests``,
+shown as feedback) and the others are private (``Example.private_tests``, the final reward);
+``Example.tests`` keeps all of them. The public assert is drawn with a seed made of
+``cfg.seed`` and the problem's identity (template and parameters), so a problem splits the same
+way in every split, copy and batch order, among the asserts whose removal leaves every wrong
+variant the tests reject (plausible bugs and degenerate answers) still rejected by the private
+asserts (failing that, every plausible bug: a few ``between`` / ``count_between`` problems let a
+degenerate one-sided comparison pass their private asserts).
+
 Everything is a pure function of the :class:`SynthesisDemoConfig`.
 """
 
@@ -45,6 +55,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
+from ppocoder_jax.data.public_private import seeded_rng
 from ppocoder_jax.data.task import Example, Task
 
 LIST_NAMES = ("xs", "nums", "values", "items", "arr", "data")
@@ -629,6 +640,12 @@ def _compile_fn(src: str) -> Callable:
     return ns["f"]
 
 
+@cache
+def _compile_variant(src: str) -> Callable:
+    """`_compile_fn`, once per program (the tests and the public/private split both run it)."""
+    return _compile_fn(src)
+
+
 def _call(fn: Callable, arg):
     try:
         return ("ok", fn(arg))
@@ -644,6 +661,16 @@ def _same(a, b) -> bool:
         return bool(a[1] == b[1])
     except Exception:
         return False
+
+
+def _variant_programs(prob: Problem) -> list[tuple[int, str]]:
+    """(bug index, program) of every wrong variant the tests should reject: the plausible bugs
+    first (their index in `bugs`), then kill-only degenerate variants (index -1)."""
+    tmpl = prob.tmpl
+    variants = [(bi, prob.bug_solution(bi)) for bi in range(len(tmpl.bugs))]
+    variants.append((-1, prob.signature() + f"\n    return {prob.arg}"))
+    variants += [(-1, prob.signature() + "\n" + b(prob.arg, prob.p)) for b in tmpl.checks]
+    return variants
 
 
 @cache
@@ -667,12 +694,8 @@ def _problem_tests(template: str, params: tuple, seed: int, min_asserts: int, n_
         raise AssertionError(f"reference of {template} {params} raised on {cands}")
     chosen: list[int] = []
     killable: list[int] = []
-    # plausible bugs first (recorded as killable), then kill-only degenerate variants
-    variants = [(bi, prob.bug_solution(bi)) for bi in range(len(tmpl.bugs))]
-    variants.append((-1, prob.signature() + f"\n    return {prob.arg}"))
-    variants += [(-1, prob.signature() + "\n" + b(prob.arg, prob.p)) for b in tmpl.checks]
-    for bi, src in variants:
-        bug = _compile_fn(src)
+    for bi, src in _variant_programs(prob):
+        bug = _compile_variant(src)
         diffs = [i for i, c in enumerate(cands) if not _same(ref_out[i], _call(bug, c))]
         if not diffs:
             continue  # equivalent to the reference on every candidate: not a bug here
@@ -693,6 +716,46 @@ def _problem_tests(template: str, params: tuple, seed: int, min_asserts: int, n_
     chosen.sort()
     lines = [f"assert f({cands[i]!r}) == {ref_out[i][1]!r}" for i in chosen]
     return "\n".join(lines) + "\n", tuple(killable)
+
+
+def _fails(fn: Callable, code) -> bool:
+    try:
+        exec(code, {"f": fn})  # noqa: S102 - trusted generated code
+    except Exception:
+        return True
+    return False
+
+
+@cache
+def _public_private(
+    template: str, params: tuple, seed: int, min_asserts: int, n_cand: int
+) -> tuple[str, str] | None:
+    """(public, private) test_code of a problem (see the module doc); None: fewer than 2 asserts.
+
+    The one public assert is drawn with a seed of (seed, template, params) among the asserts
+    whose removal leaves every wrong variant the tests reject still rejected by the other
+    (private) asserts; failing that, every plausible bug; failing that, among all asserts.
+    """
+    test_code, _ = _problem_tests(template, params, seed, min_asserts, n_cand)
+    units = test_code.splitlines(keepends=True)  # one assert a line, nothing else
+    if len(units) < 2:
+        return None
+    codes = [compile(u, "<synthesis_demo>", "exec") for u in units]
+    prob = Problem(template, params, NAMES[TEMPLATES[template].arg_kind][0])
+    kills = []  # (bug index, asserts that reject the variant)
+    for bi, src in _variant_programs(prob):
+        fn = _compile_variant(src)
+        kills.append((bi, {i for i, code in enumerate(codes) if _fails(fn, code)}))
+
+    def safe(i: int, plausible_only: bool) -> bool:
+        return all(k - {i} for bi, k in kills if k and (bi >= 0 or not plausible_only))
+
+    n = len(units)
+    pool = [i for i in range(n) if safe(i, False)]
+    pool = pool or [i for i in range(n) if safe(i, True)] or list(range(n))
+    public = seeded_rng("synth-public", seed, template, params).choice(pool)
+    # what data.public_private.split_tests gives for these one-line asserts
+    return units[public], "".join(u for i, u in enumerate(units) if i != public)
 
 
 def _pools(cfg: SynthesisDemoConfig) -> dict[str, dict[str, list[tuple]]]:
@@ -751,6 +814,9 @@ def _example(cfg, prob: Problem, split: str, idx: int, rng: random.Random | None
         if bug_index is not None and bug_index not in killable:
             bug_index = None  # not a bug for these parameters
     target = prob.solution() if bug_index is None else prob.bug_solution(bug_index)
+    sides = _public_private(
+        prob.template, prob.params, cfg.seed, cfg.min_asserts, cfg.num_candidates
+    )
     return Example(
         id=f"synth/{split}/{idx:05d}",
         prompt=prob.prompt(),
@@ -769,6 +835,8 @@ def _example(cfg, prob: Problem, split: str, idx: int, rng: random.Random | None
             # every plausible bug the tests catch, as (kind, program)
             "bug_variants": [(prob.tmpl.bugs[i][0], prob.bug_solution(i)) for i in killable],
         },
+        public_tests=None if sides is None else {"test_code": sides[0]},
+        private_tests=None if sides is None else {"test_code": sides[1]},
     )
 
 

@@ -24,6 +24,18 @@ class Example:
     # The prompt as chat messages ({"role", "content"} dicts) when the problem gave it so;
     # `data.prompt_format=chat` renders them (or `prompt` as one user message) into `prompt`.
     messages: tuple[dict, ...] | None = None
+    # Multi-turn execution feedback (data/public_private.py, docs/problems.md): the PUBLIC tests'
+    # failures are shown to the model, the PRIVATE tests decide the final reward and are never
+    # shown. Same format as `tests`; None when the problem has no split. `tests` keeps every
+    # test whatever the split, so single-turn training and evaluation never depend on it.
+    public_tests: dict | None = None
+    private_tests: dict | None = None
+
+    def public_and_private_tests(self) -> tuple[dict | None, dict | None]:
+        """(public, private) tests; a side the problem does not give is all of `tests`."""
+        public = self.public_tests if self.public_tests is not None else self.tests
+        private = self.private_tests if self.private_tests is not None else self.tests
+        return public, private
 
     def program(self, output: str) -> str:
         """The text that is compiled / tested / matched for a model output."""
