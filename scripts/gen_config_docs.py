@@ -106,11 +106,11 @@ def _default(f: dataclasses.Field) -> str:
 
 
 def _cell(text: str) -> str:
-    """Text for a table cell: `|` escaped; `<` and `>` escaped outside code spans (else
-    `<run_dir>` would read as an HTML tag)."""
+    """Text for a table cell: `|` escaped; `<`, `>` and `*` escaped outside code spans (else
+    `<run_dir>` would read as an HTML tag and `**columns` as emphasis)."""
     pieces = text.replace("|", "\\|").split("`")
     for i in range(0, len(pieces), 2):
-        pieces[i] = pieces[i].replace("<", "&lt;").replace(">", "&gt;")
+        pieces[i] = pieces[i].replace("<", "&lt;").replace(">", "&gt;").replace("*", "\\*")
     return "`".join(pieces)
 
 
