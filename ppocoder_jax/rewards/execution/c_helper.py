@@ -7,7 +7,8 @@ under the per-job file name, and runs the per-job compile command (gcc) in a chi
 the per-job sandbox runs it: cwd /sandbox, the same environment (as bash's `exec` passes it),
 stdin empty, stdout and stderr on memfds (RLIMIT_FSIZE caps them as it capped the files), every
 other descriptor closed, its own session, and setrlimit with prlimit's values. It answers OK
-(exit status 0) or FAIL with the end of stderr + stdout, as the per-job path judges; a child
+(exit status 0) or FAIL with stderr + stdout (of a long message its beginning, where the first
+error is, and its end, which the verdict's detail shows), as the per-job path judges; a child
 killed at the wall limit or by its CPU-time limit is a RETRY (the per-job check decides).
 Standard library only (no ppocoder imports): it runs with the sandbox's interpreter.
 """
@@ -19,6 +20,8 @@ import signal
 import time
 
 DETAIL = 16384
+HALF = DETAIL // 2
+CUT = b"\n...\n"
 SANDBOX = os.getcwd()
 
 
@@ -56,8 +59,12 @@ def _write_all(fd, data):
         view = view[os.write(fd, view) :]
 
 
+def _ends(text):
+    return text if len(text) <= DETAIL else text[:HALF] + CUT + text[-HALF:]
+
+
 def _answer(status, text):
-    text = text[-DETAIL:]
+    text = _ends(text)
     _write_all(1, b"%s %d\n" % (status.encode(), len(text)) + text)
 
 
@@ -126,7 +133,10 @@ def _run(argv, limits, wall):
     text = b""
     for fd in (err, out):
         size = os.fstat(fd).st_size
-        text += os.pread(fd, min(size, DETAIL), max(0, size - DETAIL))
+        if size <= DETAIL:
+            text += os.pread(fd, size, 0)
+        else:
+            text += os.pread(fd, HALF, 0) + CUT + os.pread(fd, HALF, size - HALF)
         os.close(fd)
     code = os.waitstatus_to_exitcode(status)
     if timed_out or code == -signal.SIGXCPU:

@@ -10,7 +10,8 @@ environment; its only writable place is its own directory, mounted at /sandbox. 
 single-threaded where it forks (php, the C helper). One program at a time per server:
 
     request: "<payload bytes>\\t<wall seconds>\\t<field>...\\n" + payload (the program)
-    answer:  "OK|FAIL|RETRY <detail bytes>\\n" + detail (the end of the compiler's message)
+    answer:  "OK|FAIL|RETRY <detail bytes>\\n" + detail (the compiler's message; the C and C#
+             servers keep the beginning and the end of a long one, the others its end)
 
 OK and FAIL are the verdict the per-job path gives (compiled or not). RETRY says that this
 program's verdict depends on something a server does not reproduce exactly (a stack, memory or
@@ -40,7 +41,9 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 60.0  # mono's start and self-test take seconds on a loaded 2-core box
 ANSWER_SLACK_S = 5.0  # beyond the check's own wall limit, before the server counts as hung
-DETAIL_BYTES = 16384  # the end of the compiler's message (a verdict shows the last 600 chars)
+# The end of the compiler's message (a verdict shows the last 600 chars); C and C# send the
+# first and the last DETAIL_BYTES / 2 bytes of a longer one (the failure shows its first error).
+DETAIL_BYTES = 16384
 
 
 class ServerFailed(RuntimeError):

@@ -85,10 +85,17 @@ public static class PpocoderMcsServer {
     }
     static void Answer(string status, string text) {
         var body = Encoding.UTF8.GetBytes(text);
-        int skip = Math.Max(0, body.Length - 16384);
-        var head = Encoding.ASCII.GetBytes(status + " " + (body.Length - skip) + "\n");
+        if (body.Length > 16384) {  // its beginning (the first error) and its end
+            var cut = Encoding.ASCII.GetBytes("\n...\n");
+            var ends = new byte[8192 + cut.Length + 8192];
+            Buffer.BlockCopy(body, 0, ends, 0, 8192);
+            Buffer.BlockCopy(cut, 0, ends, 8192, cut.Length);
+            Buffer.BlockCopy(body, body.Length - 8192, ends, 8192 + cut.Length, 8192);
+            body = ends;
+        }
+        var head = Encoding.ASCII.GetBytes(status + " " + body.Length + "\n");
         output.Write(head, 0, head.Length);
-        output.Write(body, skip, body.Length - skip);
+        output.Write(body, 0, body.Length);
         output.Flush();
     }
     static void Empty(string dir) {

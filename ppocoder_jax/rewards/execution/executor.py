@@ -38,6 +38,7 @@ from typing import Any
 from ppocoder_jax.rewards.execution import (
     c_server,
     csharp_server,
+    failures,
     harness,
     js_server,
     php_server,
@@ -60,7 +61,9 @@ from ppocoder_jax.rewards.execution.pch import StdcxxPch
 from ppocoder_jax.rewards.execution.verdicts import (
     STOPS_TESTING,
     ExecutionResult,
+    TestFailure,
     Verdict,
+    failure_kind,
     make_result,
     worst,
 )
@@ -72,7 +75,8 @@ _COMPILE_LOCK = threading.Lock()
 _IN_PROCESS_PY_LIMIT = 200_000  # characters; larger programs are byte-compiled in the sandbox
 _STARTUP_SLACK_S = {"java": 1.5, "csharp": 1.0, "javascript": 0.5}
 # Jobs whose results are kept (RewardConfig.cache_size): under 1 KB each (a digest key and the
-# result; neither the program nor its tests are kept), so the default holds ~40 MB at most.
+# result; neither the program nor its tests are kept), up to ~4 KB for a failing one (its
+# TestFailure's fields are capped), so the default holds ~40 MB typically, ~200 MB at most.
 DEFAULT_CACHE_SIZE = 50_000
 # Languages whose compile checks have a persistent sandboxed check server (compile_servers).
 CHECK_SERVERS = {
@@ -361,7 +365,11 @@ class Executor:
             ok, detail = python_compiles(program)
             if not ok:
                 return make_result(
-                    Verdict.COMPILE_ERROR, compiled=False, tests_total=total, detail=detail
+                    Verdict.COMPILE_ERROR,
+                    compiled=False,
+                    tests_total=total,
+                    detail=detail,
+                    failure=failures.compile_failure(detail, "python", program=program),
                 )
             if tests is None:
                 return make_result(Verdict.COMPILED, compiled=True)
@@ -387,11 +395,13 @@ class Executor:
                 if lang == "java" and (link or tests is not None):
                     main = java_main_class(program)
                     if main is None:
+                        why = "link: no class declares static void main"
                         return make_result(
                             Verdict.COMPILE_ERROR,
                             compiled=False,
                             tests_total=total,
-                            detail="link: no class declares static void main",
+                            detail=why,
+                            failure=failures.compile_failure(why, lang),
                         )
             if tests is None:
                 return make_result(Verdict.COMPILED, compiled=True)
@@ -415,16 +425,20 @@ class Executor:
                     compiled=False,
                     tests_total=total,
                     detail=_tail(outcome[1]),
+                    failure=failures.compile_failure(outcome[1], spec.name),
                 )
         if spec.name == "java" and not self._javac.broken:
             outcome = self._javac_compile(work, source)
             if outcome is not None:
-                ok, detail = outcome
-                detail = _tail(detail)
+                ok, message = outcome
                 if ok:
                     return None
                 return make_result(
-                    Verdict.COMPILE_ERROR, compiled=False, tests_total=total, detail=detail
+                    Verdict.COMPILE_ERROR,
+                    compiled=False,
+                    tests_total=total,
+                    detail=_tail(message),
+                    failure=failures.compile_failure(message, spec.name),
                 )
         if spec.name == "python":
             cmd = [
@@ -454,11 +468,13 @@ class Executor:
                 Verdict.INFRA_ERROR, compiled=False, tests_total=total, detail=out.infra_detail
             )
         if out.timed_out or out.cpu_limited:
+            why = f"compilation exceeded {self.compile_timeout_s:g}s"
             return make_result(
                 Verdict.COMPILE_ERROR,
                 compiled=False,
                 tests_total=total,
-                detail=f"compilation exceeded {self.compile_timeout_s:g}s",
+                detail=why,
+                failure=failures.compile_failure(why, spec.name),
             )
         if out.returncode != 0:
             return make_result(
@@ -466,6 +482,9 @@ class Executor:
                 compiled=False,
                 tests_total=total,
                 detail=_tail(out.stderr + out.stdout),
+                failure=failures.compile_failure(
+                    (out.stderr + out.stdout).decode("utf-8", errors="replace"), spec.name
+                ),
             )
         return None
 
@@ -566,7 +585,7 @@ class Executor:
         else:
             cmd = fill(spec.run_cmd, src=source, main=main or "Main")
         wall = self.timeout_s + _STARTUP_SLACK_S.get(spec.name, 0.0)
-        verdict, passed, detail = Verdict.PASS, 0, ""
+        verdict, passed, detail, first = Verdict.PASS, 0, "", None
         for i, (given, expected) in enumerate(zip(tests.inputs, tests.outputs)):
             stdin = harness.as_text(given).encode("utf-8")
             out = sandbox.run_sandboxed(cmd, work, io, self._limits(spec, wall), stdin=stdin)
@@ -594,10 +613,16 @@ class Executor:
                     if failure[0] is not Verdict.WRONG_ANSWER
                     else failure[1],
                 )
+                first = failures.stdio_failure(spec.name, i, given, expected, out, failure[0])
             if failure[0] in STOPS_TESTING:
                 break
         return make_result(
-            verdict, compiled=True, tests_passed=passed, tests_total=tests.total, detail=detail
+            verdict,
+            compiled=True,
+            tests_passed=passed,
+            tests_total=tests.total,
+            detail=detail,
+            failure=first,
         )
 
     @property
@@ -672,24 +697,25 @@ class Executor:
                 Verdict.INFRA_ERROR, compiled=True, tests_total=total, detail=out.infra_detail
             )
         if report.load_error:
-            v = (
-                Verdict.TIMEOUT
-                if report.load_error == "timeout"
-                else _error_verdict(report.load_error)
-            )
+            timeout = report.load_error == "timeout"
+            v = Verdict.TIMEOUT if timeout else _error_verdict(report.load_error)
+            why = "time limit exceeded while loading the program" if timeout else report.load_error
             return make_result(
                 v,
                 compiled=True,
                 tests_total=total,
                 detail=f"loading the program: {report.load_error}",
+                failure=TestFailure(0, failure_kind(v), message=failures.scrub(why[:1000])),
             )
-        verdict, passed, detail = Verdict.PASS, 0, ""
+        verdict, passed, detail, first = Verdict.PASS, 0, "", None
         for i in range(total):
             if i not in report.results:
                 failure = self._failure(spec, out) or (
                     Verdict.RUNTIME_ERROR,
                     "the program exited before its tests finished",
                 )
+                if worst(verdict, failure[0]) is not verdict:
+                    first = self._runner_exit_failure(tests, i, failure[0], out, report)
                 verdict, detail = worst(verdict, failure[0]), f"test {i}: {failure[1]}"
                 break
             status, payload = report.results[i]
@@ -713,6 +739,15 @@ class Executor:
                 v, why = _error_verdict(payload), f"test {i}: {payload}"
             if worst(verdict, v) is not verdict:
                 verdict, detail = v, why
+                first = failures.runner_failure(
+                    tests,
+                    i,
+                    v,
+                    status=status,
+                    payload=payload,
+                    info=report.info.get(i),
+                    message="time limit exceeded" if status == "timeout" else "",
+                )
             if v in STOPS_TESTING:
                 break
         if verdict is Verdict.PASS and not (report.done and out.returncode == 0):
@@ -722,10 +757,38 @@ class Executor:
             )
             verdict, detail = failure
             passed = min(passed, total - 1)
+            first = self._runner_exit_failure(tests, passed, verdict, out, report)
         elif out.output_limited and verdict is not Verdict.PASS:
             verdict = Verdict.OUTPUT_LIMIT
+            if first is not None:
+                first = replace(first, kind="output_limit", message="output limit exceeded")
         return make_result(
-            verdict, compiled=True, tests_passed=passed, tests_total=total, detail=detail
+            verdict,
+            compiled=True,
+            tests_passed=passed,
+            tests_total=total,
+            detail=detail,
+            failure=first,
+        )
+
+    @staticmethod
+    def _runner_exit_failure(tests, index, verdict, out, report) -> TestFailure | None:
+        """Test `index` has no result: the runner's process ended (crashed, was killed, hit a
+        limit, or exited) before saying it."""
+        if verdict is Verdict.INFRA_ERROR:
+            return None
+        if verdict is Verdict.TIMEOUT:
+            message = "time limit exceeded"
+        elif verdict is Verdict.OUTPUT_LIMIT:
+            message = "output limit exceeded"
+        elif out.returncode == 0 or (out.returncode is None and not out.stderr):
+            message = "the program exited before its tests finished"
+        else:
+            message = failures.runtime_message(
+                "python", b"", out.stderr, out.returncode, out.signal
+            )
+        return failures.runner_failure(
+            tests, index, verdict, info=report.info.get(index), message=message
         )
 
 
