@@ -170,9 +170,28 @@ class RolloutConfig:
     # (kept; later tokens are masked out) and its text is cut before it
     # (rollout/stops.py `truncate_at_stops`). Empty = end-of-sequence only.
     stop: tuple[str, ...] = ()
+    # Multi-turn rollouts with execution feedback (rollout/environment.py): every row samples
+    # turn 1; a row whose attempt fails its public tests reads the feedback and samples again,
+    # up to `turns` attempts (1 = one attempt, no feedback). The final attempt is scored on the
+    # private tests; each turn's tokens are credited with that reward times
+    # turn_discount ** (turns after it).
+    turns: int = 1
+    turn_discount: float = 1.0
+    # Feedback text per attempt (compiler errors, the failing test's input / expected / actual
+    # output, the exception) is cut to this many characters.
+    feedback_max_chars: int = 600
+    # The next turn's prompt (raw prompts: T5's encoder input, a decoder's context): {prompt} is
+    # the prompt so far, {attempt} the model's answer, {feedback} what the public tests said.
+    # Chat prompts append the attempt as the assistant's message and the feedback as the user's.
+    feedback_template: str = (
+        "{prompt}\n# Previous attempt:\n{attempt}\n# Feedback:\n{feedback}\n# Revised program:\n"
+    )
 
     def __post_init__(self):
         _check(self.max_new_tokens > 0, "rollout.max_new_tokens", "must be > 0")
+        _check(self.turns >= 1, "rollout.turns", "must be >= 1 (1 = a single attempt)")
+        _check(0 < self.turn_discount <= 1, "rollout.turn_discount", "must be in (0, 1]")
+        _check(self.feedback_max_chars > 0, "rollout.feedback_max_chars", "must be > 0")
         _check(
             all(isinstance(s, str) and s for s in self.stop),
             "rollout.stop",
@@ -214,6 +233,9 @@ class RewardConfig:
     # A sample whose reward raised is masked and saved under <run_dir>/reward_errors/; when
     # more than this share of one batch fails so, the run stops (something is broken).
     max_error_frac: float = 0.25
+    # Multi-turn rollouts (rollout.turns > 1): each turn's tokens also get this weight times
+    # that attempt's own public-test reward (a shaped per-turn reward; 0 = the final reward only).
+    turn_shaping_weight: float = 0.0
     # Memory stays bounded over long runs: LRU caps on the execution results kept (distinct
     # program + tests jobs, ~1 KB each) and on the analysed programs each matching thread
     # keeps; 0 = no cache.

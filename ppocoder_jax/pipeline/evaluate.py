@@ -116,6 +116,60 @@ def _num_batch_shards(mesh) -> int:
     return num_batch_shards(mesh)
 
 
+def revise_with_feedback(
+    cfg, params, model_cfg, tokenizer, examples, outputs, reward, *, greedy, seed, desc
+):
+    """rollout.turns > 1: every sample whose attempt fails its public tests reads the feedback
+    (rollout/environment.py) and is drawn again, up to rollout.turns attempts. -> (the last
+    attempts, {"first": the first attempts})."""
+    from ppocoder_jax.rollout.environment import CodeFeedbackEnv, chat_renderer
+
+    env = CodeFeedbackEnv(
+        reward.executor, cfg.rollout, extract=getattr(reward, "extract", None),
+        link=cfg.reward.link, chat=chat_renderer(cfg.data, tokenizer),
+    )  # fmt: skip
+    rows = [(i, j) for i, outs in enumerate(outputs) for j in range(len(outs))]
+    obs = {row: env.reset(examples[row[0]]) for row in rows}
+    final = [list(outs) for outs in outputs]
+    active = list(rows)
+    for turn in range(1, cfg.rollout.turns):
+        steps = {r: env.step(examples[r[0]], obs[r], final[r[0]][r[1]]) for r in active}
+        revising = []
+        for r, future in steps.items():
+            step = future.result()
+            if step.feedback is not None and not step.passed:
+                obs[r] = env.observe(examples[r[0]], obs[r], final[r[0]][r[1]], step)
+                revising.append(r)
+        if not revising:
+            break
+        prompts = [dataclasses.replace(examples[i], prompt=obs[(i, j)].text) for i, j in revising]
+        again = generate_outputs(
+            cfg, params, model_cfg, tokenizer, prompts, greedy=greedy, num_samples=1,
+            seed=seed + 7919 * turn, desc=f"{desc} (turn {turn + 1})",
+        )  # fmt: skip
+        for (i, j), out in zip(revising, again, strict=True):
+            final[i][j] = out[0]
+        active = revising
+    return final, {"first": outputs}
+
+
+def turn_metrics(examples, first_parts, final_parts, ks) -> dict:
+    """pass@k of the first attempts (on the same private tests) and the fix rate: the share of
+    first attempts that fail whose sample passes by the last turn."""
+    first = synthesis_metrics(examples, None, first_parts, ks)
+    out = {f"{k}_turn1": v for k, v in first.items() if k.startswith("pass@")}
+    pairs = [
+        (a, b)
+        for p, q in zip(first_parts, final_parts, strict=True)
+        for a, b in zip(p, q, strict=True)
+        if not a.infra_error and not b.infra_error
+    ]
+    failed = [b for a, b in pairs if not a.passed]
+    out["fix_rate"] = sum(b.passed for b in failed) / max(len(failed), 1)
+    out["first_attempt_failures"] = len(failed)
+    return out
+
+
 def score_outputs(reward, examples: list[Example], outputs: list[list[str]]):
     flat_ex = [e for e, outs in zip(examples, outputs) for _ in outs]
     flat_out = [o for outs in outputs for o in outs]
@@ -235,10 +289,22 @@ def evaluate(
         seed=seed,
         desc=desc,
     )
+    turns = {}
+    if kind == "synthesis" and cfg.rollout.turns > 1:
+        outputs, turns = revise_with_feedback(
+            cfg, params, model_cfg, tokenizer, examples, outputs, reward,
+            greedy=greedy, seed=seed, desc=desc,
+        )  # fmt: skip
+        from ppocoder_jax.rollout.environment import private_tests
+
+        examples = [dataclasses.replace(e, tests=private_tests(e)) for e in examples]
     parts = score_outputs(reward, examples, outputs)
     if kind == "synthesis":
         ks = tuple(k for k in cfg.eval.ks if k <= (1 if greedy else num_samples)) or (1,)
         metrics = synthesis_metrics(examples, outputs, parts, ks)
+        if turns:
+            first_parts = score_outputs(reward, examples, turns["first"])
+            metrics.update(turn_metrics(examples, first_parts, parts, ks))
     elif kind == "completion":
         metrics = completion_metrics(examples, outputs, parts, reward)
     else:

@@ -236,6 +236,11 @@ _PCT, _NUM = "%", ""
 _DEMO_ROWS = [
     ("pass@1 greedy", "greedy", "pass@1", _PCT),
     ("pass@1 sampled", "sampled", "pass@1", _PCT),
+    # rollout.turns > 1: the first attempt alone, and how many failures the feedback fixed
+    ("pass@1 turn 1 greedy", "greedy", "pass@1_turn1", _PCT),
+    ("pass@1 turn 1 sampled", "sampled", "pass@1_turn1", _PCT),
+    ("fix rate greedy", "greedy", "fix_rate", _PCT),
+    ("fix rate sampled", "sampled", "fix_rate", _PCT),
     ("compile rate greedy", "greedy", "compile_rate", _PCT),
     ("compile rate sampled", "sampled", "compile_rate", _PCT),
     ("exact match greedy", "greedy", "exact_match", _PCT),

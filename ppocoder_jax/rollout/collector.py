@@ -180,6 +180,32 @@ class RolloutCollector:
         executor = getattr(reward, "executor", None)
         self._busy_seconds = getattr(executor, "busy_seconds", lambda: 0.0)
         self._meter = ThroughputMeter(int(getattr(executor, "workers", 1)))
+        self.turns = None  # rollout.turns > 1: the multi-turn runner (rollout/turns.py)
+        if cfg.rollout.turns > 1:
+            self.turns = self._turn_runner(executor)
+
+    def _turn_runner(self, executor):
+        from ppocoder_jax.rollout.environment import (
+            CodeFeedbackEnv,
+            chat_renderer,
+            check_feedback_config,
+        )
+        from ppocoder_jax.rollout.turns import TurnRunner
+
+        cfg = self.cfg
+        check_feedback_config(cfg.rollout, self.examples)
+        if cfg.train.overlap_rollouts:
+            raise UserError(
+                "config key 'train.overlap_rollouts': not available with rollout.turns > 1 "
+                "(a batch's later turns need its earlier turns' feedback first)"
+            )
+        if executor is None:
+            raise UserError("rollout.turns > 1 needs the sandboxed execution reward")
+        env = CodeFeedbackEnv(
+            executor, cfg.rollout, extract=getattr(self.reward, "extract", None),
+            link=cfg.reward.link, chat=chat_renderer(cfg.data, self.tokenizer),
+        )  # fmt: skip
+        return TurnRunner(self, env)
 
     @property
     def length(self) -> int:
@@ -190,6 +216,8 @@ class RolloutCollector:
     def next(self, params) -> Experience:
         """The scored batch update `self.iteration` learns from (sampled now with `params`, or
         waiting since the last call); samples the next one ahead under overlap."""
+        if self.turns is not None:
+            return self._next_turns(params)
         cfg = self.cfg
         t0 = time.perf_counter()
         batch, self.pending = self.pending, None
@@ -209,6 +237,26 @@ class RolloutCollector:
         t_rewards = time.perf_counter()
         programs_per_s, busy_frac = self._meter.measure(batch.scoring)
         experience = self._with_rewards(batch.experience, parts)
+        self.metrics = self._reward_metrics(experience, parts)
+        self.metrics |= {
+            # updates between the parameters that sampled the batch and this one (overlap: 1)
+            "rollout_lag": self.iteration - batch.sampled_at,
+            # sampling (this batch, or the next one with overlap) and handing programs over
+            "time_sample_s": t_sampled - t0,
+            "time_rewards_s": t_rewards - t_sampled,
+            # This host's programs of the batch per second of its scoring window, and the share
+            # of the reward pool's workers' time spent in jobs over that window.
+            "reward_programs_per_s": programs_per_s,
+            "reward_busy_frac": busy_frac,
+        }
+        # perf_counter marks of this call, for the trainer's whole-iteration timings
+        self.clock = {"start": t0, "device_done": t_device_done, "rewards_done": t_rewards}
+        self.pending = ahead
+        self.iteration += 1
+        return experience
+
+    def _reward_metrics(self, experience: Experience, parts) -> dict:
+        """Reward means, masking counts and per-plugin values of a scored batch; the caps."""
         means = reward_means(experience)
         counts = column_counts(experience, MASKING_COLUMNS)
         reward_errors = counts.get("reward_error", 0)
@@ -220,7 +268,7 @@ class RolloutCollector:
             infra_errors = counts["masked_infra"]
         else:  # a reward without the masking columns: every other masked sample
             infra_errors = num_invalid - reward_errors
-        self.metrics = {
+        metrics = {
             "reward_compile": means["compile"],
             "reward_tests": means["tests"],
             "reward_ast": means["ast"],
@@ -234,20 +282,51 @@ class RolloutCollector:
             # each reward plugin's mean over the samples it scored, and how many it masked
             **{f"reward_{name}": means[name] for name in plugin_masked},
             **{f"masked_{name}": n for name, n in plugin_masked.items()},
-            # updates between the parameters that sampled the batch and this one (overlap: 1)
-            "rollout_lag": self.iteration - batch.sampled_at,
-            # sampling (this batch, or the next one with overlap) and handing programs over
+        }
+        self.mean_score = means["total"]
+        return metrics
+
+    def _next_turns(self, params) -> Experience:
+        """rollout.turns > 1: the batch's trajectories (rollout/turns.py), scored on the
+        private tests, as one Experience of turns x B rows."""
+        from ppocoder_jax.parallel.mesh import host_local_to_global
+        from ppocoder_jax.rollout.turns import stack_turns, turn_metrics, turn_scores
+
+        t0 = time.perf_counter()
+        blocks, futures, info = self.turns.run(params, self.iteration)
+        scoring = Scoring(futures, self._busy_seconds)
+        t_sampled = time.perf_counter()
+        experience = stack_turns(blocks, self.policy, self.mesh)
+        jax.block_until_ready(experience)
+        t_device_done = time.perf_counter()
+        parts = scoring.results()
+        t_rewards = time.perf_counter()
+        programs_per_s, busy_frac = self._meter.measure(scoring)
+        final = self._with_rewards(blocks[0], parts)  # the trajectories' rewards, B rows
+        metrics = self._reward_metrics(final, parts)
+        total = np.asarray([p.columns()["total"] for p in parts], np.float32).reshape(-1)
+        valid = np.asarray([not p.masked for p in parts], np.float32).reshape(-1)
+        valid = np.where(np.isfinite(total), valid, 0.0)  # as _with_rewards masks them
+        total = np.where(valid > 0, total, 0.0)
+        per_turn = turn_scores(
+            info, total, valid, self.cfg.rollout.turn_discount,
+            self.cfg.reward.turn_shaping_weight,
+        )  # fmt: skip
+        scores = host_local_to_global(np.concatenate([s for s, _ in per_turn]), self.mesh)
+        valids = host_local_to_global(np.concatenate([v for _, v in per_turn]), self.mesh)
+        turns = len(per_turn)
+        rewards = {k: jnp.tile(v, turns) for k, v in final.rewards.items()}
+        experience = experience.replace(scores=scores, valid=valids, rewards=rewards)
+        passed = np.asarray([p.passed for p in parts], np.float32)
+        self.metrics = metrics | turn_metrics(info, passed, valid)
+        self.metrics |= {
+            "rollout_lag": 0,
             "time_sample_s": t_sampled - t0,
             "time_rewards_s": t_rewards - t_sampled,
-            # This host's programs of the batch per second of its scoring window, and the share
-            # of the reward pool's workers' time spent in jobs over that window.
             "reward_programs_per_s": programs_per_s,
             "reward_busy_frac": busy_frac,
         }
-        self.mean_score = means["total"]
-        # perf_counter marks of this call, for the trainer's whole-iteration timings
         self.clock = {"start": t0, "device_done": t_device_done, "rewards_done": t_rewards}
-        self.pending = ahead
         self.iteration += 1
         return experience
 
@@ -339,7 +418,9 @@ class RolloutCollector:
             self.sampler.encode(self.tokenizer, [e.prompt for e in examples])
         )
 
-    def sample_arrays(self, params, prompt_ids, prompt_mask, key, iteration: int = 0):
+    def sample_arrays(
+        self, params, prompt_ids, prompt_mask, key, iteration: int = 0, num_samples=None
+    ):
         """The sampler's RolloutBatch for these prompts at `iteration`'s temperature."""
         r = self.cfg.rollout
         sampling = None  # the sampler's own, from the rollout config
@@ -357,7 +438,7 @@ class RolloutCollector:
             key,
             sampling=sampling,
             max_new_tokens=self.length,
-            num_samples=r.num_samples,
+            num_samples=r.num_samples if num_samples is None else num_samples,
         )
 
     def _draw_prompts(self):

@@ -1,0 +1,175 @@
+"""Multi-turn rollouts (`rollout.turns > 1`): attempt, public-test feedback, revision.
+
+One batch of `train.batch_size x rollout.num_samples` trajectories, batched across rows:
+
+    turn 0: every row samples from the problem's prompt (the same draw as a single-turn batch)
+    turn k: rows still revising read `Observation` k (problem + attempts + feedback, through
+            rollout.feedback_template or the chat template) and sample again
+    final:  each row's last attempt is scored on the PRIVATE tests by the reward
+
+Every turn samples all rows (static shapes, the same program on every host); rows already
+done are masked (`turn_rows_done_frac` reports the share of sampled rows that were). The
+`Experience` holds the turns as blocks of rows, [turn 0 rows | turn 1 rows | ...], each block
+in the single-turn row order (sample j of prompt i at i * n + j), so a group of n consecutive
+rows is still one problem's samples and every registered estimator applies per turn. A turn's
+row is valid when the row sampled that turn and its trajectory was scored; its score is the
+final reward times rollout.turn_discount ** (turns after it), plus reward.turn_shaping_weight
+times that attempt's own public-test reward on turns that got feedback. Feedback never enters
+`tokens`: it is part of the next turn's prompt, which is never trained on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppocoder_jax.pipeline import faults
+from ppocoder_jax.ppo.experience import Experience
+from ppocoder_jax.rollout.environment import private_tests
+
+
+class TurnRunner:
+    def __init__(self, collector, env):
+        self.c, self.env = collector, env
+
+    def run(self, params, iteration: int):
+        """Sample every turn and hand the last attempts to the reward -> (the turns' unscored
+        Experiences, the final reward futures, what happened per row and turn)."""
+        from ppocoder_jax.parallel.mesh import batch_sharding, global_to_host_local
+
+        c, env = self.c, self.env
+        cfg = c.cfg
+        turns = cfg.rollout.turns
+        _, examples, prompts = c._draw_prompts()
+        key = jax.random.fold_in(c.sample_key, iteration)
+        rows = len(examples)
+        obs = [env.reset(e) for e in examples]
+        active = np.ones(rows, bool)  # still revising
+        alive = np.ones(rows, bool)  # no sandbox failure on the way
+        last_turn = np.zeros(rows, np.int64)
+        public_pass = np.zeros((turns, rows), bool)
+        shaped = np.zeros((turns, rows), np.float32)
+        sampled_active, blocks = [], []
+        final_texts: list[str] = [""] * rows
+        for k in range(turns):
+            if k == 0:
+                ids, mask, n = *prompts, cfg.rollout.num_samples
+            else:
+                ids, mask, n = *self._prompts([o.text for o in obs]), 1
+            # turn 0 draws exactly what a single-turn batch draws
+            out = c.sample_arrays(params, ids, mask, key if k == 0 else jax.random.fold_in(key, k),
+                                  iteration, num_samples=n)  # fmt: skip
+            faults.point("sample", iteration + 1)
+            texts = None
+            if cfg.rollout.stop:
+                out, texts = c._cut_at_stops(out)
+            placed = [out.prompt_ids, out.prompt_mask, out.tokens, out.token_mask]
+            placed = [jax.device_put(x, batch_sharding(c.mesh, x.ndim)) for x in placed]
+            blocks.append(c._statistics(params, *placed, sampled=out))
+            if texts is None:
+                tokens, token_mask = global_to_host_local((out.tokens, out.token_mask))
+                texts = c.sampler.decode(c.tokenizer, tokens, token_mask)
+            sampled_active.append(active.copy())
+            for r in np.flatnonzero(active):
+                final_texts[r], last_turn[r] = texts[r], k
+            if k == turns - 1:
+                break
+            futures = {r: env.step(examples[r], obs[r], texts[r]) for r in np.flatnonzero(active)}
+            for r, future in futures.items():
+                step = future.result()
+                shaped[k, r] = step.reward
+                if step.feedback is None:  # a sandbox failure: the row is masked, not scored
+                    alive[r] = active[r] = False
+                elif step.passed:
+                    public_pass[k, r], active[r] = True, False
+                else:
+                    obs[r] = env.observe(examples[r], obs[r], texts[r], step)
+        scored = [dataclasses.replace(e, tests=private_tests(e)) for e in examples]
+        futures = c.reward.submit(scored, final_texts)
+        faults.point("rewards", iteration + 1)
+        info = {
+            "active": np.stack(sampled_active),
+            "alive": alive,
+            "last_turn": last_turn,
+            "public_pass": public_pass,
+            "shaped": shaped,
+        }
+        return blocks, futures, info
+
+    def _prompts(self, texts):
+        """Global (ids, mask) of this host's next-turn prompts, padded to one bucket that every
+        host agrees on."""
+        from ppocoder_jax.parallel.mesh import host_local_to_global
+        from ppocoder_jax.rollout.bucketed_sampler import bucket_length, pad_prompts
+
+        c = self.c
+        seqs = c.sampler.encode(c.tokenizer, texts)
+        longest = max((len(s) for s in seqs), default=1)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            longest = int(np.max(multihost_utils.process_allgather(np.int32(longest))))
+        width = bucket_length(longest, c.cfg.rollout.length_buckets, c.sampler.max_source_length)
+        ids, mask = pad_prompts(seqs, width, c.policy.pad_id, c.policy.pad_side)
+        return host_local_to_global((ids, mask), c.mesh)
+
+
+def turn_scores(info, total: np.ndarray, valid: np.ndarray, discount: float, shaping: float):
+    """Per turn, this host's rows' (score, valid): the final reward discounted back from the
+    last turn, plus the shaped public-test reward of turns that got feedback."""
+    active, alive, last = info["active"], info["alive"], info["last_turn"]
+    out = []
+    for k in range(active.shape[0]):
+        ok = active[k] & alive & (valid > 0)
+        score = total * np.power(discount, np.maximum(last - k, 0)) + shaping * info["shaped"][k]
+        out.append((np.where(ok, score, 0.0).astype(np.float32), ok.astype(np.float32)))
+    return out
+
+
+def stack_turns(blocks: list[Experience], policy, mesh) -> Experience:
+    """The turns' Experiences as one, [turn 0 rows | turn 1 rows | ...], prompts padded to the
+    widest turn on the policy's padding side."""
+    from ppocoder_jax.parallel.mesh import batch_sharding
+
+    width = max(int(b.prompt_ids.shape[1]) for b in blocks)
+
+    def pad(x, value):
+        extra = width - x.shape[1]
+        if not extra:
+            return x
+        spec = ((0, 0), (extra, 0)) if policy.pad_side == "left" else ((0, 0), (0, extra))
+        return jnp.pad(x, spec, constant_values=value)
+
+    def cat(name, value=0):
+        parts = [getattr(b, name) for b in blocks]
+        if parts[0] is None:
+            return None
+        if name.startswith("prompt"):
+            parts = [pad(x, value) for x in parts]
+        whole = jnp.concatenate(parts, axis=0)
+        return jax.device_put(whole, batch_sharding(mesh, whole.ndim))
+
+    names = ("prompt_ids", "prompt_mask", "tokens", "token_mask")
+    stats = ("logprobs", "values", "ref_logprobs", "exact_kl")
+    fields = {n: cat(n, policy.pad_id if n == "prompt_ids" else 0) for n in names + stats}
+    return Experience(**fields)
+
+
+def turn_metrics(info, final_pass: np.ndarray, final_valid: np.ndarray) -> dict:
+    """How the turns went, over this host's scored trajectories."""
+    ok = info["alive"] & (final_valid > 0)
+    n = max(int(ok.sum()), 1)
+    first_fail = ok & ~info["public_pass"][0]
+    fixed = first_fail & (final_pass > 0)
+    sampled = info["active"].size
+    return {
+        "turns_mean": float((info["last_turn"][ok] + 1).sum() / n),
+        "public_pass_turn1": float(info["public_pass"][0][ok].sum() / n),
+        # share of the trajectories failing turn 1's public tests whose last attempt passes
+        "fix_rate": float(fixed.sum() / max(int(first_fail.sum()), 1)),
+        # sampled rows that were already done (their device work is spent and masked)
+        "turn_rows_done_frac": float(1.0 - info["active"].sum() / max(sampled, 1)),
+    }

@@ -1,0 +1,206 @@
+"""Multi-turn rollouts with execution feedback (rollout.turns > 1), on the tiny models with the
+real sandboxed reward: what each turn's prompt holds, that private tests are never shown, how
+the turns are credited, that a sandbox failure masks the row, the one-line errors at start-up,
+and `ppocoder train` end to end for both families."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers.tiny_models import ppo_start
+
+from ppocoder_jax.cli import main
+from ppocoder_jax.config import load_config
+from ppocoder_jax.errors import UserError
+from ppocoder_jax.model.policy import as_policy
+from ppocoder_jax.parallel.mesh import make_mesh
+from ppocoder_jax.rewards.composite import CompositeReward
+from ppocoder_jax.rollout.collector import RolloutCollector
+from ppocoder_jax.rollout.environment import CodeFeedbackEnv, Observation
+from ppocoder_jax.rollout.turns import turn_scores
+
+TURNS = ["rollout.turns=2", "data.max_source_length=128", "rollout.length_buckets=[16,32,64,128]"]
+
+
+@pytest.fixture(scope="module")
+def start():
+    return ppo_start()
+
+
+def split_examples(examples):
+    """The examples with their assert lines split: the first public, the rest private (so
+    that a test can look for the private ones in every prompt)."""
+    out = []
+    for e in examples:
+        lines = e.tests["test_code"].splitlines()
+        asserts = [i for i, line in enumerate(lines) if line.lstrip().startswith("assert")]
+        if len(asserts) < 2:
+            continue
+        keep = [line for i, line in enumerate(lines) if i not in asserts]
+        public = "\n".join(keep + [lines[asserts[0]]])
+        private = "\n".join(keep + [lines[i] for i in asserts[1:]])
+        out.append(
+            dataclasses.replace(
+                e, public_tests={"test_code": public}, private_tests={"test_code": private}
+            )
+        )
+    return out
+
+
+def collector_for(start, reward, *overrides, examples=None):
+    params, model_cfg, tokenizer, all_examples = start
+    cfg = load_config("tiny", ["train.run_dir=unused", "train.batch_size=2", *TURNS, *overrides])
+    collector = RolloutCollector(
+        cfg, as_policy(model_cfg), tokenizer, examples or all_examples, make_mesh(cfg.mesh),
+        reward, None, dtype=jnp.float32, sample_key=jax.random.PRNGKey(3),
+    )  # fmt: skip
+    return collector, params
+
+
+def test_two_turns_hold_feedback_never_private_tests(start):
+    examples = split_examples(start[3])
+    seen: list[Observation] = []
+    real = CodeFeedbackEnv.observe
+
+    def spy(self, *args):
+        obs = real(self, *args)
+        seen.append(obs)
+        return obs
+
+    with CompositeReward(load_config("tiny", []).reward) as reward:
+        collector, params = collector_for(start, reward, examples=examples)
+        CodeFeedbackEnv.observe = spy
+        try:
+            e = collector.next(params)
+        finally:
+            CodeFeedbackEnv.observe = real
+    rows = 2 * 2  # prompts x samples
+    assert e.tokens.shape[0] == 2 * rows  # [turn 0 rows | turn 1 rows]
+    m = collector.metrics
+    assert {"turns_mean", "public_pass_turn1", "fix_rate", "turn_rows_done_frac"} <= set(m)
+    # a random tiny model fails its first attempts: they got feedback and a second turn
+    assert seen and 1.0 <= m["turns_mean"] <= 2.0
+    for obs in seen:
+        assert obs.turn == 1 and "# Feedback:" in obs.text and "# Previous attempt:" in obs.text
+    privates = {
+        line.strip()
+        for ex in examples
+        for line in ex.private_tests["test_code"].splitlines()
+        if line.strip().startswith("assert")
+    }
+    for obs in seen:
+        assert not any(p in obs.text for p in privates), obs.text
+    # turn 1 rows are valid only where the row revised
+    valid = np.asarray(e.valid).reshape(2, rows)
+    assert valid[1].sum() <= valid[0].sum()
+    assert valid[1].sum() == len(seen)
+
+
+def test_turn_credit_discounts_back_from_the_last_attempt():
+    info = {
+        "active": np.array([[1, 1, 1], [1, 0, 1]], bool),
+        "alive": np.array([1, 1, 0], bool),
+        "last_turn": np.array([1, 0, 1]),
+        "shaped": np.array([[-0.3, 1.0, 0.0], [0.0, 0.0, 0.0]], np.float32),
+        "public_pass": np.array([[0, 1, 0], [0, 0, 0]], bool),
+    }
+    total = np.array([1.0, 0.5, 1.0], np.float32)
+    valid = np.ones(3, np.float32)
+    (s0, v0), (s1, v1) = turn_scores(info, total, valid, discount=0.5, shaping=0.1)
+    np.testing.assert_allclose(s0, [1.0 * 0.5 - 0.03, 0.5 + 0.1, 0.0])
+    np.testing.assert_array_equal(v0, [1, 1, 0])  # row 2: a sandbox failure on the way
+    np.testing.assert_allclose(s1, [1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(v1, [1, 0, 0])  # row 1 was done after turn 0
+
+
+def test_a_sandbox_failure_in_a_middle_turn_masks_the_row(start, monkeypatch):
+    import concurrent.futures as cf
+
+    from ppocoder_jax.rollout.environment import Step
+
+    real = CodeFeedbackEnv.step
+    calls = []
+
+    def first_fails(self, *args):  # rows are stepped in order: row 0 first
+        calls.append(1)
+        if len(calls) > 1:
+            return real(self, *args)
+        failed: cf.Future = cf.Future()
+        failed.set_result(Step(None, False, "INFRA_ERROR", 0.0))
+        return failed
+
+    monkeypatch.setattr(CodeFeedbackEnv, "step", first_fails)
+    with CompositeReward(load_config("tiny", []).reward) as reward:
+        collector, params = collector_for(start, reward)
+        e = collector.next(params)
+    valid = np.asarray(e.valid).reshape(2, -1)
+    assert not valid[:, 0].any()  # every turn of the row whose feedback failed
+    assert math.isfinite(collector.metrics["reward_tests"])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("rollout.feedback_template='{attempt} only'", "must contain {feedback}"),
+        ("rollout.feedback_template='{feedback} {nope}'", "does not format"),
+        ("train.overlap_rollouts=true", "not available with rollout.turns > 1"),
+    ],
+)
+def test_bad_multiturn_settings_are_one_line_errors(start, override, message):
+    with CompositeReward(load_config("tiny", []).reward) as reward:
+        with pytest.raises(UserError, match=message):
+            collector_for(start, reward, override)
+
+
+@pytest.mark.parametrize("bad", ["rollout.turns=0", "rollout.feedback_max_chars=0"])
+def test_bad_turn_numbers_fail_when_the_config_loads(bad):
+    with pytest.raises(UserError):
+        load_config("tiny", [bad])
+
+
+@pytest.mark.parametrize("family", ["t5", "decoder"])
+def test_ppocoder_train_with_two_turns(tmp_path, family):
+    run_dir = tmp_path / family
+    args = ["train", "--config", "tiny", *TURNS, f"model.family={family}", "train.steps=2"]
+    args += ["train.batch_size=4", "ppo.value_warmup_iters=0", "train.tensorboard=false"]
+    assert main([*args, f"train.run_dir={run_dir}"]) == 0
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    ppo = [r for r in rows if r["phase"] == "ppo"]
+    assert [r["step"] for r in ppo] == [1, 2]
+    for r in ppo:
+        assert r["samples"] == 4 * 2  # trajectories; the update saw 2 turns of rows
+        for key in ("score", "loss", "policy_loss", "fix_rate", "turns_mean"):
+            assert isinstance(r[key], float) and math.isfinite(r[key]), key
+    assert (run_dir / "final_model").is_dir()
+
+
+def test_ppocoder_eval_reports_the_first_attempt_and_the_fix_rate(tmp_path, monkeypatch):
+    """Greedy evaluation over 2 turns: pass@1 of the first attempts and of the last ones (on
+    the private tests) and the fix rate; revisions are drawn only for failing attempts."""
+    from ppocoder_jax.pipeline import evaluate as evaluate_module
+
+    prompts_per_turn = []
+    real = evaluate_module.generate_outputs
+
+    def spy(cfg, params, model_cfg, tokenizer, examples, **kwargs):
+        prompts_per_turn.append([e.prompt for e in examples])
+        return real(cfg, params, model_cfg, tokenizer, examples, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "generate_outputs", spy)
+    run_dir = tmp_path / "eval"
+    args = ["eval", "--config", "tiny", *TURNS, f"train.run_dir={run_dir}", "eval.greedy=true"]
+    assert main(args) == 0
+    metrics = json.loads((run_dir / "eval_test.json").read_text())
+    for key in ("pass@1", "pass@1_turn1", "fix_rate"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    first, *revisions = prompts_per_turn
+    assert len(first) == metrics["num_problems"]
+    # a random model fails: every failing first attempt was revised once, with its feedback
+    assert len(revisions) == 1 and len(revisions[0]) == metrics["first_attempt_failures"]
+    assert all("# Feedback:" in p for p in revisions[0])
