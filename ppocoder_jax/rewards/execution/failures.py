@@ -29,12 +29,14 @@ _MAX_COMPILE_LINES = 10
 
 # A job's directory, as the program, the compiler or a server sees it: "/sandbox" (bwrap),
 # "<root>/ppocoder-exec-<id>[/job-<n>|/<lang>-server-<n>|/pyserver-<n>]" (limits-only mode).
-_DIR = (
-    r"(?:/[\w.-]+)*/(?:sandbox|ppocoder-exec-\w+)"
-    r"(?:/(?:job-\d+(?:-io)?|[\w.-]+-server-\d+|pyserver-\d+))?"
+# Found by its own name, then extended back over the path before it (a regex that starts
+# with the path backtracks quadratically on a long run of "/x/x/x").
+_DIR = re.compile(
+    r"/(?:sandbox|ppocoder-exec-\w+)(?:/(?:job-\d+(?:-io)?|[\w.-]+-server-\d+|pyserver-\d+))?"
 )
-_IN_DIR = re.compile(_DIR + "/")
-_BARE_DIR = re.compile(_DIR + r"(?![\w./-])")
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+_PATH_CHARS = _NAME_CHARS | {"/"}
+_BACK_CHARS = 4096  # how far back a directory's path is looked for
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 _JAVA = re.compile(r'^Exception in thread "[^"\n]*" (.+)$', re.MULTILINE)
@@ -55,10 +57,28 @@ _PY_LINE = re.compile(r"\(<ppocoder-program>, line (\d+)\)$")
 
 def scrub(text: str) -> str:
     """Job directory paths dropped ("/sandbox/program.js:1" -> "program.js:1"; a bare
-    directory -> "<sandbox>") and object addresses removed. For short texts: the path regex
-    backtracks quadratically on a long run of "/x/x/x"."""
-    text = _IN_DIR.sub("", text)
-    text = _BARE_DIR.sub("<sandbox>", text)
+    directory -> "<sandbox>") and object addresses (" at 0x7f...") removed. Linear time."""
+    if "/sandbox" in text or "/ppocoder-exec-" in text:
+        out, pos = [], 0
+        for m in _DIR.finditer(text):
+            start, end = m.start(), m.end()
+            after = text[end : end + 1]
+            if after == "." and text[end + 1 : end + 2] not in _NAME_CHARS:
+                after = ""  # the end of a sentence
+            if after in _NAME_CHARS and after:  # "/sandboxes": another name
+                continue
+            j = start
+            while j > max(pos, start - _BACK_CHARS) and text[j - 1] in _PATH_CHARS:
+                j -= 1
+            first_slash = text.find("/", j, start)
+            out.append(text[pos : start if first_slash < 0 else first_slash])
+            if after == "/":
+                end += 1
+            else:
+                out.append("<sandbox>")
+            pos = end
+        out.append(text[pos:])
+        text = "".join(out)
     return _ADDRESS.sub("", text)
 
 
