@@ -204,3 +204,48 @@ def test_ppocoder_eval_reports_the_first_attempt_and_the_fix_rate(tmp_path, monk
     # a random model fails: every failing first attempt was revised once, with its feedback
     assert len(revisions) == 1 and len(revisions[0]) == metrics["first_attempt_failures"]
     assert all("# Feedback:" in p for p in revisions[0])
+
+
+def test_a_stopped_two_turn_run_resumes_exactly(start, tmp_path):
+    """Preemption after update 1 of 3; the resumed run ends bit for bit where an uninterrupted
+    one ends (parameters, optimizer state, every metric but timings)."""
+    from ppocoder_jax.pipeline.ppo_trainer import PPOTrainer
+
+    timings = {"time_sample_s", "time_rewards_s", "time_update_s", "reward_wait_frac",
+               "reward_programs_per_s", "reward_busy_frac"}  # fmt: skip
+
+    class Rows:
+        def __init__(self):
+            self.rows = []
+
+        def log(self, phase, step, metrics):
+            self.rows.append({k: v for k, v in metrics.items() if k not in timings})
+
+        def rewind(self, phase, step):
+            self.rows = self.rows[:step]
+
+    def run(run_dir, stop_after=None):
+        params, model_cfg, tokenizer, examples = start
+        cfg = load_config(
+            "tiny", [f"train.run_dir={run_dir}", "train.batch_size=2", "train.steps=3",
+                     "train.save_every=100", "train.tensorboard=false", *TURNS],
+        )  # fmt: skip
+        logger = Rows()
+        with CompositeReward(cfg.reward) as reward:
+            trainer = PPOTrainer(
+                cfg, params, model_cfg, tokenizer, examples, run_dir, logger, reward
+            )
+            stop = None if stop_after is None else (lambda: trainer.iteration >= stop_after)
+            done = trainer.train(stop=stop)
+        return trainer, done, logger.rows
+
+    ref, done, ref_rows = run(tmp_path / "ref")
+    assert done
+    _, done, first = run(tmp_path / "stopped", stop_after=1)
+    assert not done
+    resumed, done, rest = run(tmp_path / "stopped")
+    assert done and resumed.iteration == 3
+    jax.tree.map(
+        np.testing.assert_array_equal, jax.device_get(resumed.state), jax.device_get(ref.state)
+    )
+    assert first + rest == ref_rows
