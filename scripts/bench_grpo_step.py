@@ -27,7 +27,7 @@ iteration at a time, A B C A B C ..., and the table reports medians):
   byte-compiles each completion as a Python program, which only adds to our side's time): the
   jitted sampler (`rollout.Sampler`), the reference log-probs (computed while the reward threads
   run), the registries' grpo advantages, and `learn_from_experience` -> the jitted train step.
-  `--draw` sets `rollout.draw` (default cdf: inverse-CDF draws; gumbel is the config's default)
+  `--draw` sets `rollout.draw` (default cdf: inverse-CDF draws, also the config's default)
   and `--old-logprobs` sets `ppo.old_logprobs` (default sampler: the log-probs the sampler
   recorded, so no policy forward over the batch, as TRL and tunix do on-policy; recompute is
   the config's default and adds that forward pass).

@@ -118,7 +118,7 @@ def test_each_update_learns_from_the_batch_its_sampling_parameters_gave(
     parameters' teacher-forced statistics."""
     from ppocoder_jax.ppo import train_step
     from ppocoder_jax.ppo.policy_apply import rollout_statistics
-    from ppocoder_jax.rollout.collector import DataStream
+    from ppocoder_jax.rollout.data_stream import DataStream
 
     cfg = _cfg(tmp_path / "run", f"train.overlap_rollouts={str(overlap).lower()}")
     seen = []  # per update: (parameters before it, what it learned from)

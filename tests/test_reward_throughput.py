@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ppocoder_jax.rollout.collector import Scoring, ThroughputMeter
+from ppocoder_jax.rollout.scoring import Scoring, ThroughputMeter
 
 
 def test_executor_busy_seconds_count_running_and_finished_jobs():

@@ -25,7 +25,6 @@ scores this batch, and the pool scores it during the update. That batch waits in
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from dataclasses import dataclass
 
@@ -35,8 +34,11 @@ import numpy as np
 
 from ppocoder_jax.errors import UserError
 from ppocoder_jax.pipeline import faults
-from ppocoder_jax.ppo.experience import Experience, column_counts, reward_means
+from ppocoder_jax.ppo.experience import Experience
 from ppocoder_jax.ppo.policy_apply import reference_logprobs, rollout_statistics
+from ppocoder_jax.rollout.data_stream import DataStream
+from ppocoder_jax.rollout.reward_columns import reward_metrics, with_rewards
+from ppocoder_jax.rollout.scoring import Scoring, ThroughputMeter
 
 
 def training_examples(cfg, examples: list) -> list:
@@ -51,87 +53,6 @@ def training_examples(cfg, examples: list) -> list:
             "the task has no training examples (with tests, when reward.tests_weight != 0)"
         )
     return examples
-
-
-# 0/1 columns counted over every sample (why a sample was left out of the update)
-MASKING_COLUMNS = ("reward_error", "masked_infra", "masked_plugin", "masked_nonfinite")
-# RewardParts.columns() of a reward without plugins
-_BUILTIN_COLUMNS = (
-    "total", "valid", "compile", "tests", "ast", "dfg", "compiled", "passed", "reward_error",
-)  # fmt: skip
-
-
-@dataclass
-class DataStream:
-    """Deterministic order over the training examples: epoch e is permutation(seed, e)."""
-
-    n: int
-    seed: int
-    position: int = 0
-
-    def next_indices(self, batch_size: int) -> np.ndarray:
-        out = []
-        while len(out) < batch_size:
-            epoch, offset = divmod(self.position, self.n)
-            perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
-            take = min(batch_size - len(out), self.n - offset)
-            out.extend(perm[offset : offset + take].tolist())
-            self.position += take
-        return np.asarray(out)
-
-
-class Scoring:
-    """One batch's reward futures, timed: when they were handed over and when the last one came
-    back, each with the reward pool's busy seconds at that moment."""
-
-    def __init__(self, futures: list, busy_seconds):
-        self.futures = futures
-        self._busy_seconds = busy_seconds
-        self.submitted = (time.perf_counter(), busy_seconds())
-        self.done: tuple[float, float] | None = None
-        self._all_done = threading.Event()
-        self._left = len(futures)
-        self._lock = threading.Lock()
-        if not futures:
-            self._finish()
-        for future in futures:
-            future.add_done_callback(self._one_done)
-
-    def _one_done(self, _future) -> None:
-        with self._lock:
-            self._left -= 1
-            if self._left:
-                return
-        self._finish()
-
-    def _finish(self) -> None:
-        self.done = (time.perf_counter(), self._busy_seconds())
-        self._all_done.set()
-
-    def results(self) -> list:
-        parts = [f.result() for f in self.futures]
-        self._all_done.wait()  # the done callbacks run just after result() returns
-        return parts
-
-
-class ThroughputMeter:
-    """Programs scored per second and the pool's busy fraction over each batch's scoring
-    window: from its hand-over, or from when the batch before it was done if that was later
-    (the pool works through batches in order), to its last result."""
-
-    def __init__(self, workers: int):
-        self.workers = workers
-        self._last: Scoring | None = None
-
-    def measure(self, scoring: Scoring) -> tuple[float, float]:
-        start = scoring.submitted
-        before = self._last
-        if before is not None and before.done is not None and before.done[0] > start[0]:
-            start = before.done
-        self._last = scoring
-        window = max(scoring.done[0] - start[0], 1e-3)
-        busy = (scoring.done[1] - start[1]) / (self.workers * window)
-        return len(scoring.futures) / window, busy
 
 
 @dataclass
@@ -256,34 +177,7 @@ class RolloutCollector:
         return experience
 
     def _reward_metrics(self, experience: Experience, parts) -> dict:
-        """Reward means, masking counts and per-plugin values of a scored batch; the caps."""
-        means = reward_means(experience)
-        counts = column_counts(experience, MASKING_COLUMNS)
-        reward_errors = counts.get("reward_error", 0)
-        self._check_reward_errors(reward_errors, experience.num_rows, parts)
-        plugin_masked = self._plugin_masked(experience)
-        self._check_masked(counts, plugin_masked, experience.num_rows)
-        num_invalid = experience.num_rows - int(jax.device_get(experience.valid.sum()))
-        if "masked_infra" in counts:
-            infra_errors = counts["masked_infra"]
-        else:  # a reward without the masking columns: every other masked sample
-            infra_errors = num_invalid - reward_errors
-        metrics = {
-            "reward_compile": means["compile"],
-            "reward_tests": means["tests"],
-            "reward_ast": means["ast"],
-            "reward_dfg": means["dfg"],
-            "compile_rate": means["compiled"],
-            "pass_rate": means["passed"],
-            "samples": experience.num_rows,
-            "infra_errors": infra_errors,
-            "reward_errors": reward_errors,
-            **{k: v for k, v in counts.items() if k not in ("masked_infra", "reward_error")},
-            # each reward plugin's mean over the samples it scored, and how many it masked
-            **{f"reward_{name}": means[name] for name in plugin_masked},
-            **{f"masked_{name}": n for name, n in plugin_masked.items()},
-        }
-        self.mean_score = means["total"]
+        metrics, self.mean_score = reward_metrics(self.cfg, experience, parts, self.iteration)
         return metrics
 
     def _next_turns(self, params) -> Experience:
@@ -345,71 +239,8 @@ class RolloutCollector:
         )[1]
 
     def _with_rewards(self, experience: Experience, parts) -> Experience:
-        """The batch with this host's reward parts assembled into global [B] columns by name."""
-        from ppocoder_jax.parallel.mesh import host_local_to_global
-
-        rows = [p.columns() for p in parts]
-        names = list(rows[0]) if rows else list(self.column_names())
-        local = {n: np.asarray([r[n] for r in rows], np.float32).reshape(-1) for n in names}
-        # The last guard before the learner: a score that is not finite is never learned from,
-        # whatever reward object produced it; it is masked and counted.
-        # (Every host has the same columns, as host_local_to_global needs.)
-        bad = ~np.isfinite(local["total"])
-        flagged = local.get("masked_nonfinite", np.zeros_like(local["total"]))
-        local["masked_nonfinite"] = np.maximum(flagged, bad).astype(np.float32)
-        if bad.any():
-            local["valid"] = np.where(bad, 0.0, local["valid"]).astype(np.float32)
-            local["total"] = np.where(bad, 0.0, local["total"]).astype(np.float32)
-        columns = host_local_to_global(local, self.mesh)
-        scores, valid = columns.pop("total"), columns.pop("valid")
-        return experience.replace(scores=scores, valid=valid, rewards=columns)
-
-    def column_names(self) -> list[str]:
-        """The reward columns every batch has (the same on every host, also for no rows)."""
         names = getattr(self.reward, "column_names", None)
-        return list(names()) if names is not None else list(_BUILTIN_COLUMNS)
-
-    @staticmethod
-    def _plugin_masked(experience: Experience) -> dict[str, int]:
-        """Per reward plugin column (`plugin/<name>`): the samples it gave no finite value."""
-        return {
-            name: int(jax.device_get((~jnp.isfinite(column)).sum()))
-            for name, column in experience.rewards.items()
-            if name.startswith("plugin/")
-        }
-
-    def _check_masked(self, counts: dict, plugin_masked: dict, total: int) -> None:
-        """Samples masked for a plugin's missing value or a non-finite part are capped like
-        reward errors (`reward.max_error_frac`): a reward that scores (almost) nothing must not
-        train on what is left and exit 0."""
-        bound = self.cfg.reward.max_error_frac
-        for name, why in (
-            ("masked_plugin", "a reward plugin gave no finite value"),
-            ("masked_nonfinite", "a reward part was NaN or infinite"),
-        ):
-            count = counts.get(name, 0)
-            if count > bound * total:
-                worst = max(plugin_masked.items(), key=lambda kv: kv[1], default=None)
-                which = ""
-                if name == "masked_plugin" and worst is not None:
-                    which = f" (the most by {worst[0].removeprefix('plugin/')}: {worst[1]})"
-                raise UserError(
-                    f"{count} of {total} samples masked in PPO iteration {self.iteration}: "
-                    f"{why}{which}; more than reward.max_error_frac={bound}"
-                )
-
-    def _check_reward_errors(self, count: int, total: int, parts) -> None:
-        """Masked samples whose reward raised are logged; too many in one batch end the run."""
-        if not count:
-            return
-        first = next((p.reward_error for p in parts if p.reward_error is not None), None)
-        bound = self.cfg.reward.max_error_frac
-        if count > bound * total:
-            raise UserError(
-                f"{count} of {total} samples' rewards raised in PPO iteration {self.iteration} "
-                f"(more than reward.max_error_frac={bound}); first on this host: {first}"
-            )
-        print(f"PPO iteration {self.iteration}: {count} sample(s) masked, reward raised: {first}")
+        return with_rewards(experience, parts, self.mesh, names() if names else None)
 
     # -- sampling -----------------------------------------------------------------------------
 
