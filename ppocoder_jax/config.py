@@ -245,7 +245,7 @@ class RewardConfig:
     # f(completions, prompts, **columns) -> list[float | None] (columns: id, target, lang,
     # tests, meta). Each batch runs them on host threads beside the execution rewards; their
     # values add to the score with function_weights (empty = 1 each); a None masks the sample
-    # like an INFRA_ERROR. See README "Reward plugins".
+    # like an INFRA_ERROR. See docs/rewards.md.
     functions: tuple[str, ...] = ()
     function_weights: tuple[float, ...] = ()
     # The program in a model's answer (rewards/extract.py): "none" (the answer as it is),
@@ -435,7 +435,7 @@ class TrainConfig:
     # parameters before update k; its old log-probs, values, reference log-probs and KL are
     # computed with those sampling parameters, so the PPO ratio starts from the behaviour policy
     # and its clip bounds the extra step. Faster when scoring costs about as much as the device
-    # work (README, PPO); checkpoints keep the sampled batch, so resume stays exact.
+    # work (docs/performance.md); checkpoints keep the sampled batch, so resume stays exact.
     overlap_rollouts: bool = False
     # PPO: an optimizer step whose loss or gradient is not finite is skipped (never applied;
     # counted as skipped_updates); this many skipped steps in a row end the run with an error.
