@@ -317,6 +317,15 @@ def test_compile_errors_show_the_first_error_without_paths(results):
         assert " at " not in failure.message and "Node.js" not in failure.message  # no stack
 
 
+def test_python_compile_errors_read_the_same_in_and_out_of_process(ex):
+    # over executor._IN_PROCESS_PY_LIMIT characters: byte-compiled in the sandbox instead
+    program = "def f(x)\n    return x\n"
+    small, big = ex.run_many([("python", program), ("python", program + "# padding\n" * 25_000)])
+    assert small.verdict is big.verdict is V.COMPILE_ERROR
+    assert small.failure == big.failure
+    assert small.failure.message == "SyntaxError: expected ':' (program.py, line 1)\n    def f(x)"
+
+
 def test_a_cached_result_carries_the_same_failure(ex):
     job = (
         "python",
@@ -431,6 +440,20 @@ def test_a_long_compiler_message_still_shows_its_first_error():
         messages.append(r.failure.message)
     assert messages[0] == messages[1]
     assert messages[0].startswith("program.c:2:12: error:") and "y0" in messages[0]
+
+
+def test_a_failure_that_cannot_be_described_leaves_the_verdict(monkeypatch, caplog):
+    from ppocoder_jax.rewards.execution import failures
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(failures, "stdio_failure", broken)
+    with Executor(workers=1, timeout_s=TIMEOUT_S, cache=False) as executor:
+        r = executor.submit(*JOBS["py_stdio_wrong"][0]).result()
+    assert (r.verdict, r.detail, r.failure) == (V.WRONG_ANSWER, "test 0: wrong answer: '-1'", None)
+    assert "describing a failure failed" in caplog.text
+    assert feedback_text(r, max_chars=100) == "Wrong answer."
 
 
 def test_feedback_text_contract():

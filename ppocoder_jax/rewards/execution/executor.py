@@ -10,7 +10,9 @@ to persistent sandboxed Python servers (python_server.py: no interpreter start p
 they can be built, else to one sandboxed interpreter per job (`python_server=False`).
 JavaScript, PHP, C# and C compile checks go to persistent sandboxed check servers
 (check_server.py and one module per language) with the per-job verdicts, else one sandboxed
-toolchain process per program (`compile_servers=False`).
+toolchain process per program (`compile_servers=False`). A failing result says what failed
+(`ExecutionResult.failure`: the failing test's input, expected and actual values or the error;
+failures.py), the same on every path and from the cache, for feedback (rewards/feedback.py).
 """
 
 from __future__ import annotations
@@ -63,7 +65,6 @@ from ppocoder_jax.rewards.execution.verdicts import (
     ExecutionResult,
     TestFailure,
     Verdict,
-    failure_kind,
     make_result,
     worst,
 )
@@ -369,7 +370,7 @@ class Executor:
                     compiled=False,
                     tests_total=total,
                     detail=detail,
-                    failure=failures.compile_failure(detail, "python", program=program),
+                    failure=_described(failures.compile_failure, detail, "python", program=program),
                 )
             if tests is None:
                 return make_result(Verdict.COMPILED, compiled=True)
@@ -401,7 +402,7 @@ class Executor:
                             compiled=False,
                             tests_total=total,
                             detail=why,
-                            failure=failures.compile_failure(why, lang),
+                            failure=_described(failures.compile_failure, why, lang),
                         )
             if tests is None:
                 return make_result(Verdict.COMPILED, compiled=True)
@@ -425,7 +426,7 @@ class Executor:
                     compiled=False,
                     tests_total=total,
                     detail=_tail(outcome[1]),
-                    failure=failures.compile_failure(outcome[1], spec.name),
+                    failure=_described(failures.compile_failure, outcome[1], spec.name),
                 )
         if spec.name == "java" and not self._javac.broken:
             outcome = self._javac_compile(work, source)
@@ -438,7 +439,7 @@ class Executor:
                     compiled=False,
                     tests_total=total,
                     detail=_tail(message),
-                    failure=failures.compile_failure(message, spec.name),
+                    failure=_described(failures.compile_failure, message, spec.name),
                 )
         if spec.name == "python":
             cmd = [
@@ -474,7 +475,7 @@ class Executor:
                 compiled=False,
                 tests_total=total,
                 detail=why,
-                failure=failures.compile_failure(why, spec.name),
+                failure=_described(failures.compile_failure, why, spec.name),
             )
         if out.returncode != 0:
             return make_result(
@@ -482,8 +483,10 @@ class Executor:
                 compiled=False,
                 tests_total=total,
                 detail=_tail(out.stderr + out.stdout),
-                failure=failures.compile_failure(
-                    (out.stderr + out.stdout).decode("utf-8", errors="replace"), spec.name
+                failure=_described(
+                    failures.compile_failure,
+                    (out.stderr + out.stdout).decode("utf-8", errors="replace"),
+                    spec.name,
                 ),
             )
         return None
@@ -613,7 +616,9 @@ class Executor:
                     if failure[0] is not Verdict.WRONG_ANSWER
                     else failure[1],
                 )
-                first = failures.stdio_failure(spec.name, i, given, expected, out, failure[0])
+                first = _described(
+                    failures.stdio_failure, spec.name, i, given, expected, out, failure[0]
+                )
             if failure[0] in STOPS_TESTING:
                 break
         return make_result(
@@ -697,15 +702,17 @@ class Executor:
                 Verdict.INFRA_ERROR, compiled=True, tests_total=total, detail=out.infra_detail
             )
         if report.load_error:
-            timeout = report.load_error == "timeout"
-            v = Verdict.TIMEOUT if timeout else _error_verdict(report.load_error)
-            why = "time limit exceeded while loading the program" if timeout else report.load_error
+            v = (
+                Verdict.TIMEOUT
+                if report.load_error == "timeout"
+                else _error_verdict(report.load_error)
+            )
             return make_result(
                 v,
                 compiled=True,
                 tests_total=total,
                 detail=f"loading the program: {report.load_error}",
-                failure=TestFailure(0, failure_kind(v), message=failures.scrub(why[:1000])),
+                failure=_described(failures.load_failure, v, report.load_error),
             )
         verdict, passed, detail, first = Verdict.PASS, 0, "", None
         for i in range(total):
@@ -715,7 +722,7 @@ class Executor:
                     "the program exited before its tests finished",
                 )
                 if worst(verdict, failure[0]) is not verdict:
-                    first = self._runner_exit_failure(tests, i, failure[0], out, report)
+                    first = _described(self._runner_exit_failure, tests, i, failure[0], out, report)
                 verdict, detail = worst(verdict, failure[0]), f"test {i}: {failure[1]}"
                 break
             status, payload = report.results[i]
@@ -739,7 +746,8 @@ class Executor:
                 v, why = _error_verdict(payload), f"test {i}: {payload}"
             if worst(verdict, v) is not verdict:
                 verdict, detail = v, why
-                first = failures.runner_failure(
+                first = _described(
+                    failures.runner_failure,
                     tests,
                     i,
                     v,
@@ -757,7 +765,7 @@ class Executor:
             )
             verdict, detail = failure
             passed = min(passed, total - 1)
-            first = self._runner_exit_failure(tests, passed, verdict, out, report)
+            first = _described(self._runner_exit_failure, tests, passed, verdict, out, report)
         elif out.output_limited and verdict is not Verdict.PASS:
             verdict = Verdict.OUTPUT_LIMIT
             if first is not None:
@@ -790,6 +798,16 @@ class Executor:
         return failures.runner_failure(
             tests, index, verdict, info=report.info.get(index), message=message
         )
+
+
+def _described(build, *args, **kwargs) -> TestFailure | None:
+    """A failure's description (failures.py) never changes a verdict: should building it
+    raise, that is logged and the result has no failure."""
+    try:
+        return build(*args, **kwargs)
+    except Exception:
+        log.exception("describing a failure failed (the verdict stands)")
+        return None
 
 
 def _job_key(lang: str, program: str, tests: dict | None, link: bool) -> bytes:

@@ -160,8 +160,8 @@ def compile_message(text: str, lang: str) -> str:
         # but the frames, the blank lines and the banner.
         kept = [ln for ln in lines if ln.strip() and not _NODE_NOISE.match(ln)]
         return scrub("\n".join(kept[:_MAX_COMPILE_LINES]))
-    if lang == "python":  # python_compiles: one line
-        return scrub((lines[0] if lines else "").replace("<ppocoder-program>", "program.py"))
+    if lang == "python":
+        return _python_compile_message(lines)
     start = next((i for i, ln in enumerate(lines) if "error" in ln.lower()), None)
     if start is None:  # a limit, a crash: the beginning of whatever it said
         kept = [ln for ln in lines if ln.strip()][:_MAX_COMPILE_LINES]
@@ -173,6 +173,28 @@ def compile_message(text: str, lang: str) -> str:
         if ln.strip():
             kept.append(ln)
     return scrub("\n".join(kept))
+
+
+_PY_FILE_LINE = re.compile(r'^\s*File "([^"]*)", line (\d+)')
+
+
+def _python_compile_message(lines: list[str]) -> str:
+    """python_compiles' one line, or the traceback of a compile in the sandbox (a program too
+    long to byte-compile in-process) said the same way: "<error> (program.py, line N)" and the
+    line's source."""
+    lines = [ln for ln in lines if ln.strip()]
+    if len(lines) <= 1:
+        return scrub((lines[0] if lines else "").replace("<ppocoder-program>", "program.py"))
+    message = lines[-1].strip()
+    for i in range(len(lines) - 2, -1, -1):
+        m = _PY_FILE_LINE.match(lines[i])
+        if m is not None:
+            name = m.group(1).rsplit("/", 1)[-1]
+            message += f" ({name}, line {m.group(2)})"
+            if i + 1 < len(lines) - 1 and lines[i + 1].startswith("    "):
+                message += "\n    " + lines[i + 1].strip()
+            break
+    return scrub(message)
 
 
 def python_compile_message(detail: str, program: str) -> str:
@@ -195,6 +217,13 @@ def compile_failure(text: str, lang: str, *, program: str = "") -> TestFailure:
     else:
         message = compile_message(text, lang)
     return TestFailure(None, "compile_error", message=message or "compilation failed")
+
+
+def load_failure(verdict: Verdict, why: str) -> TestFailure:
+    """The program failed while it was loaded, before its first call- or assert-style test."""
+    if why == "timeout":
+        why = "time limit exceeded while loading the program"
+    return TestFailure(0, failure_kind(verdict), message=scrub(why[:_LINE_CHARS]))
 
 
 def _clipped(text: str) -> str:
