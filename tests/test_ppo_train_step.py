@@ -13,13 +13,13 @@ from helpers.trees import assert_close_to_scale
 
 from ppocoder_jax.config import KLConfig, OptimConfig, PPOConfig
 from ppocoder_jax.ppo import kernels as K
+from ppocoder_jax.ppo.kl import update_kl_state
 from ppocoder_jax.ppo.state import init_train_state, make_optimizer, make_schedule
 from ppocoder_jax.ppo.train_step import (
     build_loss_and_grads,
     build_train_step,
     compute_advantages,
     ppo_update,
-    update_state_kl,
 )
 
 V = 16
@@ -174,7 +174,7 @@ def test_kl_state_in_train_state():
     tx = make_optimizer(OptimConfig())
     kcfg = KLConfig(kind="adaptive", init_coef=0.1, target=1.0, horizon=100)
     st = init_train_state(init_toy_params(jax.random.PRNGKey(0)), tx, kcfg, jax.random.PRNGKey(0))
-    st = update_state_kl(st, 3.0, 10, kcfg)
+    st = st.replace(kl=update_kl_state(st.kl, 3.0, 10, kcfg))
     assert float(st.kl.coef) == pytest.approx(0.1 * (1 + 0.2 * 10 / 100), rel=1e-6)
 
 

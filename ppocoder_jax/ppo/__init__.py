@@ -46,7 +46,6 @@ from ppocoder_jax.ppo.train_step import (
     minibatch_indices,
     ppo_batch_shardings,
     ppo_update,
-    update_state_kl,
     uses_reference,
 )
 
@@ -90,7 +89,6 @@ __all__ = [
     "token_logprobs",
     "train_state_shardings",
     "update_kl_state",
-    "update_state_kl",
     "uses_reference",
     "value_loss",
     "whiten",

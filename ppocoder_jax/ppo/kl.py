@@ -11,6 +11,8 @@ and ``n`` is the number of samples behind that observation (the batch size).
 
 from __future__ import annotations
 
+import functools
+
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -49,6 +51,9 @@ def adaptive_kl_update(state: KLState, observed_kl, n_steps, cfg: KLConfig) -> K
 KL_CONTROLLERS = {"fixed": fixed_kl_update, "adaptive": adaptive_kl_update}
 
 
+@functools.partial(jax.jit, static_argnames=("cfg",))
 def update_kl_state(state: KLState, observed_kl, n_steps, cfg: KLConfig) -> KLState:
-    """Advance the controller by one rollout batch (``cfg.kind`` picks the rule)."""
+    """Advance the controller by one rollout batch (``cfg.kind`` picks the rule). Jitted over
+    the controller's few scalars alone: a jit of the whole train state (not donated) would copy
+    the parameters and the optimizer state every iteration."""
     return KL_CONTROLLERS[cfg.kind](state, observed_kl, n_steps, cfg)

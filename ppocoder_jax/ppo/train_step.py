@@ -20,7 +20,7 @@ One PPO iteration (host loop, see ``ppo_update``; ``learn_from_experience`` is t
                      old_values=rollout.values, advantages=adv["advantages"],
                      returns=adv["returns"])
     state, metrics = ppo_update(state, batch, train_step, cfg.ppo)
-    state = update_state_kl(state, adv["mean_kl"], batch_size, cfg.kl)
+    state = state.replace(kl=update_kl_state(state.kl, adv["mean_kl"], batch_size, cfg.kl))
 
 Exact reductions: every loss is a ``(sum, count)`` pair; a minibatch's loss is
 ``(agg_pg + beta agg_kl) / agg_count + (vf_coef sum_vf - ent_coef sum_ent) / count`` with
@@ -148,18 +148,6 @@ def compute_advantages(
         "mean_length": jnp.sum(scored_mask) / n_valid,
         "groups_dropped": groups_dropped,
     }
-
-
-@functools.partial(jax.jit, static_argnames=("kl_cfg",))
-def _update_kl(kl_state, observed_kl, n_samples, kl_cfg: KLConfig):
-    return update_kl_state(kl_state, observed_kl, n_samples, kl_cfg)
-
-
-def update_state_kl(state: TrainState, observed_kl, n_samples: int, kl_cfg: KLConfig):
-    """Advance the KL controller in ``state`` after a rollout batch of ``n_samples``. Only the
-    controller's few scalars go through the jit: a jit of the whole state (not donated) copied
-    the parameters and the optimizer state every iteration."""
-    return state.replace(kl=_update_kl(state.kl, observed_kl, n_samples, kl_cfg))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -555,7 +543,7 @@ def learn_from_experience(
         returns=adv["returns"],
     )
     state, metrics = ppo_update(state, batch, train_step, ppo_cfg)
-    state = update_state_kl(state, adv["mean_kl"], e.tokens.shape[0], kl_cfg)
+    state = state.replace(kl=update_kl_state(state.kl, adv["mean_kl"], e.tokens.shape[0], kl_cfg))
     if ppo_cfg.dynamic_sampling:
         metrics["groups_dropped"] = int(jax.device_get(adv["groups_dropped"]))
     return state, adv, metrics
