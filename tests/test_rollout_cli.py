@@ -116,3 +116,24 @@ def test_bad_input_is_a_one_line_error(hf_dir, tmp_path, capsys):
     rc, out, err = run_cli(capsys, "--model", no_tok, "--prompt", "x")
     assert rc == 2 and "tokenizer" in err
     assert err.startswith("ppocoder generate: error:") and len(err.strip().splitlines()) == 1
+
+
+def test_stop_strings_end_the_text_before_them(hf_dir, capsys):
+    """--stop: each sample's text ends right before its first stop string, its token ids end at
+    the token that completed it; samples without one are unchanged."""
+    base = ["--model", hf_dir, "--prompt", PROMPTS[0], "--max-new-tokens", MAX_NEW, "--json"]
+    base += ["--num-samples", 4, "--top-k", 0, "--seed", 3]
+    rc, out, err = run_cli(capsys, *base)
+    assert rc == 0, err
+    plain = records(out)
+    stop = next(ch for r in plain for ch in r["text"][1:] if ch.strip())  # a char they contain
+    rc, out, err = run_cli(capsys, *base, "--stop", stop)
+    assert rc == 0, err
+    cut = records(out)
+    assert any(stop in r["text"] for r in plain)
+    for p, c in zip(plain, cut, strict=True):
+        assert stop not in c["text"]
+        assert p["text"].startswith(c["text"])
+        assert c["token_ids"] == p["token_ids"][: len(c["token_ids"])]
+        if stop not in p["text"]:
+            assert c == p

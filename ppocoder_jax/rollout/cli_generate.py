@@ -58,6 +58,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tokenizer", default=None, help="tokenizer directory (default: model's)")
     parser.add_argument("--json", action="store_true", help="one JSON object per sample")
     parser.add_argument(
+        "--stop",
+        action="append",
+        default=[],
+        help="a stop string (repeat for several): the text ends before it (rollout.stop)",
+    )
+    parser.add_argument(
         "--extract",
         nargs="?",
         const="auto",
@@ -156,9 +162,11 @@ def run(args) -> int:
     if tokenizer is None:
         raise UserError(f"{args.model}: the model has no tokenizer files; pass --tokenizer DIR")
     dtype = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
+    if any(not stop for stop in args.stop):
+        raise UserError("--stop: a stop string must not be empty")
     sampler = Sampler(
         cfg,
-        RolloutConfig(),
+        RolloutConfig(stop=tuple(args.stop)),
         dtype=dtype,
         batch_multiple=1,
         max_source_length=args.max_source_length,
@@ -172,7 +180,10 @@ def run(args) -> int:
         max_new_tokens=args.max_new_tokens,
         num_samples=args.num_samples,
     )
-    ids = generated_ids(out.tokens, out.token_mask, sampler.policy.eos_ids)
+    token_mask = np.asarray(out.token_mask)
+    if args.stop:  # rows end at their first stop string, as training rollouts do
+        token_mask, texts = sampler.cut_at_stops(tokenizer, np.asarray(out.tokens), token_mask)
+    ids = generated_ids(out.tokens, token_mask, sampler.policy.eos_ids)
     codes = [extracted(args, text) for text in texts]
     lengths = np.asarray(out.lengths)
     logprob = np.asarray(out.logprobs).sum(axis=1)
@@ -185,7 +196,9 @@ def run(args) -> int:
                 "sample_index": j,
                 "text": text,
                 "token_ids": ids[row],
-                "finished": len(ids[row]) < int(lengths[row]),
+                "finished": len(ids[row]) < int(lengths[row])
+                or bool(args.stop)
+                and int(token_mask[row].sum()) < int(lengths[row]),
                 "logprob": float(logprob[row]),
             }
             if args.extract != "none":
