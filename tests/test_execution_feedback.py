@@ -362,10 +362,16 @@ def test_assert_details(ex):
         "def f(x):\n    return x\n",
         {"test_code": "assert f(0) == 0\nassert (\n    f(1)\n    == 2\n)\n"},
     )
-    r_loop, r_he, r_prog, r_bare, r_multi = ex.run_many(
-        [loop, humaneval, program_assert, bare, multiline]
+    flipped = ("python", "def f(x):\n    return x\n", {"test_code": "assert [2] == f([1])\n"})
+    r_loop, r_he, r_prog, r_bare, r_multi, r_flip = ex.run_many(
+        [loop, humaneval, program_assert, bare, multiline, flipped]
     )
-    assert {r.verdict for r in (r_loop, r_he, r_prog, r_bare, r_multi)} == {V.WRONG_ANSWER}
+    assert {r.verdict for r in (r_loop, r_he, r_prog, r_bare, r_multi, r_flip)} == {V.WRONG_ANSWER}
+    assert (r_flip.failure.call, r_flip.failure.expected, r_flip.failure.actual) == (
+        "f([1])",
+        "[2]",
+        "[1]",
+    )
     # the failing iteration's value, and the assertion's own message
     assert feedback_text(r_loop, max_chars=1000) == (
         "Test failed: assert f(x) == x + 1, 'f(%d)' % x\nf(x) returned 3\nAssertionError: f(3)"

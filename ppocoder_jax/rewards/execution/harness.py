@@ -16,10 +16,11 @@ comparison/truth dunders before the test code can compare it.
 
 What failed (for feedback, never for the verdict): before an assert-style test's result line the
 runner says `info 0 <json>` with the source of the statement that failed or was running (from the
-traceback's innermost frame in the test code) and, for `assert <call> == <value>`, `assert <call>`
-and `assert not <call>`, the call's source and the repr of the value it returned in that very
-evaluation (captured as the assertion evaluates it, so nothing runs twice; sets are shown sorted,
-object addresses dropped: the text does not depend on the hash seed or the heap).
+traceback's innermost frame in the test code) and, for `assert <call> == <value>` (a call on
+either side of one comparison), `assert <call>` and `assert not <call>`, the call's source and
+the repr of the value it returned in that very evaluation (captured as the assertion evaluates
+it, so nothing runs twice; sets are shown sorted, object addresses dropped: the text does not
+depend on the hash seed or the heap).
 """
 
 from __future__ import annotations
@@ -273,13 +274,16 @@ def _call(name, where, args):
 
 
 def _capture_call(node, stmts):
-    # `assert <call> == <value>`, `assert <call>`, `assert not <call>`: the call's value also
-    # goes through __ppocoder_capture__(value, k), k = this statement's entry in stmts.
+    # `assert <call> == <value>` (or `<value> == <call>`, or another comparison), `assert
+    # <call>`, `assert not <call>`: the call's value also goes through
+    # __ppocoder_capture__(value, k), k = this statement's entry in stmts.
     test, expected = node.test, None
     if isinstance(test, _ast.Compare) and len(test.ops) == 1:
-        target = test.left
+        target, other = test.left, test.comparators[0]
+        if not isinstance(target, _ast.Call):
+            target, other = other, target
         if isinstance(test.ops[0], _ast.Eq):
-            expected = test.comparators[0]
+            expected = other
     elif isinstance(test, _ast.UnaryOp) and isinstance(test.op, _ast.Not):
         target = test.operand
     else:
@@ -292,7 +296,10 @@ def _capture_call(node, stmts):
     if test is target:
         node.test = wrapped
     elif isinstance(test, _ast.Compare):
-        test.left = wrapped
+        if test.left is target:
+            test.left = wrapped
+        else:
+            test.comparators[0] = wrapped
     else:
         test.operand = wrapped
 

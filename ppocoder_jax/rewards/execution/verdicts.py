@@ -105,8 +105,8 @@ class TestFailure:
     expected: the expected stdout (stdio), the expected return value's repr (call-based), or
     the right-hand side's source of a failing `assert <call> == <value>`; "" when unknown.
     actual: the program's stdout (stdio), or the repr of the value `call` returned.
-    call: the call whose value `actual` is (call-based: as input; assert-style: the call of
-    `assert <call> == ...`, `assert <call>` or `assert not <call>`), "" otherwise.
+    call: the call whose value `actual` is (call-based: as input; assert-style: the call on
+    either side of a comparison, `assert <call>` or `assert not <call>`), "" otherwise.
     message: the compiler's first error lines, the exception's last line, or what limit was hit.
     Texts are cut to FAILURE_FIELD_CHARS / FAILURE_MESSAGE_CHARS (their beginning, then "...");
     job directory paths are scrubbed from messages and from the program's output, never from
