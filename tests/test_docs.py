@@ -126,3 +126,19 @@ def test_user_pages_carry_no_acceptance_wording_or_scratch_runs(page):
     for pattern in (r"\bfloors?\b", r"\bissue \d+", r"\bissue's\b", r"runs/s\d+/"):
         found = re.findall(pattern, text, re.I)
         assert not found, f"{page.relative_to(ROOT)}: {found}"
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_repository_paths_named_in_the_docs_exist(page):
+    """Every repository file a page names (`configs/...`, `scripts/...`, `ppocoder_jax/...`,
+    `tests/...`, `docs/...`, in code spans or code blocks) is there."""
+    text = page.read_text()
+    named = set(
+        re.findall(
+            r"(?<![\w./-])((?:configs|scripts|ppocoder_jax|tests|docs)/[\w./-]*\.(?:py|yaml|md|jsonl|sh|png|json))",
+            text,
+        )
+    )
+    placeholder = re.compile(r"(^|/)[A-Z_]+\.")  # configs/NAME.yaml: a name to fill in
+    missing = sorted(p for p in named if not placeholder.search(p) and not (ROOT / p).exists())
+    assert not missing, f"{page.relative_to(ROOT)} names missing files: {missing}"
