@@ -39,7 +39,7 @@ from ppocoder_jax.config import PPOConfig  # noqa: E402
 from ppocoder_jax.model import decoder, t5  # noqa: E402
 from ppocoder_jax.model.common import token_logprobs  # noqa: E402
 from ppocoder_jax.model.decoder_config import DecoderConfig  # noqa: E402
-from ppocoder_jax.model.policy import as_policy  # noqa: E402
+from ppocoder_jax.model.families import as_policy  # noqa: E402
 from ppocoder_jax.model.t5_config import T5Config  # noqa: E402
 from ppocoder_jax.ppo.policy_apply import make_apply_fn  # noqa: E402
 from ppocoder_jax.ppo.train_step import PPOBatch, build_loss_and_grads  # noqa: E402

@@ -270,7 +270,8 @@ def jax_worker_setup(args, reference: bool):
     from ppocoder_jax.config import load_config
     from ppocoder_jax.model import load_model
     from ppocoder_jax.model.common import compute_dtype
-    from ppocoder_jax.model.policy import as_policy, num_params
+    from ppocoder_jax.model.families import as_policy
+    from ppocoder_jax.model.policy import num_params
     from ppocoder_jax.ppo.experience import Experience
     from ppocoder_jax.ppo.policy_apply import make_apply_fn, rollout_statistics
     from ppocoder_jax.ppo.state import frozen_copy, init_train_state, make_optimizer

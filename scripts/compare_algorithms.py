@@ -74,7 +74,7 @@ def held_out_kl(cfg, policy, sft, num_prompts: int = 128, num_samples: int = 4) 
     import numpy as np
 
     from ppocoder_jax.data import load_task
-    from ppocoder_jax.model.policy import as_policy
+    from ppocoder_jax.model.families import as_policy
     from ppocoder_jax.ppo.policy_apply import reference_logprobs
     from ppocoder_jax.rollout import Sampler, SamplingParams
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ppocoder_jax.config import load_config
-from ppocoder_jax.model.policy import as_policy
+from ppocoder_jax.model.families import as_policy
 from ppocoder_jax.parallel.mesh import make_mesh
 from ppocoder_jax.pipeline.policy_loader import load_policy
 from ppocoder_jax.ppo.experience import Experience, reward_means

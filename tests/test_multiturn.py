@@ -18,7 +18,7 @@ from helpers.tiny_models import ppo_start
 from ppocoder_jax.cli import main
 from ppocoder_jax.config import load_config
 from ppocoder_jax.errors import UserError
-from ppocoder_jax.model.policy import as_policy
+from ppocoder_jax.model.families import as_policy
 from ppocoder_jax.parallel.mesh import make_mesh
 from ppocoder_jax.rewards.composite import CompositeReward
 from ppocoder_jax.rollout.collector import RolloutCollector

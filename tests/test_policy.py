@@ -27,7 +27,8 @@ from ppocoder_jax.config import RolloutConfig, load_config
 from ppocoder_jax.model import decoder
 from ppocoder_jax.model.common import token_logprobs
 from ppocoder_jax.model.decoder_config import DecoderConfig
-from ppocoder_jax.model.policy import DecoderPolicy, T5Policy, as_policy
+from ppocoder_jax.model.families import as_policy
+from ppocoder_jax.model.policy import DecoderPolicy, T5Policy
 from ppocoder_jax.pipeline.policy_loader import load_policy
 from ppocoder_jax.ppo.policy_apply import rollout_statistics
 from ppocoder_jax.rollout import Sampler, SamplingParams

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from ppocoder_jax.pipeline import faults
+from ppocoder_jax import faults
 from ppocoder_jax.pipeline.preemption import PreemptionGuard
 from ppocoder_jax.pipeline.run_dir import MetricsLogger, read_metrics
 

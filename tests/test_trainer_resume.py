@@ -9,7 +9,7 @@ checkpoint being written when the kill came must never be resumed from. The T5 f
 again with `train.overlap_rollouts=true`, whose checkpoints hold the batch sampled for the next
 update (its rollout item): the same kills, the same comparison.
 
-Kills come from inside (PPOCODER_KILL_AT, see ppocoder_jax/pipeline/faults.py: a SIGKILL at a
+Kills come from inside (PPOCODER_KILL_AT, see ppocoder_jax/faults.py: a SIGKILL at a
 named phase of an iteration, after a random delay) and from outside (SIGKILL after some
 metrics rows plus a random delay). Every run gets its own PYTHONHASHSEED. The runs share a
 persistent JAX compilation cache, which only saves compile time. Slow (~2-3 min per family

@@ -5,7 +5,7 @@
     family_of_model_type(config.json's model_type) -> the Family that reads that directory
     DEFAULT_FAMILY                           the family of `model.family=""` with no model.path
 
-Its users: `as_policy` (model/policy.py), the checkpoint store and the HF import / export
+Its users: `as_policy` (below), the checkpoint store and the HF import / export
 (model/store.py), `ppocoder import-hf` (model/cli_import.py) and the tiny model built from
 scratch (pipeline/policy_loader.py). A new family is its model module(s) (config class,
 params, HF weights), its Policy subclass in model/policy.py and its entry here.
@@ -183,3 +183,12 @@ def family_of_model_type(model_type) -> Family:
         if family.reads_model_type(model_type):
             return family
     return FAMILIES[DEFAULT_FAMILY]
+
+
+def as_policy(model, remat: bool | None = None) -> Policy:
+    """A Policy for a model config (its family's: T5Config -> T5Policy,
+    DecoderConfig -> DecoderPolicy); a Policy is returned as is unless `remat` asks for
+    another setting."""
+    if isinstance(model, Policy):
+        return model if remat is None else dataclasses.replace(model, remat=remat)
+    return family_of(model).policy_class(model, remat=bool(remat))

@@ -1,6 +1,6 @@
 """The policy interface: what rollout/, ppo/ and pipeline/ know of a model.
 
-    policy = as_policy(model_config)          # T5Config -> T5Policy, DecoderConfig -> DecoderPolicy
+    policy = as_policy(model_config)          # model/families.py: T5Config -> T5Policy, ...
     policy.prefill(params, prompt_ids, prompt_mask, out_len, dtype) -> (state, first_input [B])
     policy.decode(params, current [B], step, state, dtype) -> (logits [B,V] f32, values [B] f32, state)
     policy.score(params, prompt_ids, prompt_mask, tokens, token_mask, dtype, dropout_rng=None)
@@ -282,14 +282,3 @@ class DecoderPolicy(Policy):
 
     def param_logical_axes(self, params: Params):
         return decoder.param_logical_axes(params)
-
-
-def as_policy(model, remat: bool | None = None) -> Policy:
-    """A Policy for a model config (its family's, model/families.py: T5Config -> T5Policy,
-    DecoderConfig -> DecoderPolicy); a Policy is returned as is unless `remat` asks for
-    another setting."""
-    if isinstance(model, Policy):
-        return model if remat is None else dataclasses.replace(model, remat=remat)
-    from ppocoder_jax.model.families import family_of
-
-    return family_of(model).policy_class(model, remat=bool(remat))

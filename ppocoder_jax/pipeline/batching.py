@@ -37,7 +37,7 @@ class EncodedExamples:
 def encode_examples(
     policy, tokenizer, examples: list[Example], max_source: int, max_target: int
 ) -> EncodedExamples:
-    from ppocoder_jax.model.policy import as_policy
+    from ppocoder_jax.model.families import as_policy
 
     policy = as_policy(policy)
     sources = [policy.encode_prompt(tokenizer, e.prompt, max_source) for e in examples]

@@ -45,7 +45,7 @@ def generate_outputs(
     Prompts are encoded, bucketed and decoded by the same `Sampler` as training rollouts.
     """
     from ppocoder_jax.model.common import compute_dtype
-    from ppocoder_jax.model.policy import as_policy
+    from ppocoder_jax.model.families import as_policy
     from ppocoder_jax.rollout import Sampler, SamplingParams
 
     r = cfg.rollout

@@ -22,11 +22,11 @@ from pathlib import Path
 import jax
 from tqdm import tqdm
 
+from ppocoder_jax import faults
 from ppocoder_jax.config import Config, to_dict
 from ppocoder_jax.errors import UserError
 from ppocoder_jax.model.common import compute_dtype
-from ppocoder_jax.model.policy import as_policy
-from ppocoder_jax.pipeline import faults
+from ppocoder_jax.model.families import as_policy
 
 
 class PPOTrainer:

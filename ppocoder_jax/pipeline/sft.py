@@ -77,7 +77,7 @@ def run_sft(
 ):
     """Trains `params` for cfg.sft.steps; returns the new params."""
     from ppocoder_jax.model.common import compute_dtype
-    from ppocoder_jax.model.policy import as_policy
+    from ppocoder_jax.model.families import as_policy
 
     policy = as_policy(model_cfg, remat=cfg.model.remat)
     s = cfg.sft

@@ -19,7 +19,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from ppocoder_jax.model.policy import as_policy, backbone_frozen
+from ppocoder_jax.model.families import as_policy
+from ppocoder_jax.model.policy import backbone_frozen
 
 
 def make_apply_fn(policy, dtype=jnp.float32, head_only: bool = False, dropout: bool = True):

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppocoder_jax.config import RolloutConfig
-from ppocoder_jax.model.policy import as_policy
+from ppocoder_jax.model.families import as_policy
 from ppocoder_jax.rollout.sampler import RolloutBatch, SamplingParams, _as_key, _sample_jit
 
 

@@ -32,8 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppocoder_jax import faults
 from ppocoder_jax.errors import UserError
-from ppocoder_jax.pipeline import faults
 from ppocoder_jax.ppo.experience import Experience
 from ppocoder_jax.ppo.policy_apply import reference_logprobs, rollout_statistics
 from ppocoder_jax.rollout.data_stream import DataStream

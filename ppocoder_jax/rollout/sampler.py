@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from ppocoder_jax.model.common import token_logprobs
-from ppocoder_jax.model.policy import as_policy
+from ppocoder_jax.model.families import as_policy
 
 Params = dict[str, Any]
 

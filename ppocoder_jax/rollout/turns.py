@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppocoder_jax.pipeline import faults
+from ppocoder_jax import faults
 from ppocoder_jax.ppo.experience import Experience
 from ppocoder_jax.rollout.environment import private_tests
 
