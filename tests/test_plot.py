@@ -19,28 +19,57 @@ from ppocoder_jax.pipeline import plots as P
 COUNTERS = {"samples", "num_steps", "value_warmup", "infra_errors", "reward_errors", "rollout_lag"}
 
 
+# Where a PPO iteration's logged keys are written, as dict literals: the trainer's loop, the
+# learner's update, the collector's reward metrics and timings, the multi-turn metrics.
+LOGGING_FUNCTIONS = {
+    "ppocoder_jax/pipeline/ppo_trainer.py": ("run_iteration",),
+    "ppocoder_jax/ppo/learner.py": ("learn",),
+    "ppocoder_jax/rollout/collector.py": ("next",),
+    "ppocoder_jax/rollout/reward_columns.py": ("reward_metrics",),
+    "ppocoder_jax/rollout/turns.py": ("turn_metrics",),
+}
+
+
+def _metrics_values(function):
+    """What the function returns or assigns to `metrics` / `self.metrics`."""
+    for node in ast.walk(function):
+        if isinstance(node, ast.Return) and node.value is not None:
+            yield node.value
+        elif isinstance(node, (ast.Assign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            named = [getattr(t, "id", getattr(t, "attr", "")) for t in targets]
+            if "metrics" in named:
+                yield node.value
+
+
 def logged_ppo_keys() -> set[str]:
-    """The keys a PPO iteration logs, read from the code that logs them: the metrics dict of
-    PPOTrainer.run_iteration and the update means of train_step.summarize_metrics."""
-    from ppocoder_jax.pipeline import ppo_trainer
+    """The keys a PPO iteration logs, read from the code that logs them (the dict literals of
+    LOGGING_FUNCTIONS) and the update means of train_step.summarize_metrics."""
     from ppocoder_jax.ppo.train_step import summarize_metrics
 
-    module = ast.parse(Path(ppo_trainer.__file__).read_text())
-    (method,) = [
-        node
-        for node in ast.walk(module)
-        if isinstance(node, ast.FunctionDef) and node.name == "run_iteration"
-    ]
+    root = Path(__file__).resolve().parent.parent
     keys = set()
-    for node in ast.walk(method):
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "metrics" for t in node.targets
-        ):
-            if isinstance(node.value, ast.Dict):
-                keys |= {k.value for k in node.value.keys if isinstance(k, ast.Constant)}
-    assert {"score", "pass_rate", "reward_wait_frac"} <= keys, "run_iteration changed shape"
+    for path, names in LOGGING_FUNCTIONS.items():
+        module = ast.parse((root / path).read_text())
+        functions = [
+            node
+            for node in ast.walk(module)
+            if isinstance(node, ast.FunctionDef) and node.name in names
+        ]
+        assert len(functions) == len(names), f"{path}: {names} changed"
+        for function in functions:
+            for value in _metrics_values(function):
+                for node in ast.walk(value):
+                    if isinstance(node, ast.Dict):
+                        keys |= {
+                            k.value
+                            for k in node.keys
+                            if isinstance(k, ast.Constant) and isinstance(k.value, str)
+                        }
+    assert {"score", "pass_rate", "reward_wait_frac", "kl"} <= keys, "the logging moved"
     names = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "vf_clip_frac")
     totals = {name: 1.0 for name in names} | {"count": 2.0, "loss": 1.0, "grad_norm": 1.0}
+    totals["policy_loss_optimised"] = 1.0
     state = SimpleNamespace(kl=SimpleNamespace(coef=0.1))
     return keys | set(summarize_metrics(totals, 4, state))
 
@@ -435,3 +464,21 @@ def test_real_tiny_demo_and_eval_pictures(tmp_path, capsys):
     assert main(["eval", "--config", "demo", *overrides]) == 0
     assert (run_dir / "plots" / "eval_test.png").stat().st_size > 10_000
     assert (run_dir / "plots" / "results.png").exists()  # not overwritten by the eval
+
+
+def test_reward_plugins_get_a_panel_and_their_masked_counts_the_caption(tmp_path):
+    """reward_plugin/<name> means are curves in a panel of their own; masked_plugin/<name>
+    counts are summarised in the caption, never drawn."""
+    rng = random.Random(1)
+    rows = []
+    for step in range(1, 9):
+        rows.append({"phase": "ppo", "step": step, "score": rng.random(),
+                     "reward_plugin/short_bonus": rng.random(),
+                     "reward_plugin/style": rng.random(),
+                     "masked_plugin/short_bonus": step % 2})  # fmt: skip
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plot = P.training_figure([P.load_run(tmp_path)], "ppo")
+    drawn = {s.split("|")[1] for s in P.drawn_series(plot.figure)}
+    assert {"reward_plugin/short_bonus", "reward_plugin/style"} <= drawn
+    assert "masked_plugin/short_bonus" not in drawn
+    assert "masked_plugin/short_bonus" in plot.caption

@@ -42,8 +42,8 @@ PPO_PANELS: tuple[Panel, ...] = (
     ),
     Panel(
         "Policy loss and clipping",
-        ("policy_loss", "loss"),
-        "loss (per token)",
+        ("policy_loss", "policy_loss_token_mean", "loss"),
+        "loss",
         ("clip_frac", "dual_clip_frac"),
         "clipped fraction of tokens",
     ),
@@ -70,6 +70,14 @@ PPO_PANELS: tuple[Panel, ...] = (
     ),
     Panel("Sample length", ("mean_length",), "tokens per sample"),
     Panel(
+        "Turns (rollout.turns > 1)",
+        ("public_pass_turn1", "fix_rate", "turn_rows_done_frac"),
+        "fraction",
+        ("turns_mean",),
+        "attempts per trajectory",
+        ylim=(-0.02, 1.02),
+    ),
+    Panel(
         "Time per iteration",
         ("time_total_s", "time_sample_s", "time_rewards_s", "time_update_s"),
         "seconds",
@@ -92,7 +100,14 @@ PPO_CAPTION: dict[str, str] = {
     "reward_errors": "reward errors (masked)",
     "groups_dropped": "groups dropped (dynamic sampling)",
     "rollout_lag": "updates between sampling and learning (train.overlap_rollouts)",
+    "masked_plugin": "samples a reward plugin masked",
+    "masked_nonfinite": "samples with a non-finite reward part (masked)",
+    "skipped_updates": "optimizer steps skipped (non-finite loss or gradient)",
 }
+# Series named by prefix: each reward plugin's mean gets a curve in one panel of its own
+# (reward_plugin/<name>); its masked count (masked_plugin/<name>) goes to the caption.
+PLUGIN_PREFIX = "reward_plugin/"
+COUNTER_PREFIXES = ("masked_",)
 SFT_PANELS: tuple[Panel, ...] = (
     Panel("Cross-entropy", ("loss", "val_loss"), "cross-entropy (nats/token)"),
 )
@@ -116,7 +131,12 @@ LABELS: dict[str, str] = {
     "compile_rate": "compile rate",
     "kl": "KL",
     "kl_coef": "β",
-    "policy_loss": "policy loss",
+    "policy_loss": "policy loss (as optimised)",
+    "policy_loss_token_mean": "policy loss per token",
+    "public_pass_turn1": "turn 1 passes its public tests",
+    "fix_rate": "fixed by the feedback",
+    "turn_rows_done_frac": "rows sampled though done",
+    "turns_mean": "attempts",
     "loss": "total loss",
     "clip_frac": "clip fraction",
     "dual_clip_frac": "dual-clip fraction",

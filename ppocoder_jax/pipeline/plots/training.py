@@ -9,10 +9,12 @@ import math
 import textwrap
 
 from ppocoder_jax.pipeline.plots.panels import (
+    COUNTER_PREFIXES,
     LABELS,
     NOT_SMOOTHED,
     PHASE_LABELS,
     PHASES,
+    PLUGIN_PREFIX,
     TOTALS,
     Panel,
 )
@@ -81,6 +83,12 @@ def training_figure(runs: list[Run], phase: str, smooth: float = DEFAULT_SMOOTH)
     panels, caption_keys, xlabel = PHASES.get(phase, ((), {}, "step"))
     labels = {**LABELS, **PHASE_LABELS.get(phase, {})}
     all_series = [phase_series(run.rows, phase) for run in runs]
+    names = sorted({k for series in all_series for k in series})
+    plugins = tuple(k for k in names if k.startswith(PLUGIN_PREFIX))
+    if plugins:
+        panels = panels + (Panel("Reward plugins (mean per plugin)", plugins, "mean value"),)
+    counters = {k: k for k in names if k.startswith(COUNTER_PREFIXES) and k not in caption_keys}
+    caption_keys = {**caption_keys, **counters}
     mapped = {k for p in panels for k in p.left + p.right}
     # A series is a curve when it varies in at least one run and is not a counter.
     varying = {
