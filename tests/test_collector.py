@@ -4,12 +4,11 @@ sampled ahead under `train.overlap_rollouts`."""
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers.fake_rewards import finished
 from helpers.tiny_models import ppo_start
 
 from ppocoder_jax.config import load_config
@@ -27,14 +26,10 @@ class TextReward:
 
     def submit(self, examples, outputs):
         self.seen.append(list(outputs))
-        futures = []
-        for i, text in enumerate(outputs):
-            score = (len(text) % 5) / 4
-            parts = RewardParts(score, 1.0, score, 0.0, 0.0, "PASS", i == 1)
-            future: cf.Future = cf.Future()
-            future.set_result(parts)
-            futures.append(future)
-        return futures
+        scores = [(len(text) % 5) / 4 for text in outputs]
+        return finished(
+            [RewardParts(s, 1.0, s, 0.0, 0.0, "PASS", i == 1) for i, s in enumerate(scores)]
+        )
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,13 @@
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import json
 import math
 
 import jax
 import numpy as np
 import pytest
+from helpers.fake_rewards import finished
 from helpers.tiny_models import ppo_start
 from test_pipeline_e2e import TINY
 
@@ -86,14 +86,10 @@ class InfiniteTotals:
         self.every = every
 
     def submit(self, examples, outputs):
-        futures = []
-        for i, _ in enumerate(outputs):
-            total = math.inf if self.every and i % self.every == 0 else 0.5
-            parts = RewardParts(total, 1.0, total, 0.0, 0.0, "PASS", False)
-            future: cf.Future = cf.Future()
-            future.set_result(parts)
-            futures.append(future)
-        return futures
+        totals = [
+            math.inf if self.every and i % self.every == 0 else 0.5 for i in range(len(outputs))
+        ]
+        return finished([RewardParts(t, 1.0, t, 0.0, 0.0, "PASS", False) for t in totals])
 
 
 @pytest.fixture(scope="module")
