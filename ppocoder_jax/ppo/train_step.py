@@ -331,10 +331,10 @@ def _train_step(
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     # A non-finite loss or gradient never reaches the parameters: the step is skipped (the
-    # parameters and the optimizer state stay as they were) and counted.
-    finite = jnp.isfinite(loss) & jnp.all(
-        jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
-    )
+    # parameters and the optimizer state stay as they were) and counted. The global gradient
+    # norm is not finite exactly when some gradient entry is not (or their squares overflow).
+    grad_norm = optax.tree.norm(grads)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     params, opt_state = jax.tree.map(
         lambda new, old: jnp.where(finite, new, old),
         (params, opt_state),
@@ -342,7 +342,7 @@ def _train_step(
     )
     metrics = dict(sums)
     metrics["loss"] = loss
-    metrics["grad_norm"] = optax.tree.norm(grads)
+    metrics["grad_norm"] = grad_norm
     metrics["skipped"] = 1.0 - finite.astype(jnp.float32)
     # the policy term as this step's loss holds it (ppo.loss_agg's aggregation; a value-only
     # warm-up step computes it without its gradient)
