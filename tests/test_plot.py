@@ -24,7 +24,7 @@ COUNTERS = {"samples", "num_steps", "value_warmup", "infra_errors", "reward_erro
 LOGGING_FUNCTIONS = {
     "ppocoder_jax/pipeline/ppo_trainer.py": ("run_iteration",),
     "ppocoder_jax/ppo/learner.py": ("learn",),
-    "ppocoder_jax/rollout/collector.py": ("next",),
+    "ppocoder_jax/rollout/collector.py": ("next", "_finish"),
     "ppocoder_jax/rollout/reward_columns.py": ("reward_metrics",),
     "ppocoder_jax/rollout/turns.py": ("turn_metrics",),
 }

@@ -295,9 +295,7 @@ def evaluate(
             cfg, params, model_cfg, tokenizer, examples, outputs, reward,
             greedy=greedy, seed=seed, desc=desc,
         )  # fmt: skip
-        from ppocoder_jax.rollout.environment import private_tests
-
-        examples = [dataclasses.replace(e, tests=private_tests(e)) for e in examples]
+        examples = [dataclasses.replace(e, tests=e.public_and_private_tests()[1]) for e in examples]
     parts = score_outputs(reward, examples, outputs)
     if kind == "synthesis":
         ks = tuple(k for k in cfg.eval.ks if k <= (1 if greedy else num_samples)) or (1,)

@@ -156,12 +156,22 @@ class RolloutCollector:
         t_device_done = time.perf_counter()
         parts = batch.scoring.results()
         t_rewards = time.perf_counter()
-        programs_per_s, busy_frac = self._meter.measure(batch.scoring)
         experience = self._with_rewards(batch.experience, parts)
         self.metrics = self._reward_metrics(experience, parts)
+        # updates between the parameters that sampled the batch and this one (overlap: 1)
+        self.metrics["rollout_lag"] = self.iteration - batch.sampled_at
+        self._finish(batch.scoring, t0, t_sampled, t_device_done, t_rewards)
+        self.pending = ahead
+        return experience
+
+    def _reward_metrics(self, experience: Experience, parts) -> dict:
+        metrics, self.mean_score = reward_metrics(self.cfg, experience, parts, self.iteration)
+        return metrics
+
+    def _finish(self, scoring: Scoring, t0, t_sampled, t_device_done, t_rewards) -> None:
+        """The batch's timings into the metrics, the clock for the trainer; the next iteration."""
+        programs_per_s, busy_frac = self._meter.measure(scoring)
         self.metrics |= {
-            # updates between the parameters that sampled the batch and this one (overlap: 1)
-            "rollout_lag": self.iteration - batch.sampled_at,
             # sampling (this batch, or the next one with overlap) and handing programs over
             "time_sample_s": t_sampled - t0,
             "time_rewards_s": t_rewards - t_sampled,
@@ -172,18 +182,12 @@ class RolloutCollector:
         }
         # perf_counter marks of this call, for the trainer's whole-iteration timings
         self.clock = {"start": t0, "device_done": t_device_done, "rewards_done": t_rewards}
-        self.pending = ahead
         self.iteration += 1
-        return experience
-
-    def _reward_metrics(self, experience: Experience, parts) -> dict:
-        metrics, self.mean_score = reward_metrics(self.cfg, experience, parts, self.iteration)
-        return metrics
 
     def _next_turns(self, params) -> Experience:
         """rollout.turns > 1: the batch's trajectories (rollout/turns.py), scored on the
         private tests, as one Experience of turns x B rows."""
-        from ppocoder_jax.parallel.mesh import host_local_to_global
+        from ppocoder_jax.parallel.mesh import global_to_host_local, host_local_to_global
         from ppocoder_jax.rollout.turns import stack_turns, turn_metrics, turn_scores
 
         t0 = time.perf_counter()
@@ -195,13 +199,9 @@ class RolloutCollector:
         t_device_done = time.perf_counter()
         parts = scoring.results()
         t_rewards = time.perf_counter()
-        programs_per_s, busy_frac = self._meter.measure(scoring)
         final = self._with_rewards(blocks[0], parts)  # the trajectories' rewards, B rows
         metrics = self._reward_metrics(final, parts)
-        total = np.asarray([p.columns()["total"] for p in parts], np.float32).reshape(-1)
-        valid = np.asarray([not p.masked for p in parts], np.float32).reshape(-1)
-        valid = np.where(np.isfinite(total), valid, 0.0)  # as _with_rewards masks them
-        total = np.where(valid > 0, total, 0.0)
+        total, valid = global_to_host_local((final.scores, final.valid))  # this host's rows
         per_turn = turn_scores(
             info, total, valid, self.cfg.rollout.turn_discount,
             self.cfg.reward.turn_shaping_weight,
@@ -212,16 +212,8 @@ class RolloutCollector:
         rewards = {k: jnp.tile(v, turns) for k, v in final.rewards.items()}
         experience = experience.replace(scores=scores, valid=valids, rewards=rewards)
         passed = np.asarray([p.passed for p in parts], np.float32)
-        self.metrics = metrics | turn_metrics(info, passed, valid)
-        self.metrics |= {
-            "rollout_lag": 0,
-            "time_sample_s": t_sampled - t0,
-            "time_rewards_s": t_rewards - t_sampled,
-            "reward_programs_per_s": programs_per_s,
-            "reward_busy_frac": busy_frac,
-        }
-        self.clock = {"start": t0, "device_done": t_device_done, "rewards_done": t_rewards}
-        self.iteration += 1
+        self.metrics = metrics | turn_metrics(info, passed, valid) | {"rollout_lag": 0}
+        self._finish(scoring, t0, t_sampled, t_device_done, t_rewards)
         return experience
 
     def revalue(self, params, experience: Experience) -> Experience:

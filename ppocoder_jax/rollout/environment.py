@@ -5,9 +5,9 @@
     step = env.step(example, obs, output).result()  # runs the PUBLIC tests on the attempt
     obs = env.observe(example, obs, output, step)   # the next prompt: problem, attempt, feedback
 
-Feedback comes only from an example's public tests (`Example.public_tests`; all tests when the
-task has no split); the final reward is the caller's (the rollout collector scores the last
-attempt on the private tests). An attempt whose public tests all pass is `done`; a sandbox
+Feedback comes only from an example's public tests (`Example.public_and_private_tests()`:
+all tests when the task has no split); the final reward is the caller's (the rollout collector
+scores the last attempt on the private tests). An attempt whose public tests all pass is `done`; a sandbox
 failure (INFRA_ERROR) gives `feedback=None`, and the caller masks the row, never scores it.
 
 The next prompt is `rollout.feedback_template` formatted with the problem's prompt, the attempt
@@ -47,18 +47,6 @@ class Step:
         return self.passed or self.feedback is None
 
 
-def public_tests(example):
-    """The tests whose results the policy may read (all tests when the task has no split)."""
-    public = getattr(example, "public_tests", None)
-    return public if public is not None else example.tests
-
-
-def private_tests(example):
-    """The tests that decide the final reward, never shown (all tests when there is no split)."""
-    private = getattr(example, "private_tests", None)
-    return private if private is not None else example.tests
-
-
 def check_feedback_config(rollout_cfg, examples=()) -> None:
     """Start-up checks of the multi-turn settings (UserError, one line)."""
     if rollout_cfg.turns < 2:
@@ -73,7 +61,7 @@ def check_feedback_config(rollout_cfg, examples=()) -> None:
         ) from None
     if "{feedback}" not in template:
         raise UserError("config key 'rollout.feedback_template': must contain {feedback}")
-    missing = [e.id for e in examples if public_tests(e) is None]
+    missing = [e.id for e in examples if e.public_and_private_tests()[0] is None]
     if missing:
         raise UserError(
             f"rollout.turns={rollout_cfg.turns} needs tests to give feedback from, and "
@@ -112,7 +100,7 @@ class CodeFeedbackEnv:
         """Run the attempt on the public tests -> Future[Step]."""
         program = example.program(self.extract(output, example.lang))
         job = self.executor.submit(
-            example.lang, program, tests=public_tests(example), link=self.link
+            example.lang, program, tests=example.public_and_private_tests()[0], link=self.link
         )
         step: cf.Future = cf.Future()
 

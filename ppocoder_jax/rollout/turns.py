@@ -28,7 +28,6 @@ import numpy as np
 
 from ppocoder_jax import faults
 from ppocoder_jax.ppo.experience import Experience
-from ppocoder_jax.rollout.environment import private_tests
 
 
 class TurnRunner:
@@ -87,7 +86,7 @@ class TurnRunner:
                     public_pass[k, r], active[r] = True, False
                 else:
                     obs[r] = env.observe(examples[r], obs[r], texts[r], step)
-        scored = [dataclasses.replace(e, tests=private_tests(e)) for e in examples]
+        scored = [dataclasses.replace(e, tests=e.public_and_private_tests()[1]) for e in examples]
         futures = c.reward.submit(scored, final_texts)
         faults.point("rewards", iteration + 1)
         info = {
