@@ -89,19 +89,18 @@ def reward_means(experience: Experience) -> dict[str, float]:
     table = jnp.stack([experience.scores, valid, *(experience.rewards[n] for n in summed)], axis=1)
     means = jax.device_get((table * valid[:, None]).sum(axis=0) / n_valid)
     out = {name: float(m) for name, m in zip(names, means, strict=True)}
+    others = {}
     for name, column in experience.rewards.items():
-        if name in out:
-            continue
-        finite = jnp.isfinite(column) & (valid > 0)
-        total = jnp.where(finite, column, 0.0).sum()
-        out[name] = float(jax.device_get(total / jnp.maximum(finite.sum(), 1)))
-    return out
+        if name not in out:
+            finite = jnp.isfinite(column) & (valid > 0)
+            total = jnp.where(finite, column, 0.0).sum()
+            others[name] = total / jnp.maximum(finite.sum(), 1)
+    got = jax.device_get(others)  # one transfer for all of them
+    return out | {name: float(got[name]) for name in others}
 
 
 def column_counts(experience: Experience, names) -> dict[str, int]:
     """How many samples have a nonzero value in each named 0/1 column (e.g. masking counts)."""
-    return {
-        n: int(jax.device_get(experience.rewards[n].sum()))
-        for n in names
-        if n in experience.rewards
-    }
+    sums = {n: experience.rewards[n].sum() for n in names if n in experience.rewards}
+    got = jax.device_get(sums)  # one transfer
+    return {n: int(got[n]) for n in sums}

@@ -79,11 +79,13 @@ def reward_metrics(cfg, experience: Experience, parts, iteration: int) -> tuple[
 
 def _plugin_masked(experience: Experience) -> dict[str, int]:
     """Per reward plugin column (`plugin/<name>`): the samples it gave no finite value."""
-    return {
-        name: int(jax.device_get((~jnp.isfinite(column)).sum()))
+    counts = {
+        name: (~jnp.isfinite(column)).sum()
         for name, column in experience.rewards.items()
         if name.startswith("plugin/")
     }
+    got = jax.device_get(counts)  # one transfer
+    return {name: int(got[name]) for name in counts}
 
 
 def _check_masked(cfg, counts: dict, plugin_masked: dict, total: int, iteration: int) -> None:
