@@ -460,9 +460,15 @@ class SFTConfig:
     # buckets (capped at data.max_source_length / max_target_length) to bound recompilation;
     # the presets repeat their rollout.length_buckets here.
     length_buckets: tuple[int, ...] = (32, 64, 128, 256, 400, 512)
+    # Revision examples added to the SFT corpus (multi-turn warm start, docs/multiturn.md): a
+    # plausible buggy attempt at a training problem, the sandbox's feedback on its public
+    # tests through rollout.feedback_template (or the chat template), and the correct program
+    # as the target. Needs problems that carry bug variants (data.task=synthesis_demo). 0: none.
+    revision_examples: int = 0
 
     def __post_init__(self):
         _check(self.steps >= 0, "sft.steps", "must be >= 0")
+        _check(self.revision_examples >= 0, "sft.revision_examples", "must be >= 0")
         _check(self.batch_size >= 1, "sft.batch_size", "must be >= 1")
         _check(self.learning_rate > 0, "sft.learning_rate", "must be > 0")
 

@@ -96,10 +96,37 @@ def test_two_turns_hold_feedback_never_private_tests(start):
     }
     for obs in seen:
         assert not any(p in obs.text for p in privates), obs.text
-    # turn 1 rows are valid only where the row revised
+    # turn 1 rows are valid only where the row revised; the others were not sampled
     valid = np.asarray(e.valid).reshape(2, rows)
     assert valid[1].sum() <= valid[0].sum()
     assert valid[1].sum() == len(seen)
+    mask = np.asarray(e.token_mask).reshape(2, rows, -1)
+    assert mask[1][valid[1] == 0].sum() == 0 and mask[1][valid[1] > 0].sum(axis=-1).all()
+
+
+@pytest.mark.parametrize(
+    "revising, shards, expected",
+    [
+        ([], 1, 8),  # rows / 8
+        ([3], 1, 8),
+        ([0, 5, 9, 12, 13, 20, 30, 40, 41], 1, 16),  # 9 rows -> rows / 4
+        (list(range(33)), 1, 64),
+        (list(range(64)), 1, 64),
+        ([7], 8, 8),  # a multiple of the batch shards
+        ([7], 16, 16),
+    ],
+)
+def test_a_later_turn_samples_only_the_revising_rows(revising, shards, expected):
+    from types import SimpleNamespace
+
+    from ppocoder_jax.rollout.turns import TurnRunner
+
+    mesh = SimpleNamespace(shape={"data": shards, "fsdp": 1})
+    runner = TurnRunner(SimpleNamespace(mesh=mesh), None)
+    picked = runner._compacted(np.asarray(revising, np.int64), 64)
+    assert len(picked) == expected
+    assert picked[: len(revising)].tolist() == revising
+    assert set(picked[len(revising) :].tolist()) <= {revising[0] if revising else 0}
 
 
 def test_turn_credit_discounts_back_from_the_last_attempt():
@@ -249,3 +276,43 @@ def test_a_stopped_two_turn_run_resumes_exactly(start, tmp_path):
         np.testing.assert_array_equal, jax.device_get(resumed.state), jax.device_get(ref.state)
     )
     assert first + rest == ref_rows
+
+
+def test_revision_examples_are_the_second_turn_prompt_with_the_correct_program():
+    """sft.revision_examples: a real buggy attempt, the sandbox's feedback on the public test
+    through the rollouts' own environment, the correct program as target; never a private
+    assert in the prompt; seeded."""
+    from ppocoder_jax.data import load_task
+    from ppocoder_jax.pipeline.revision_corpus import revision_examples
+
+    cfg = load_config("demo_multiturn", ["data.synth_num_train=60", "sft.revision_examples=25"])
+    train = load_task(cfg.data, None).train
+    made, counts = revision_examples(cfg, train, None, 25, seed=0)
+    assert len(made) == 25 and counts["checked"] >= 25 and counts["skipped_infra"] == 0
+    again, _ = revision_examples(cfg, train, None, 25, seed=0)
+    assert [e.prompt for e in again] == [e.prompt for e in made]
+    originals = {e.id: e for e in train}
+    with CompositeReward(cfg.reward) as reward:
+        env = CodeFeedbackEnv(reward.executor, cfg.rollout)
+        for e in made:
+            assert e.target == e.meta["reference"]
+            attempt = e.prompt.split("# Previous attempt:\n", 1)[1].split("\n# Feedback:", 1)[0]
+            assert attempt in {program for _, program in e.meta["bug_variants"]}
+            problem = originals[e.id.rsplit("/", 1)[0]]
+            step = env.step(problem, env.reset(problem), attempt).result()
+            assert not step.passed and step.feedback
+            assert env.observe(problem, env.reset(problem), attempt, step).text == e.prompt
+            for line in e.private_tests["test_code"].splitlines():
+                assert line.strip() not in e.prompt
+            # the correct program passes every test of the problem
+            verdict = reward.executor.submit("python", e.target, tests=e.tests).result()
+            assert verdict.verdict.name == "PASS"
+
+
+def test_revision_examples_need_problems_with_bugs(start):
+    from ppocoder_jax.pipeline.revision_corpus import revision_examples
+
+    cfg = load_config("tiny", [*TURNS])
+    with pytest.raises(UserError, match="sft.revision_examples"):
+        # problems without recorded bug variants (a loaded dataset's)
+        revision_examples(cfg, [dataclasses.replace(e, meta={}) for e in start[3]], None, 4, 0)

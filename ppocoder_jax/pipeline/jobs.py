@@ -69,8 +69,21 @@ def sft_job(cfg: Config, run_dir: Path | None = None, logger=None):
     params, model_cfg, tokenizer = load_policy(cfg)
     task = _load_task(cfg, tokenizer)
     require_training_problems(task, cfg.data)
+    examples = list(task.train)
+    if cfg.sft.revision_examples:
+        from ppocoder_jax.pipeline.revision_corpus import revision_examples
+
+        revisions, counts = revision_examples(
+            cfg, examples, tokenizer, cfg.sft.revision_examples, seed=cfg.train.seed
+        )
+        print(
+            f"sft: {len(revisions)} revision examples from {counts['checked']} buggy attempts "
+            f"({counts['skipped_passed']} passed their public tests, "
+            f"{counts['skipped_infra']} sandbox failures)"
+        )
+        examples += revisions
     train = encode_examples(
-        model_cfg, tokenizer, task.train, cfg.data.max_source_length, cfg.data.max_target_length
+        model_cfg, tokenizer, examples, cfg.data.max_source_length, cfg.data.max_target_length
     )
     val = encode_examples(
         model_cfg, tokenizer, task.val, cfg.data.max_source_length, cfg.data.max_target_length

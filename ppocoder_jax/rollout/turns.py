@@ -7,8 +7,10 @@ One batch of `train.batch_size x rollout.num_samples` trajectories, batched acro
             rollout.feedback_template or the chat template) and sample again
     final:  each row's last attempt is scored on the PRIVATE tests by the reward
 
-Every turn samples all rows (static shapes, the same program on every host); rows already
-done are masked (`turn_rows_done_frac` reports the share of sampled rows that were). The
+A later turn samples only the rows still revising, compacted and filled up to one of a few
+sizes (rows / 8, / 4, / 2, / 1: few shapes to compile, the same on every host), and spreads
+them back to their rows; a done row holds no tokens in that turn (`turn_rows_done_frac`
+reports the share of sampled rows that were fill). The
 `Experience` holds the turns as blocks of rows, [turn 0 rows | turn 1 rows | ...], each block
 in the single-turn row order (sample j of prompt i at i * n + j), so a group of n consecutive
 rows is still one problem's samples and every registered estimator applies per turn. A turn's
@@ -51,13 +53,16 @@ class TurnRunner:
         last_turn = np.zeros(rows, np.int64)
         public_pass = np.zeros((turns, rows), bool)
         shaped = np.zeros((turns, rows), np.float32)
-        sampled_active, blocks = [], []
+        sampled_active, blocks, sampled_rows = [], [], []
         final_texts: list[str] = [""] * rows
         for k in range(turns):
+            picked = None  # turn 0 samples every row; later turns only the rows still revising
             if k == 0:
                 ids, mask, n = *prompts, cfg.rollout.num_samples
             else:
-                ids, mask, n = *self._prompts([o.text for o in obs]), 1
+                picked = self._compacted(np.flatnonzero(active), rows)
+                ids, mask, n = *self._prompts([obs[r].text for r in picked]), 1
+            sampled_rows.append(rows if picked is None else len(picked))
             # turn 0 draws exactly what a single-turn batch draws
             out = c.sample_arrays(params, ids, mask, key if k == 0 else jax.random.fold_in(key, k),
                                   iteration, num_samples=n)  # fmt: skip
@@ -67,10 +72,15 @@ class TurnRunner:
                 out, texts = c._cut_at_stops(out)
             placed = [out.prompt_ids, out.prompt_mask, out.tokens, out.token_mask]
             placed = [jax.device_put(x, batch_sharding(c.mesh, x.ndim)) for x in placed]
-            blocks.append(c._statistics(params, *placed, sampled=out))
+            block = c._statistics(params, *placed, sampled=out)
             if texts is None:
                 tokens, token_mask = global_to_host_local((out.tokens, out.token_mask))
                 texts = c.sampler.decode(c.tokenizer, tokens, token_mask)
+            if picked is not None:
+                real = picked[: int(active.sum())]
+                block = self._spread(block, real, rows)
+                texts = dict(zip(real.tolist(), texts, strict=False))
+            blocks.append(block)
             sampled_active.append(active.copy())
             for r in np.flatnonzero(active):
                 final_texts[r], last_turn[r] = texts[r], k
@@ -95,8 +105,48 @@ class TurnRunner:
             "last_turn": last_turn,
             "public_pass": public_pass,
             "shaped": shaped,
+            "sampled_rows": np.asarray(sampled_rows),
         }
         return blocks, futures, info
+
+    def _compacted(self, revising: np.ndarray, rows: int) -> np.ndarray:
+        """This host's rows to sample in a later turn: the revising rows, then copies of the
+        first row up to the smallest of rows / 8, / 4, / 2, / 1 (a multiple of this host's
+        batch shards) that holds every host's revising rows - few shapes to compile, and rows
+        that are done cost no sampling."""
+        from ppocoder_jax.parallel.mesh import num_batch_shards
+
+        need = len(revising)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            need = int(np.max(multihost_utils.process_allgather(np.int32(need))))
+        shards = max(num_batch_shards(self.c.mesh) // jax.process_count(), 1)
+        sizes = sorted({-(-max(rows // d, 1) // shards) * shards for d in (8, 4, 2, 1)})
+        size = next((s for s in sizes if s >= need), sizes[-1])
+        filler = np.full(size - len(revising), revising[0] if len(revising) else 0)
+        return np.concatenate([revising, filler]).astype(np.int64)
+
+    def _spread(self, block: Experience, real: np.ndarray, rows: int) -> Experience:
+        """The compacted turn's Experience laid out on all `rows` rows of the batch: the
+        sampled rows in their places, the others empty (no tokens, masked by the turn's
+        validity)."""
+        from ppocoder_jax.parallel.mesh import global_to_host_local, host_local_to_global
+
+        pad_id = self.c.policy.pad_id
+
+        def spread(name, x):
+            if x is None:
+                return None
+            local = global_to_host_local(x)
+            full = np.full((rows, *local.shape[1:]), pad_id if name == "prompt_ids" else 0,
+                           local.dtype)  # fmt: skip
+            full[real] = local[: len(real)]
+            return host_local_to_global(full, self.c.mesh)
+
+        return Experience(
+            **{f.name: spread(f.name, getattr(block, f.name)) for f in dataclasses.fields(block)}
+        )
 
     def _prompts(self, texts):
         """Global (ids, mask) of this host's next-turn prompts, padded to one bucket that every
@@ -163,12 +213,12 @@ def turn_metrics(info, final_pass: np.ndarray, final_valid: np.ndarray) -> dict:
     n = max(int(ok.sum()), 1)
     first_fail = ok & ~info["public_pass"][0]
     fixed = first_fail & (final_pass > 0)
-    sampled = info["active"].size
+    sampled = int(info["sampled_rows"].sum())
     return {
         "turns_mean": float((info["last_turn"][ok] + 1).sum() / n),
         "public_pass_turn1": float(info["public_pass"][0][ok].sum() / n),
         # share of the trajectories failing turn 1's public tests whose last attempt passes
         "fix_rate": float(fixed.sum() / max(int(first_fail.sum()), 1)),
-        # sampled rows that were already done (their device work is spent and masked)
+        # sampled rows that were not revising (a compacted turn's fill): spent and masked
         "turn_rows_done_frac": float(1.0 - info["active"].sum() / max(sampled, 1)),
     }
