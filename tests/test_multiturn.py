@@ -316,3 +316,54 @@ def test_revision_examples_need_problems_with_bugs(start):
     with pytest.raises(UserError, match="sft.revision_examples"):
         # problems without recorded bug variants (a loaded dataset's)
         revision_examples(cfg, [dataclasses.replace(e, meta={}) for e in start[3]], None, 4, 0)
+
+
+def test_two_turns_on_8_devices_equal_one_device(tmp_path):
+    """`ppocoder train` with 2 turns on one CPU device and on 8 fake ones (mesh data=4 x
+    fsdp=2; the compacted turn and its spread-back rows sharded over them): the same samples
+    (every logged metric but timings within 1e-5) and the same parameters (within 1e-5 of
+    each array's scale, as tests/test_parallel_sharded_step.py compares a sharded step)."""
+    import os
+    import subprocess
+    import sys
+
+    from ppocoder_jax.model import load_model
+
+    def train(name, devices, *mesh):
+        run_dir = tmp_path / name
+        env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONHASHSEED="0")
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+        cmd = [sys.executable, "-m", "ppocoder_jax", "train", "--config", "tiny", *TURNS, *mesh]
+        cmd += ["train.steps=2", "train.tensorboard=false"]
+        cmd += ["ppo.value_warmup_iters=0", f"train.run_dir={run_dir}"]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        params = load_model(run_dir / "final_model")[0]
+        return [r for r in rows if r.get("phase") == "ppo"], params
+
+    one_rows, one = train("one", 1)
+    eight_rows, eight = train("eight", 8, "mesh.data=4", "mesh.fsdp=2")
+    assert [r["step"] for r in one_rows] == [r["step"] for r in eight_rows] == [1, 2]
+    assert any(r["turn_rows_done_frac"] < 1 and r["turns_mean"] > 1 for r in one_rows)
+    for a, b in zip(one_rows, eight_rows, strict=True):
+        assert a.keys() == b.keys()
+        for key, want in a.items():
+            if key.startswith("time_") or key.startswith("reward_") and key.endswith("_s"):
+                continue
+            if key in ("reward_wait_frac", "reward_programs_per_s", "reward_busy_frac"):
+                continue
+            if isinstance(want, float) and math.isfinite(want):
+                assert b[key] == pytest.approx(want, rel=1e-5, abs=1e-6), (a["step"], key)
+            else:
+                assert b[key] == want, (a["step"], key)
+    flat_one = jax.tree_util.tree_flatten_with_path(one)[0]
+    flat_eight = jax.tree_util.tree_flatten_with_path(eight)[0]
+    assert [p for p, _ in flat_one] == [p for p, _ in flat_eight]
+    for (path, x), (_, y) in zip(flat_one, flat_eight, strict=True):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.dtype.kind == "f":
+            scale = float(np.max(np.abs(x))) if x.size else 0.0
+            np.testing.assert_allclose(y, x, rtol=1e-5, atol=1e-5 * scale, err_msg=str(path))
+        else:
+            np.testing.assert_array_equal(y, x, err_msg=str(path))

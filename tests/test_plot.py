@@ -278,6 +278,16 @@ def test_results_without_results_json_come_from_the_eval_rows(tmp_path):
     assert P.results_figure(columns, "t") is not None
 
 
+def test_multiturn_results_show_the_first_attempt_and_the_fix_rate():
+    before = {"num_problems": 3, "pass@1": 0.4, "pass@1_turn1": 0.3, "fix_rate": 0.1}
+    after = {"num_problems": 3, "pass@1": 0.7, "pass@1_turn1": 0.5, "fix_rate": 0.4}
+    columns = [("SFT", {"greedy": before}), ("PPO", {"greedy": after})]
+    plot = P.results_figure(columns, "2 turns")
+    assert plot.series == ["greedy|pass@1", "greedy|pass@1_turn1", "greedy|fix_rate"]
+    ticks = [t.get_text() for t in plot.figure.axes[0].get_xticklabels()]
+    assert ticks[2] == "fix rate\ngreedy\n+30.0 points"
+
+
 def test_per_difficulty_table_gets_its_own_panel():
     metrics = {"num_problems": 3, "pass@1": 0.2, "compile_rate": 0.9}
     metrics["per_difficulty_pass"] = {"introductory": 0.4, "interview": 0.1, "competition": 0.0}

@@ -7,7 +7,8 @@ step and data position, and every iteration's logged metrics (wall-clock timings
 equal an uninterrupted run's (within 1e-6; they are in fact bitwise equal on CPU). A
 checkpoint being written when the kill came must never be resumed from. The T5 family runs
 again with `train.overlap_rollouts=true`, whose checkpoints hold the batch sampled for the next
-update (its rollout item): the same kills, the same comparison.
+update (its rollout item), and the decoder family with `rollout.turns=2` (attempt, public-test
+feedback, revision): the same kills, the same comparison.
 
 Kills come from inside (PPOCODER_KILL_AT, see ppocoder_jax/faults.py: a SIGKILL at a
 named phase of an iteration, after a random delay) and from outside (SIGKILL after some
@@ -45,12 +46,20 @@ TIMINGS = (
 )
 
 
-def _cmd(run_dir: Path, family: str, steps: int = STEPS, overlap: bool = False) -> list[str]:
+# rollout.turns=2: attempt, public-test feedback, revision (rollout/turns.py)
+TWO_TURNS = (
+    "rollout.turns=2",
+    "data.max_source_length=128",
+    "rollout.length_buckets=[16,32,64,128]",
+)
+
+
+def _cmd(run_dir: Path, family: str, steps: int = STEPS, overlap: bool = False, extra=()):
     return [
         sys.executable, "-m", "ppocoder_jax", "train", "--config", "tiny",
         f"model.family={family}", f"train.steps={steps}", f"train.save_every={SAVE_EVERY}",
         "train.keep_checkpoints=2", "train.tensorboard=false", f"train.run_dir={run_dir}",
-        f"train.overlap_rollouts={str(overlap).lower()}",
+        f"train.overlap_rollouts={str(overlap).lower()}", *extra,
     ]  # fmt: skip
 
 
@@ -99,8 +108,9 @@ def _resumed_at(log: str) -> int | None:
 
 
 class Runs:
-    def __init__(self, tmp_path: Path, family: str, rng: random.Random, overlap: bool = False):
+    def __init__(self, tmp_path, family: str, rng: random.Random, overlap=False, extra=()):
         self.tmp, self.family, self.rng, self.overlap = tmp_path, family, rng, overlap
+        self.extra = extra
         self.cache = tmp_path.parent / "jax-cache"  # shared by the families and runs
         self.n = 0
 
@@ -109,7 +119,7 @@ class Runs:
         log = open(self.tmp / f"run{self.n}.log", "w+")  # noqa: SIM115
         env = _env(self.cache, kill_at, hash_seed=self.rng.randrange(1, 2**31))
         proc = subprocess.Popen(
-            _cmd(run_dir, self.family, steps, self.overlap),
+            _cmd(run_dir, self.family, steps, self.overlap, self.extra),
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -170,15 +180,15 @@ def _assert_same_metrics(got: list[dict], ref: list[dict]):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "family, overlap",
-    [("t5", False), ("decoder", False), ("t5", True)],
-    ids=["t5", "decoder", "t5-overlap"],
+    "family, overlap, turns",
+    [("t5", False, 1), ("decoder", False, 1), ("t5", True, 1), ("decoder", False, 2)],
+    ids=["t5", "decoder", "t5-overlap", "decoder-2turns"],
 )
-def test_sigkill_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, family, overlap):
+def test_sigkill_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, family, overlap, turns):
     seed = random.randrange(2**31)
     rng = random.Random(seed)
-    why = f"(family {family}, overlap {overlap}, random seed {seed}; logs in {tmp_path})"
-    runs = Runs(tmp_path, family, rng, overlap)
+    why = f"(family {family}, overlap {overlap}, turns {turns}, seed {seed}; logs in {tmp_path})"
+    runs = Runs(tmp_path, family, rng, overlap, TWO_TURNS if turns == 2 else ())
 
     ref_dir = tmp_path / "uninterrupted"
     code, log = runs.run(ref_dir)

@@ -23,6 +23,9 @@ PCT = "%"
 # (metric key, label, unit) for the results bars, in this order; absent ones are skipped.
 RESULT_METRICS: tuple[tuple[str, str, str], ...] = (
     ("pass@1", "pass@1", PCT),
+    # rollout.turns > 1: the first attempt alone, and the failures the feedback fixed
+    ("pass@1_turn1", "pass@1 turn 1", PCT),
+    ("fix_rate", "fix rate", PCT),
     ("pass@5", "pass@5", PCT),
     ("pass@10", "pass@10", PCT),
     ("pass@100", "pass@100", PCT),
