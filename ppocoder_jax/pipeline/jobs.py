@@ -69,27 +69,31 @@ def sft_job(cfg: Config, run_dir: Path | None = None, logger=None):
     params, model_cfg, tokenizer = load_policy(cfg)
     task = _load_task(cfg, tokenizer)
     require_training_problems(task, cfg.data)
-    examples = list(task.train)
+    revisions = None
     if cfg.sft.revision_examples:
         from ppocoder_jax.pipeline.revision_corpus import revision_examples
 
-        revisions, counts = revision_examples(
-            cfg, examples, tokenizer, cfg.sft.revision_examples, seed=cfg.train.seed
+        made, counts = revision_examples(
+            cfg, task.train, tokenizer, cfg.sft.revision_examples, seed=cfg.train.seed
         )
         print(
-            f"sft: {len(revisions)} revision examples from {counts['checked']} buggy attempts "
+            f"sft: {len(made)} revision examples from {counts['checked']} buggy attempts "
             f"({counts['skipped_passed']} passed their public tests, "
             f"{counts['skipped_infra']} sandbox failures)"
         )
-        examples += revisions
+        revisions = encode_examples(
+            model_cfg, tokenizer, made, cfg.data.max_source_length, cfg.data.max_target_length
+        )
     train = encode_examples(
-        model_cfg, tokenizer, examples, cfg.data.max_source_length, cfg.data.max_target_length
+        model_cfg, tokenizer, task.train, cfg.data.max_source_length, cfg.data.max_target_length
     )
     val = encode_examples(
         model_cfg, tokenizer, task.val, cfg.data.max_source_length, cfg.data.max_target_length
     )
     print(f"sft: {len(train)} training examples, {len(val)} validation, {cfg.sft.steps} steps")
-    params = run_sft(cfg, params, model_cfg, train, val, logger, seed=cfg.train.seed)
+    params = run_sft(
+        cfg, params, model_cfg, train, val, logger, seed=cfg.train.seed, revisions=revisions
+    )
     _save(run_dir / SFT_DIR, params, model_cfg, tokenizer)
     if own_logger:
         logger.close()

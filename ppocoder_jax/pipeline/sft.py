@@ -66,6 +66,21 @@ def sft_eval_loss(params, batch, *, policy, dtype):
     return cross_entropy_loss(params, policy, batch, dtype)
 
 
+class _Draws:
+    """Batches of one corpus in a seeded order, reshuffled after each pass."""
+
+    def __init__(self, n: int, batch_size: int, rng: np.random.Generator):
+        self.n, self.batch_size, self.rng = n, batch_size, rng
+        self.order, self.cursor = rng.permutation(n), 0
+
+    def next(self) -> np.ndarray:
+        if self.cursor + self.batch_size > self.n:
+            self.order, self.cursor = self.rng.permutation(self.n), 0
+        idx = self.order[self.cursor : self.cursor + self.batch_size]
+        self.cursor += self.batch_size
+        return idx
+
+
 def run_sft(
     cfg: Config,
     params,
@@ -74,8 +89,13 @@ def run_sft(
     val: EncodedExamples | None,
     logger,
     seed: int,
+    revisions: EncodedExamples | None = None,
 ):
-    """Trains `params` for cfg.sft.steps; returns the new params."""
+    """Trains `params` for cfg.sft.steps; returns the new params.
+
+    `revisions` (sft.revision_examples) get batches of their own, one step in every
+    (len(train) + len(revisions)) / len(revisions): their prompts are several times longer
+    than the problems', and a mixed batch would pad every problem to them."""
     from ppocoder_jax.model.common import compute_dtype
     from ppocoder_jax.model.families import as_policy
 
@@ -84,20 +104,22 @@ def run_sft(
     dtype = compute_dtype(cfg)
     optimizer = sft_optimizer(cfg)
     opt_state = optimizer.init(params)
-    rng = np.random.default_rng(seed)
     buckets = s.length_buckets
-    n = len(train)
-    order = rng.permutation(n)
-    cursor = 0
+    draws = _Draws(len(train), s.batch_size, np.random.default_rng(seed))
+    every = 0  # a revision batch every `every` steps (0: none)
+    if revisions is not None and len(revisions):
+        every = max(round((len(train) + len(revisions)) / len(revisions)), 1)
+        revision_draws = _Draws(len(revisions), s.batch_size, np.random.default_rng(seed + 1))
     start = time.time()
     progress = tqdm(range(s.steps), desc="sft", unit="step", mininterval=2.0)
     for step in progress:
-        if cursor + s.batch_size > n:
-            order, cursor = rng.permutation(n), 0
-        idx = order[cursor : cursor + s.batch_size]
-        cursor += s.batch_size
-        src, src_mask = source_batch(train, idx, buckets, cfg.data.max_source_length)
-        tgt, tgt_mask = target_batch(train, idx, buckets, cfg.data.max_target_length)
+        corpus = train
+        if every and step % every == every - 1:
+            corpus, idx = revisions, revision_draws.next()
+        else:
+            idx = draws.next()
+        src, src_mask = source_batch(corpus, idx, buckets, cfg.data.max_source_length)
+        tgt, tgt_mask = target_batch(corpus, idx, buckets, cfg.data.max_target_length)
         params, opt_state, loss = sft_step(
             params,
             opt_state,
