@@ -238,7 +238,7 @@ def test_a_stopped_two_turn_run_resumes_exactly(start, tmp_path):
     one ends (parameters, optimizer state, every metric but timings)."""
     from ppocoder_jax.pipeline.ppo_trainer import PPOTrainer
 
-    timings = {"time_sample_s", "time_rewards_s", "time_update_s", "reward_wait_frac",
+    timings = {"time_sample_s", "time_rewards_s", "time_feedback_s", "time_update_s", "reward_wait_frac",
                "reward_programs_per_s", "reward_busy_frac"}  # fmt: skip
 
     class Rows:

@@ -39,6 +39,7 @@ STEPS, SAVE_EVERY = 10, 3
 TIMINGS = (
     "time_sample_s",
     "time_rewards_s",
+    "time_feedback_s",
     "time_update_s",
     "reward_wait_frac",
     "reward_programs_per_s",

@@ -135,8 +135,11 @@ class PPOTrainer:
             **self.collector.metrics,
             **learned,
             "time_update_s": t_end - clock["rewards_done"],
-            # Share of the iteration the device sat idle waiting for the reward threads.
-            "reward_wait_frac": (clock["rewards_done"] - clock["device_done"])
+            # Share of the iteration the device sat idle waiting for the reward threads (and,
+            # with several turns, for the feedback between them).
+            "reward_wait_frac": (
+                clock["rewards_done"] - clock["device_done"] + clock.get("feedback_wait_s", 0.0)
+            )
             / max(t_end - clock["start"], 1e-9),
         }
 

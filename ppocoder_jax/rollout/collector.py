@@ -214,6 +214,8 @@ class RolloutCollector:
         passed = np.asarray([p.passed for p in parts], np.float32)
         self.metrics = metrics | turn_metrics(info, passed, valid) | {"rollout_lag": 0}
         self._finish(scoring, t0, t_sampled, t_device_done, t_rewards)
+        # waiting for the public tests' feedback between turns idles the device too
+        self.metrics["time_feedback_s"] = self.clock["feedback_wait_s"] = info["feedback_wait_s"]
         return experience
 
     def revalue(self, params, experience: Experience) -> Experience:

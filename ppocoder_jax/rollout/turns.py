@@ -23,6 +23,7 @@ times that attempt's own public-test reward on turns that got feedback. Feedback
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import jax
 import jax.numpy as jnp
@@ -54,6 +55,7 @@ class TurnRunner:
         public_pass = np.zeros((turns, rows), bool)
         shaped = np.zeros((turns, rows), np.float32)
         sampled_active, blocks, sampled_rows = [], [], []
+        feedback_wait = 0.0
         final_texts: list[str] = [""] * rows
         for k in range(turns):
             picked = None  # turn 0 samples every row; later turns only the rows still revising
@@ -87,6 +89,7 @@ class TurnRunner:
             if k == turns - 1:
                 break
             futures = {r: env.step(examples[r], obs[r], texts[r]) for r in np.flatnonzero(active)}
+            t_wait = time.perf_counter()  # the device is idle until the feedback is in
             for r, future in futures.items():
                 step = future.result()
                 shaped[k, r] = step.reward
@@ -96,6 +99,7 @@ class TurnRunner:
                     public_pass[k, r], active[r] = True, False
                 else:
                     obs[r] = env.observe(examples[r], obs[r], texts[r], step)
+            feedback_wait += time.perf_counter() - t_wait
         scored = [dataclasses.replace(e, tests=e.public_and_private_tests()[1]) for e in examples]
         futures = c.reward.submit(scored, final_texts)
         faults.point("rewards", iteration + 1)
@@ -106,6 +110,7 @@ class TurnRunner:
             "public_pass": public_pass,
             "shaped": shaped,
             "sampled_rows": np.asarray(sampled_rows),
+            "feedback_wait_s": feedback_wait,
         }
         return blocks, futures, info
 
