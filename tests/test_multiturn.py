@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -332,9 +333,18 @@ def test_two_turns_on_8_devices_equal_one_device(tmp_path):
     def train(name, devices, *mesh):
         run_dir = tmp_path / name
         env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONHASHSEED="0")
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parent)  # the reward plugin below
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
         cmd = [sys.executable, "-m", "ppocoder_jax", "train", "--config", "tiny", *TURNS, *mesh]
         cmd += ["train.steps=2", "train.tensorboard=false"]
+        # A random model fails every test: without a reward that varies between samples the
+        # advantages are ~0 and every gradient is rounding noise, which no two summation
+        # orders agree on. A bonus for short programs gives every group a spread.
+        cmd += ["reward.functions=[helpers.reward_plugins:short_bonus]"]
+        # The value head's gradient is a mean of value errors that nearly cancel, and Adam's
+        # second step divides by it: its 1e-6 differences became 5e-5 of the bias (measured).
+        # Here only the policy learns; the sharded value step is tests/test_parallel_sharded_step.
+        cmd += ["ppo.vf_coef=0"]
         cmd += ["ppo.value_warmup_iters=0", f"train.run_dir={run_dir}"]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -353,9 +363,11 @@ def test_two_turns_on_8_devices_equal_one_device(tmp_path):
                 continue
             if key in ("reward_wait_frac", "reward_programs_per_s", "reward_busy_frac"):
                 continue
-            if key == "explained_variance":
-                # 1 - var(err) / var(returns) with var(returns) ~1e-8 here (a random model's
-                # returns are nearly constant): it scales summation-order differences by 1e8
+            if key == "explained_variance" and a["step"] > 1:
+                # 1 - var(returns - values) / var(returns) after an update: the values come
+                # from parameters that differ by ~1e-6 of their scale (compared below) and
+                # the differences returns - values cancel, so this one diagnostic differs by
+                # more (7e-5 measured); step 1's, before any update, is compared
                 continue
             if isinstance(want, float) and math.isfinite(want):
                 assert b[key] == pytest.approx(want, rel=1e-5, abs=1e-6), (a["step"], key)
