@@ -17,13 +17,11 @@ failures.py), the same on every path and from the cache, for feedback (rewards/f
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import itertools
 import json
 import logging
 import os
-import re
 import secrets
 import tempfile
 import threading
@@ -37,18 +35,22 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ppocoder_jax.rewards.execution import (
-    c_server,
-    csharp_server,
-    failures,
-    harness,
-    js_server,
-    php_server,
-    sandbox,
-)
+from ppocoder_jax.rewards.execution import failures, harness, sandbox
 from ppocoder_jax.rewards.execution import python_server as pyserver
-from ppocoder_jax.rewards.execution.check_server import CheckServerPool, ServerFailed
-from ppocoder_jax.rewards.execution.java_server import JavacServerPool, ServerTimeout
+from ppocoder_jax.rewards.execution.check_server import CheckServerPool
+from ppocoder_jax.rewards.execution.checkers import (
+    CHECK_SERVERS,
+    COMPILED,
+    SERVER_CLASSES,
+    CheckServerBackend,
+    CompileJob,
+    JavacBackend,
+    ProcessBackend,
+)
+from ppocoder_jax.rewards.execution.java_server import JavacServerPool
+from ppocoder_jax.rewards.execution.job_text import described as _described
+from ppocoder_jax.rewards.execution.job_text import program_bytes
+from ppocoder_jax.rewards.execution.job_text import tail as _tail
 from ppocoder_jax.rewards.execution.languages import (
     CPP_FLAGS,
     SPECS,
@@ -79,54 +81,6 @@ _STARTUP_SLACK_S = {"java": 1.5, "csharp": 1.0, "javascript": 0.5}
 # result; neither the program nor its tests are kept), up to ~4 KB for a failing one (its
 # TestFailure's fields are capped), so the default holds ~40 MB typically, ~200 MB at most.
 DEFAULT_CACHE_SIZE = 50_000
-# Languages whose compile checks have a persistent sandboxed check server (compile_servers).
-CHECK_SERVERS = {
-    "javascript": js_server,
-    "php": php_server,
-    "csharp": csharp_server,
-    "c": c_server,
-}
-_SERVER_CLASSES = {
-    "javascript": js_server.JsServer,
-    "php": php_server.PhpServer,
-    "csharp": csharp_server.CsharpServer,
-    "c": c_server.CServer,
-}
-
-
-_JOB_PATH = re.compile(r"(?:/[\w.-]+)*/(?:sandbox|ppocoder-exec-\w+)(?:/job-\d+)?/")
-
-
-def _tail(data: bytes | str, n: int = 600) -> str:
-    """The end of a compiler/program message, with job directory paths dropped."""
-    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
-    # Only the end can be shown: cut before the path regex, whose backtracking is quadratic in
-    # a long run of "/x/x/x..." (a program printing megabytes of that hung a worker for hours).
-    text = text.rstrip()[-4 * n :]
-    text = _JOB_PATH.sub("", text).strip()
-    return text if len(text) <= n else "..." + text[-n:]
-
-
-def _surrogates(err: UnicodeError) -> tuple[bytes, int]:
-    """U+DC80..U+DCFF are the bytes they escape (surrogateescape), other lone surrogates are
-    written as surrogatepass does: a non-UTF-8 file read by `ppocoder check` keeps its bytes."""
-    if not isinstance(err, UnicodeEncodeError):
-        raise err
-    out = bytearray()
-    for ch in err.object[err.start : err.end]:
-        if not 0xD800 <= ord(ch) <= 0xDFFF:
-            raise err
-        escaped = 0xDC80 <= ord(ch) <= 0xDCFF
-        out += bytes([ord(ch) - 0xDC00]) if escaped else ch.encode("utf-8", "surrogatepass")
-    return bytes(out), err.end
-
-
-codecs.register_error("ppocoder.surrogates", _surrogates)
-
-
-def program_bytes(program: str) -> bytes:
-    """The program text as the file the toolchains read (UTF-8; see _surrogates)."""
-    return program.encode("utf-8", errors="ppocoder.surrogates")
 
 
 def python_compiles(program: str) -> tuple[bool, str]:
@@ -209,12 +163,23 @@ class Executor:
                     _say_once(f"{lang} compile checks run one process per program: {reason}")
             else:
                 self._checkers[lang] = CheckServerPool(
-                    lang, _SERVER_CLASSES[lang], self.root, self.workers
+                    lang, SERVER_CLASSES[lang], self.root, self.workers
                 )
         self._checker_pools = list(self._checkers.values())  # all closed with the executor
         self._pch = {
             "compile": StdcxxPch(CPP_FLAGS) if cpp_pch else None,
             "link": StdcxxPch((*CPP_FLAGS, "-O2")) if cpp_pch else None,
+        }
+        # Each language's compile backends, tried in order (checkers.py); the per-job process
+        # comes last and always decides.
+        by_kind = {
+            "check": CheckServerBackend(self._checkers, self._check_checkers, self._count),
+            "javac": JavacBackend(self._javac),
+        }
+        per_job = ProcessBackend(self.python_argv, self._pch)
+        self._compile_backends = {
+            lang: [*([by_kind[spec.compile_server]] if spec.compile_server else []), per_job]
+            for lang, spec in SPECS.items()
         }
         # job digest -> its Future while it runs, its ExecutionResult once done; least recently
         # used first (see submit)
@@ -416,98 +381,16 @@ class Executor:
     # --- compile ----------------------------------------------------------------------------------
     def _compile(self, spec: Language, work, io, source, program, link, total):
         """None when it compiled, else the COMPILE_ERROR / INFRA_ERROR result."""
-        if spec.name in self._checkers:
-            outcome = self._server_compile(spec.name, work, program, link)
+        job = CompileJob(spec, work, io, source, program, link, total, self.compile_timeout_s)
+        for backend in self._compile_backends[spec.name]:
+            outcome = backend.check(job)
             if outcome is not None:
-                if outcome[0]:
-                    return None
-                return make_result(
-                    Verdict.COMPILE_ERROR,
-                    compiled=False,
-                    tests_total=total,
-                    detail=_tail(outcome[1]),
-                    failure=_described(failures.compile_failure, outcome[1], spec.name),
-                )
-        if spec.name == "java" and not self._javac.broken:
-            outcome = self._javac_compile(work, source)
-            if outcome is not None:
-                ok, message = outcome
-                if ok:
-                    return None
-                return make_result(
-                    Verdict.COMPILE_ERROR,
-                    compiled=False,
-                    tests_total=total,
-                    detail=_tail(message),
-                    failure=_described(failures.compile_failure, message, spec.name),
-                )
-        if spec.name == "python":
-            cmd = [
-                *self.python_argv,
-                "-c",
-                "import sys; compile(open(sys.argv[1], 'rb').read(), sys.argv[1], 'exec', dont_inherit=True)",
-                source,
-            ]
-        else:
-            cmd = fill(spec.link_cmd if link else spec.compile_cmd, src=source)
-        binds: tuple[str, ...] = ()
-        pch = self._pch["link" if link else "compile"] if spec.name == "cpp" else None
-        if pch is not None and "bits/stdc++.h" in program:
-            pch_dir = pch.include_dir()
-            if pch_dir is not None:
-                cmd = [cmd[0], "-I", str(pch_dir), *cmd[1:]]
-                binds = (str(pch_dir),)
-        limits = sandbox.Limits(
-            wall_s=self.compile_timeout_s,
-            memory_mb=spec.compile_memory_mb,
-            nproc=max(spec.nproc, 32),
-            output_bytes=256 << 20,
-        )
-        out = sandbox.run_sandboxed(cmd, work, io, limits, extra_ro_binds=binds)
-        if not out.started:
-            return make_result(
-                Verdict.INFRA_ERROR, compiled=False, tests_total=total, detail=out.infra_detail
-            )
-        if out.timed_out or out.cpu_limited:
-            why = f"compilation exceeded {self.compile_timeout_s:g}s"
-            return make_result(
-                Verdict.COMPILE_ERROR,
-                compiled=False,
-                tests_total=total,
-                detail=why,
-                failure=_described(failures.compile_failure, why, spec.name),
-            )
-        if out.returncode != 0:
-            return make_result(
-                Verdict.COMPILE_ERROR,
-                compiled=False,
-                tests_total=total,
-                detail=_tail(out.stderr + out.stdout),
-                failure=_described(
-                    failures.compile_failure,
-                    (out.stderr + out.stdout).decode("utf-8", errors="replace"),
-                    spec.name,
-                ),
-            )
-        return None
+                return None if outcome is COMPILED else outcome
+        raise AssertionError("the per-job backend always decides")
 
-    def _javac_compile(self, work: Path, source: str) -> tuple[bool, str] | None:
-        """Compile with a warm javac server; None means: fall back to a plain javac run."""
-        try:
-            server = self._javac.acquire()
-        except (OSError, RuntimeError, Exception) as err:  # cannot build the server at all
-            self._javac.broken = str(err)
-            log.warning("javac server unavailable (%s); using one javac per program", err)
-            return None
-        try:
-            return server.compile(work, source, self.compile_timeout_s)
-        except ServerTimeout:
-            return False, f"compilation exceeded {self.compile_timeout_s:g}s"
-        except (OSError, RuntimeError) as err:
-            log.warning("javac server failed (%s); falling back to plain javac for this job", err)
-            return None
-        finally:
-            self._javac.release(server)
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self.stats[key] += 1
 
     @property
     def compile_servers(self) -> list[str]:
@@ -520,40 +403,6 @@ class Executor:
         if pool is not None and pool.broken:
             _say_once(f"{lang} compile checks run one sandboxed process per program: {pool.broken}")
             self._checkers.pop(lang, None)
-
-    def _server_compile(self, lang: str, work: Path, program: str, link: bool):
-        """(compiled?, message) from the language's check server; None: check this program the
-        per-job way (the server failed, or RETRY: it cannot give the per-job verdict)."""
-        pool = self._checkers.get(lang)
-        if pool is None:
-            return None
-        try:
-            server = pool.acquire()
-        except ServerFailed:  # the executor is closing
-            return None
-        try:
-            try:
-                server.ensure_started()
-            except ServerFailed as err:
-                if server.checks == 0:  # never worked here: the servers cannot be built
-                    pool.broken = pool.broken or str(err)
-                    self._check_checkers(lang)
-                else:
-                    log.warning("%s; this program is checked the per-job way", err)
-                return None
-            try:
-                answer = server.check(program_bytes(program), work, link, self.compile_timeout_s)
-            except ServerFailed as err:  # the server, not the program: it restarts
-                log.warning("%s; this program is checked the per-job way", err)
-                answer = None
-        finally:
-            pool.release(server)
-        status = "failed" if answer is None else answer.status.lower()
-        with self._lock:
-            self.stats[f"server_checks_{status}"] += 1
-        if answer is None or answer.status == "RETRY":
-            return None
-        return answer.status == "OK", answer.detail
 
     # --- tests ------------------------------------------------------------------------------------
     def _limits(self, spec: Language, wall_s: float) -> sandbox.Limits:
@@ -798,16 +647,6 @@ class Executor:
         return failures.runner_failure(
             tests, index, verdict, info=report.info.get(index), message=message
         )
-
-
-def _described(build, *args, **kwargs) -> TestFailure | None:
-    """A failure's description (failures.py) never changes a verdict: should building it
-    raise, that is logged and the result has no failure."""
-    try:
-        return build(*args, **kwargs)
-    except Exception:
-        log.exception("describing a failure failed (the verdict stands)")
-        return None
 
 
 def _job_key(lang: str, program: str, tests: dict | None, link: bool) -> bytes:
