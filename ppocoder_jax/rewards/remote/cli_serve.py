@@ -97,7 +97,7 @@ async def _serve(args, executor, languages, max_queue: int, token: str) -> None:
 
     service = SandboxService(executor, languages, max_queue, token)
     app = make_app(service, int(args.max_request_mb * (1 << 20)))
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10.0)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)
     try:
