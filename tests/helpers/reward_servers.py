@@ -104,9 +104,17 @@ class StubServer:
         self.url = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
         return self
 
-    def __exit__(self, *exc) -> None:
+    async def _stop(self) -> None:
         if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
+            await self._runner.cleanup()
+        # handlers still hanging (a hung server's) end with the server
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def __exit__(self, *exc) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
