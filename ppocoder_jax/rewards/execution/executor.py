@@ -50,7 +50,8 @@ from ppocoder_jax.rewards.execution.checkers import (
 from ppocoder_jax.rewards.execution.java_server import JavacServerPool
 from ppocoder_jax.rewards.execution.job_text import described as _described
 from ppocoder_jax.rewards.execution.job_text import program_bytes
-from ppocoder_jax.rewards.execution.job_text import tail as _tail
+from ppocoder_jax.rewards.execution.job_text import tail as _tail  # noqa: F401 (imported from here)
+from ppocoder_jax.rewards.execution.judging import StdioJudge, runner_result
 from ppocoder_jax.rewards.execution.languages import (
     CPP_FLAGS,
     SPECS,
@@ -63,12 +64,9 @@ from ppocoder_jax.rewards.execution.languages import (
 )
 from ppocoder_jax.rewards.execution.pch import StdcxxPch
 from ppocoder_jax.rewards.execution.verdicts import (
-    STOPS_TESTING,
     ExecutionResult,
-    TestFailure,
     Verdict,
     make_result,
-    worst,
 )
 
 log = logging.getLogger(__name__)
@@ -413,72 +411,6 @@ class Executor:
             output_bytes=self.output_bytes,
         )
 
-    @staticmethod
-    def _failure(spec: Language, out: sandbox.RunOutcome) -> tuple[Verdict, str] | None:
-        """The verdict implied by how the process ended, or None when it exited cleanly."""
-        if not out.started:
-            return Verdict.INFRA_ERROR, out.infra_detail
-        if out.timed_out or out.cpu_limited:
-            return Verdict.TIMEOUT, "time limit exceeded"
-        if out.output_limited:
-            return Verdict.OUTPUT_LIMIT, f"output exceeded {len(out.stdout)} bytes"
-        if out.returncode != 0:
-            err = out.stderr.decode("utf-8", errors="replace")
-            if any(marker in err for marker in spec.memory_markers):
-                return Verdict.MEMORY_LIMIT, _tail(err)
-            sig = out.signal
-            why = f"killed by signal {sig}" if sig else f"exit code {out.returncode}"
-            return Verdict.RUNTIME_ERROR, f"{why}: {_tail(err)}"
-        return None
-
-    def _run_stdio(self, spec, work, io, source, main, tests) -> ExecutionResult:
-        if spec.name == "python":
-            cmd = [*self.python_argv, source]
-        else:
-            cmd = fill(spec.run_cmd, src=source, main=main or "Main")
-        wall = self.timeout_s + _STARTUP_SLACK_S.get(spec.name, 0.0)
-        verdict, passed, detail, first = Verdict.PASS, 0, "", None
-        for i, (given, expected) in enumerate(zip(tests.inputs, tests.outputs)):
-            stdin = harness.as_text(given).encode("utf-8")
-            out = sandbox.run_sandboxed(cmd, work, io, self._limits(spec, wall), stdin=stdin)
-            failure = self._failure(spec, out)
-            if failure is None:
-                if harness.stdout_matches(out.stdout, expected):
-                    passed += 1
-                    continue
-                failure = (
-                    Verdict.WRONG_ANSWER,
-                    f"test {i}: wrong answer: {_tail(out.stdout, 200)!r}",
-                )
-            if failure[0] is Verdict.INFRA_ERROR:
-                return make_result(
-                    Verdict.INFRA_ERROR,
-                    compiled=True,
-                    tests_passed=passed,
-                    tests_total=tests.total,
-                    detail=failure[1],
-                )
-            if worst(verdict, failure[0]) is not verdict:
-                verdict, detail = (
-                    failure[0],
-                    f"test {i}: {failure[1]}"
-                    if failure[0] is not Verdict.WRONG_ANSWER
-                    else failure[1],
-                )
-                first = _described(
-                    failures.stdio_failure, spec.name, i, given, expected, out, failure[0]
-                )
-            if failure[0] in STOPS_TESTING:
-                break
-        return make_result(
-            verdict,
-            compiled=True,
-            tests_passed=passed,
-            tests_total=tests.total,
-            detail=detail,
-            failure=first,
-        )
-
     @property
     def python_server(self) -> bool:
         """Whether Python tests go to the persistent servers (else one interpreter per job)."""
@@ -528,10 +460,24 @@ class Executor:
         wall = min(self.timeout_s * (tests.total + 1) + 2.0, max(60.0, self.timeout_s + 2.0))
         return nonce, stdin, self._limits(SPECS["python"], wall)
 
+    def _run_stdio(self, spec, work, io, source, main, tests) -> ExecutionResult:
+        if spec.name == "python":
+            cmd = [*self.python_argv, source]
+        else:
+            cmd = fill(spec.run_cmd, src=source, main=main or "Main")
+        limits = self._limits(spec, self.timeout_s + _STARTUP_SLACK_S.get(spec.name, 0.0))
+        judge = StdioJudge(spec, tests)
+        for i, (given, expected) in enumerate(zip(tests.inputs, tests.outputs)):
+            stdin = harness.as_text(given).encode("utf-8")
+            out = sandbox.run_sandboxed(cmd, work, io, limits, stdin=stdin)
+            if judge.add(i, given, expected, out):
+                break
+        return judge.result()
+
     def _run_python_runner_in_server(self, program, source, tests) -> ExecutionResult | None:
         nonce, stdin, limits = self._runner_input(tests, source)
         out = self._run_in_server(program, source, stdin, limits)
-        return None if out is None else self._runner_result(out, nonce, tests)
+        return None if out is None else runner_result(out, nonce, tests)
 
     def _run_python_runner(self, work, io, source, tests) -> ExecutionResult:
         """The runner in its own sandboxed interpreter (python_server=False, or no servers)."""
@@ -539,114 +485,7 @@ class Executor:
         nonce, stdin, limits = self._runner_input(tests, source)
         cmd = [*self.python_argv, harness.RUNNER_NAME]
         out = sandbox.run_sandboxed(cmd, work, io, limits, stdin=stdin)
-        return self._runner_result(out, nonce, tests)
-
-    def _runner_result(self, out, nonce, tests) -> ExecutionResult:
-        """The verdict from the runner's channel and how its process ended (both paths)."""
-        spec = SPECS["python"]
-        report = harness.parse_channel(out.stdout, nonce)
-        total = tests.total
-        if not out.started:
-            return make_result(
-                Verdict.INFRA_ERROR, compiled=True, tests_total=total, detail=out.infra_detail
-            )
-        if report.load_error:
-            v = (
-                Verdict.TIMEOUT
-                if report.load_error == "timeout"
-                else _error_verdict(report.load_error)
-            )
-            return make_result(
-                v,
-                compiled=True,
-                tests_total=total,
-                detail=f"loading the program: {report.load_error}",
-                failure=_described(failures.load_failure, v, report.load_error),
-            )
-        verdict, passed, detail, first = Verdict.PASS, 0, "", None
-        for i in range(total):
-            if i not in report.results:
-                failure = self._failure(spec, out) or (
-                    Verdict.RUNTIME_ERROR,
-                    "the program exited before its tests finished",
-                )
-                if worst(verdict, failure[0]) is not verdict:
-                    first = _described(self._runner_exit_failure, tests, i, failure[0], out, report)
-                verdict, detail = worst(verdict, failure[0]), f"test {i}: {failure[1]}"
-                break
-            status, payload = report.results[i]
-            if status == "badtest":
-                return make_result(
-                    Verdict.INFRA_ERROR,
-                    compiled=True,
-                    tests_total=total,
-                    detail=f"the test code does not compile: {payload}",
-                )
-            if status == "pass" or (
-                status == "value" and harness.call_output_matches(payload, tests.outputs[i])
-            ):
-                passed += 1
-                continue
-            if status in ("value", "unplain", "fail"):
-                v, why = Verdict.WRONG_ANSWER, f"test {i}: wrong answer: {payload[:200]}"
-            elif status == "timeout":
-                v, why = Verdict.TIMEOUT, f"test {i}: time limit exceeded"
-            else:
-                v, why = _error_verdict(payload), f"test {i}: {payload}"
-            if worst(verdict, v) is not verdict:
-                verdict, detail = v, why
-                first = _described(
-                    failures.runner_failure,
-                    tests,
-                    i,
-                    v,
-                    status=status,
-                    payload=payload,
-                    info=report.info.get(i),
-                    message="time limit exceeded" if status == "timeout" else "",
-                )
-            if v in STOPS_TESTING:
-                break
-        if verdict is Verdict.PASS and not (report.done and out.returncode == 0):
-            failure = self._failure(spec, out) or (
-                Verdict.RUNTIME_ERROR,
-                "the runner did not finish",
-            )
-            verdict, detail = failure
-            passed = min(passed, total - 1)
-            first = _described(self._runner_exit_failure, tests, passed, verdict, out, report)
-        elif out.output_limited and verdict is not Verdict.PASS:
-            verdict = Verdict.OUTPUT_LIMIT
-            if first is not None:
-                first = replace(first, kind="output_limit", message="output limit exceeded")
-        return make_result(
-            verdict,
-            compiled=True,
-            tests_passed=passed,
-            tests_total=total,
-            detail=detail,
-            failure=first,
-        )
-
-    @staticmethod
-    def _runner_exit_failure(tests, index, verdict, out, report) -> TestFailure | None:
-        """Test `index` has no result: the runner's process ended (crashed, was killed, hit a
-        limit, or exited) before saying it."""
-        if verdict is Verdict.INFRA_ERROR:
-            return None
-        if verdict is Verdict.TIMEOUT:
-            message = "time limit exceeded"
-        elif verdict is Verdict.OUTPUT_LIMIT:
-            message = "output limit exceeded"
-        elif out.returncode == 0 or (out.returncode is None and not out.stderr):
-            message = "the program exited before its tests finished"
-        else:
-            message = failures.runtime_message(
-                "python", b"", out.stderr, out.returncode, out.signal
-            )
-        return failures.runner_failure(
-            tests, index, verdict, info=report.info.get(index), message=message
-        )
+        return runner_result(out, nonce, tests)
 
 
 def _job_key(lang: str, program: str, tests: dict | None, link: bool) -> bytes:
@@ -672,10 +511,6 @@ def _python_job_env() -> dict[str, str]:
         "PWD": cwd,
         "SHLVL": "0",
     }
-
-
-def _error_verdict(description: str) -> Verdict:
-    return Verdict.MEMORY_LIMIT if description.startswith("MemoryError") else Verdict.RUNTIME_ERROR
 
 
 def _cleanup(javac: JavacServerPool, pyservers, checkers, root: Path) -> None:

@@ -31,15 +31,14 @@ from __future__ import annotations
 import json
 
 from ppocoder_jax.rewards.execution import failures, harness, sandbox
-from ppocoder_jax.rewards.execution.executor import Executor, python_compiles
+from ppocoder_jax.rewards.execution.executor import python_compiles
 from ppocoder_jax.rewards.execution.job_text import described, tail
+from ppocoder_jax.rewards.execution.judging import StdioJudge
 from ppocoder_jax.rewards.execution.languages import SPECS
 from ppocoder_jax.rewards.execution.verdicts import (
-    STOPS_TESTING,
     ExecutionResult,
     Verdict,
     make_result,
-    worst,
 )
 from ppocoder_jax.rewards.remote.client import EndpointPool, Retry
 
@@ -162,7 +161,7 @@ class SandboxFusionDialect:
             ok, why = python_compiles(program)
             if not ok:
                 return self._compile_error(lang, why, total)
-        verdict, passed, detail, first = Verdict.PASS, 0, "", None
+        judge = StdioJudge(SPECS[lang], spec)
         for i, (given, expected) in enumerate(zip(spec.inputs, spec.outputs)):
             body = self._body(lang, program, harness.as_text(given))
             (kind, value), _url = await pool.call(RUN_CODE_PATH, body, parse_answer)
@@ -171,32 +170,9 @@ class SandboxFusionDialect:
                 return self._compile_error(lang, why, total)
             if kind == "compile":
                 return self._compile_error(lang, value, total)
-            out = value
-            failure = Executor._failure(SPECS[lang], out)
-            if failure is None:
-                if harness.stdout_matches(out.stdout, expected):
-                    passed += 1
-                    continue
-                failure = (
-                    Verdict.WRONG_ANSWER,
-                    f"test {i}: wrong answer: {tail(out.stdout, 200)!r}",
-                )
-            if worst(verdict, failure[0]) is not verdict:
-                verdict = failure[0]
-                detail = (
-                    failure[1] if verdict is Verdict.WRONG_ANSWER else f"test {i}: {failure[1]}"
-                )
-                first = described(failures.stdio_failure, lang, i, given, expected, out, failure[0])
-            if failure[0] in STOPS_TESTING:
+            if judge.add(i, given, expected, value):  # the same rules as local stdio tests
                 break
-        return make_result(
-            verdict,
-            compiled=True,
-            tests_passed=passed,
-            tests_total=total,
-            detail=detail,
-            failure=first,
-        )
+        return judge.result()
 
     async def _compile_only(self, pool: EndpointPool, lang, program) -> ExecutionResult:
         if lang == "python":  # compile() here: nothing runs
