@@ -360,3 +360,43 @@ def test_load_on_loopback_is_bounded(server):
         assert remote.stats["infra_errors"] == 0 and remote.stats["remote_requests"] == n
     assert elapsed < 180
     print(f"load: {n} problems in {elapsed:.1f}s = {n / elapsed:.1f} problems/s")
+
+
+def test_start_up_probe(server):
+    """reward.backend=remote asks every server's /health at start-up: one whose per-test time
+    limit differs from reward.timeout_s is named (its TIMEOUT verdicts would differ), and a run
+    whose servers all fail to answer stops at once with one line."""
+    from ppocoder_jax.rewards.backends import make_executor
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    cfg = RewardConfig(backend="remote", endpoints=(server.url, dead), timeout_s=4.0)
+    with make_executor(cfg) as remote:
+        assert isinstance(remote, RemoteExecutor)
+        problems = remote.probe(4.0)
+        assert len(problems) == 1 and problems[0].startswith(dead)
+        (mismatch, _dead) = remote.probe(2.0)
+        assert "--timeout 4.0" in mismatch and "reward.timeout_s is 2" in mismatch
+    with pytest.raises(UserError, match="none of the 1 reward servers answers"):
+        make_executor(RewardConfig(backend="remote", endpoints=(dead,)))
+
+
+def test_a_client_that_gives_up_costs_the_server_nothing(server):
+    """A request past the client's deadline is dropped by the client; on the server its job
+    runs to the end and keeps its place in the queue meanwhile, and the same job asked again
+    gets its verdict (the job was not cancelled under the executor's cache)."""
+    job = _echo(777, 2.0)
+    with _client(server.url, request_timeout_s=0.5, retries=0) as impatient:
+        assert impatient.submit(*job).result().verdict is Verdict.INFRA_ERROR
+
+    async def pending() -> int:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(server.url + wire.HEALTH_PATH) as r:
+                return (await r.json())["pending"]
+
+    assert asyncio.run(pending()) == 1  # still running there
+    with _client(server.url) as patient:
+        assert patient.submit(*job).result().verdict is Verdict.PASS
+    deadline = time.monotonic() + 30
+    while asyncio.run(pending()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert asyncio.run(pending()) == 0

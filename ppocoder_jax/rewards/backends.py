@@ -27,7 +27,7 @@ def make_executor(cfg: RewardConfig):
         dialect = SandboxServeDialect()
     else:
         dialect = SandboxFusionDialect(timeout_s=cfg.timeout_s)
-    return RemoteExecutor(
+    executor = RemoteExecutor(
         cfg.endpoints,
         dialect=dialect,
         token=os.environ.get(cfg.token_env, ""),
@@ -35,3 +35,10 @@ def make_executor(cfg: RewardConfig):
         request_timeout_s=cfg.request_timeout_s,
         retries=cfg.retries,
     )
+    if cfg.backend == "remote":  # sandbox-serve has /health; SandboxFusion is asked per job
+        try:
+            executor.probe(cfg.timeout_s)
+        except BaseException:
+            executor.close()
+            raise
+    return executor

@@ -13,6 +13,10 @@ JavaScript, PHP, C# and C compile checks go to persistent sandboxed check server
 toolchain process per program (`compile_servers=False`). A failing result says what failed
 (`ExecutionResult.failure`: the failing test's input, expected and actual values or the error;
 failures.py), the same on every path and from the cache, for feedback (rewards/feedback.py).
+
+`Executor` coordinates: the job cache and accounting, each job's directory, the language's
+compile backends (checkers.py, chosen at start-up from languages.py), and the test runs, whose
+outcomes judging.py turns into verdicts.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
+from dataclasses import replace
 from typing import TypeVar
 
 import aiohttp
@@ -272,7 +273,7 @@ class RemoteExecutor:
         if result.verdict is Verdict.INFRA_ERROR:
             with self._lock:
                 self.stats["infra_errors"] += 1
-        return result.__class__(**{**result.__dict__, "duration_s": time.monotonic() - start})
+        return replace(result, duration_s=time.monotonic() - start)
 
     def _no_verdict(self, lang, tests, detail: str, counter: str) -> ExecutionResult:
         with self._lock:
@@ -290,6 +291,43 @@ class RemoteExecutor:
         with self._lock:
             now = time.monotonic()
             return self._busy_done + sum(now - s for s in self._running.values())
+
+    def probe(self, timeout_s: float, wait_s: float = 10.0) -> list[str]:
+        """Ask every endpoint's /health now; say what would make its verdicts differ from
+        this trainer's (another per-test time limit) or what keeps it from answering. Raises
+        UserError when none answers: a run would only mask every sample."""
+        from ppocoder_jax.errors import UserError
+
+        async def one(endpoint: Endpoint) -> str:
+            try:
+                async with self.pool.session.get(
+                    endpoint.url + wire.HEALTH_PATH,
+                    timeout=aiohttp.ClientTimeout(total=wait_s),
+                ) as response:
+                    health = await response.json(content_type=None)
+            except (aiohttp.ClientError, TimeoutError, ValueError) as err:
+                return f"{endpoint.url}: no /health answer ({type(err).__name__}: {err})"
+            if not isinstance(health, dict) or health.get("status") != "ok":
+                return f"{endpoint.url}: /health answered {str(health)[:100]}"
+            if health.get("timeout_s") != timeout_s:
+                return (
+                    f"{endpoint.url}: serves with --timeout {health.get('timeout_s')}, this "
+                    f"trainer's reward.timeout_s is {timeout_s:g} (TIMEOUT verdicts differ)"
+                )
+            return ""
+
+        async def every() -> list[str]:
+            return list(await asyncio.gather(*(one(e) for e in self.pool.endpoints)))
+
+        problems = [p for p in self._on_loop(every()) if p]
+        for problem in problems:
+            log.warning("reward server: %s", problem)
+        down = [p for p in problems if "no /health answer" in p]
+        if len(down) == len(self.pool.endpoints):
+            raise UserError(
+                f"reward.endpoints: none of the {len(down)} reward servers answers; {down[0]}"
+            )
+        return problems
 
     def cache_len(self) -> int:
         return 0  # no result cache on this side: the servers run every job

@@ -65,6 +65,9 @@ class SandboxService:
         expected = f"Bearer {self.token}"
         return hmac.compare_digest(given.encode(), expected.encode())
 
+    def _finished(self) -> None:
+        self.pending -= 1
+
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response(
             {
@@ -74,6 +77,9 @@ class SandboxService:
                 "pending": self.pending,
                 "max_queue": self.max_queue,
                 "served": self.served,
+                # what verdicts depend on: a trainer warns when they differ from its own
+                "timeout_s": self.executor.timeout_s,
+                "compile_timeout_s": self.executor.compile_timeout_s,
             }
         )
 
@@ -85,15 +91,21 @@ class SandboxService:
             return _error(503, "busy")
         self.pending += 1
         try:
-            try:
-                body = await request.read()
-                lang, program, tests, link = wire.parse_job(body, self.languages)
-            except wire.BadRequest as err:
-                return _error(400, str(err))
+            body = await request.read()
+            lang, program, tests, link = wire.parse_job(body, self.languages)
             future = self.executor.submit(lang, program, tests, link=link)
-            result = await asyncio.wrap_future(future)
-        finally:
+        except (wire.BadRequest, ValueError) as err:
             self.pending -= 1
+            return _error(400, str(err))
+        except BaseException:
+            self.pending -= 1
+            raise
+        # The job holds its place in the queue until it ends, even when its client has gone
+        # (a client's deadline must not let the queue grow); shielded, so that a client that
+        # hangs up never cancels a job the executor's cache shares with later requests.
+        loop = asyncio.get_running_loop()
+        future.add_done_callback(lambda _f: loop.call_soon_threadsafe(self._finished))
+        result = await asyncio.shield(asyncio.wrap_future(future))
         self.served += 1
         return web.json_response({"protocol": wire.PROTOCOL, "result": result.to_dict()})
 
