@@ -428,34 +428,6 @@ class Executor:
             _say_once(f"Python tests run one sandboxed interpreter per job: {pool.broken}")
             self._pyservers = None
 
-    def _run_in_server(self, program: str, source: str, stdin: bytes, limits):
-        """The runner job's outcome from a Python server; None: run it with its own
-        interpreter instead."""
-        pool = self._pyservers
-        if pool is None:
-            return None
-        try:
-            server = pool.acquire()
-        except pyserver.ServerFailed:  # the executor is closing
-            return None
-        try:
-            try:
-                server.ensure_started()
-            except pyserver.ServerFailed as err:
-                if server.jobs == 0:  # never worked here: the servers cannot be built
-                    pool.broken = pool.broken or str(err)
-                    self._check_pyservers()
-                else:
-                    log.warning("%s; this job runs its own interpreter", err)
-                return None
-            try:
-                return server.run(program_bytes(program), source, stdin, limits, _python_job_env())
-            except pyserver.ServerFailed as err:  # the server, not the program, failed
-                log.warning("%s; the job is an INFRA_ERROR, the server restarts", err)
-                return sandbox.RunOutcome(None, False, b"", b"", False, 0.0, False, str(err))
-        finally:
-            pool.release(server)
-
     def _runner_input(self, tests, source) -> tuple[str, bytes, sandbox.Limits]:
         """The runner's nonce, its stdin (nonce line, then the job) and the job's limits."""
         nonce = secrets.token_hex(16)
@@ -479,9 +451,16 @@ class Executor:
         return judge.result()
 
     def _run_python_runner_in_server(self, program, source, tests) -> ExecutionResult | None:
+        """The runner on a Python server; None: run it with its own interpreter instead."""
+        pool = self._pyservers
+        if pool is None:
+            return None
         nonce, stdin, limits = self._runner_input(tests, source)
-        out = self._run_in_server(program, source, stdin, limits)
-        return None if out is None else runner_result(out, nonce, tests)
+        out = pool.run(program_bytes(program), source, stdin, limits, _python_job_env())
+        if out is None:
+            self._check_pyservers()  # the servers cannot be built here: said once
+            return None
+        return runner_result(out, nonce, tests)
 
     def _run_python_runner(self, work, io, source, tests) -> ExecutionResult:
         """The runner in its own sandboxed interpreter (python_server=False, or no servers)."""

@@ -200,6 +200,34 @@ class PythonServerPool:
             self._free.append(server)
             self._cond.notify()
 
+    def run(
+        self, program: bytes, source: str, stdin: bytes, limits: sandbox.Limits, env: dict
+    ) -> sandbox.RunOutcome | None:
+        """One runner job on a free server: its outcome (started=False, an INFRA_ERROR, when
+        the server failed under it), or None: run it with its own interpreter (the pool is
+        closing, or the server would not start; `broken` says so when servers cannot be built
+        here at all)."""
+        try:
+            server = self.acquire()
+        except ServerFailed:  # the executor is closing
+            return None
+        try:
+            try:
+                server.ensure_started()
+            except ServerFailed as err:
+                if server.jobs == 0:  # never worked here: the servers cannot be built
+                    self.broken = self.broken or str(err)
+                else:
+                    log.warning("%s; this job runs its own interpreter", err)
+                return None
+            try:
+                return server.run(program, source, stdin, limits, env)
+            except ServerFailed as err:  # the server, not the program, failed
+                log.warning("%s; the job is an INFRA_ERROR, the server restarts", err)
+                return sandbox.RunOutcome(None, False, b"", b"", False, 0.0, False, str(err))
+        finally:
+            self.release(server)
+
     def warm_up(self, threads: ThreadPoolExecutor) -> None:
         """Start every server now, e.g. before timing. On `threads`, the executor's workers:
         bwrap --die-with-parent kills a server when the THREAD that started it exits. The
