@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from types import SimpleNamespace
@@ -19,6 +20,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 from helpers.reward_servers import ServeProcess, StubServer, free_port
+from test_execution_check_servers import ECHO as CHECK_ECHO
+from test_execution_check_servers import LINKED
+from test_execution_check_servers import PROGRAMS as CHECK_PROGRAMS
 from test_execution_feedback import JOBS as FEEDBACK_JOBS
 from test_execution_hostile import HOSTILE
 from test_execution_languages import ADD, PROGRAMS
@@ -44,10 +48,14 @@ def _echo(i: int, sleep_s: float = 0.0) -> tuple:
     return ("python", f"{nap}print(input())  # {i}\n", ECHO)
 
 
+# gcc's assembler names its temporary file at random (ccAbC123.s): two local runs differ there
+_GCC_TEMP = re.compile(r"cc[A-Za-z0-9]{6}\.s\b")
+
+
 def _comparable(result) -> dict:
     d = result.to_dict()
     del d["duration_s"]
-    return d
+    return json.loads(_GCC_TEMP.sub("ccTEMP.s", json.dumps(d)))
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +91,27 @@ def test_remote_agrees_with_local_on_the_language_corpus(server, local):
     ours = local.run_many(jobs)
     for job, a, b in zip(jobs, ours, theirs):
         assert _comparable(a) == _comparable(b), job
+
+
+@pytest.mark.toolchain
+def test_remote_agrees_with_local_on_the_check_server_corpus(server, local):
+    """JavaScript, PHP, C# and C compile checks (the check servers' corpus: deep nesting,
+    redeclarations, odd encodings...), link checks and a full program with tests."""
+    jobs = []
+    for lang, programs in sorted(CHECK_PROGRAMS.items()):
+        if missing_tools(SPECS[lang]):
+            continue
+        full, snippet = LINKED[lang]
+        jobs += [(lang, program) for program in programs.values()]
+        jobs += [(lang, full, None, True), (lang, snippet, None, True), (lang, full, CHECK_ECHO)]
+    if not jobs:
+        pytest.skip("no check-server toolchain here")
+    with _client(server.url, concurrency=4) as remote:
+        theirs = remote.run_many(jobs)
+        assert remote.stats["infra_errors"] == 0
+    ours = local.run_many(jobs)
+    for job, a, b in zip(jobs, ours, theirs):
+        assert _comparable(a) == _comparable(b), job[:2]
 
 
 def test_remote_agrees_with_local_on_failure_details(server, local):
