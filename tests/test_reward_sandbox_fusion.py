@@ -78,6 +78,8 @@ class FakeSandboxFusion:
             answer.update(status="Failed", run_result=_run("Error", rc=None, stderr="oops"))
         elif "EMPTYFAIL" in code:
             answer.update(status="Failed", run_result=None)
+        elif "FAILEDOK" in code:  # Failed, yet every command finished well
+            answer.update(status="Failed", run_result=_run(stdout=_sum(stdin)))
         elif "HANG" in code:
             await asyncio.sleep(3600)
         elif "GARBAGE" in code:
@@ -135,7 +137,7 @@ def test_real_verdicts_map_to_ours(fusion):
     assert node["language"] == "nodejs" and node["run_timeout"] == 3.0 and node["stdin"] == "1 2\n"
 
 
-@pytest.mark.parametrize("marker", ["SANDBOXERROR", "CMDERROR", "EMPTYFAIL", "GARBAGE"])
+@pytest.mark.parametrize("marker", ["SANDBOXERROR", "CMDERROR", "EMPTYFAIL", "FAILEDOK", "GARBAGE"])
 def test_no_verdict_is_retried_then_masked_and_counted(fusion, marker):
     with _client(fusion, retries=2) as ex:
         result = ex.submit("python", f"# {marker}", ADD).result()

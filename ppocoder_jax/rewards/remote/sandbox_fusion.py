@@ -16,8 +16,8 @@ the language's out-of-memory message), or exited 0 (its stdout compared here, as
 Everything else is no verdict and is retried on another endpoint, then masked as an
 INFRA_ERROR: "SandboxError" (the service's own failure; under concurrent failing stdin
 programs the stock image answers it in place of the verdict), a command with status "Error",
-"Failed" with no command result that explains it, an answer that does not parse, the request's
-deadline.
+"Failed" with no command result that explains it (or a status its results contradict), an
+answer that does not parse, the request's deadline.
 
 What /run_code cannot express is refused per job (an INFRA_ERROR saying why): call-based and
 assert-style tests (our runner is not installed there), C (no such language there), and
@@ -112,8 +112,8 @@ def parse_answer(status: int, data: bytes):
     rc = run.get("return_code")
     if not timed_out and type(rc) is not int:
         raise Retry("run result without a return code")
-    if answer["status"] == "Success" and (timed_out or rc != 0):
-        raise Retry("Success with a failed run")
+    if (answer["status"] == "Success") == (timed_out or rc != 0):  # they contradict
+        raise Retry(f"{answer['status']} with a run that says otherwise")
     out = sandbox.RunOutcome(
         returncode=None if timed_out else rc,
         timed_out=timed_out,
