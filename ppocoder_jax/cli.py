@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-hf": ("ppocoder_jax.model.cli_export", "export our checkpoint to Hugging Face format"),
     "generate": ("ppocoder_jax.rollout.cli_generate", "sample programs from a model"),
     "check": ("ppocoder_jax.rewards.cli_check", "compile / unit-test one program in a sandbox"),
+    "sandbox-serve": (
+        "ppocoder_jax.rewards.remote.cli_serve",
+        "serve this host's sandboxed reward pool over HTTP (reward.backend: remote)",
+    ),
     "match": (
         "ppocoder_jax.rewards.cli_match",
         "AST / data-flow match and CodeBLEU of two programs",

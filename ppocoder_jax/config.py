@@ -254,9 +254,39 @@ class RewardConfig:
     # the first or the last of the candidate blocks. Plugins get the answer as it is.
     extract: Literal["none", "fenced", "auto"] = "none"
     extract_block: Literal["first", "last"] = "last"
+    # Where programs are compiled and tested (docs/reward-servers.md): "local" (this host's
+    # sandboxed pool), "remote" (`ppocoder sandbox-serve` servers at `endpoints`),
+    # "sandbox_fusion" (a SandboxFusion deployment's /run_code at `endpoints`: stdio tests and
+    # link checks only). A remote job whose verdict cannot be had after `retries` more tries
+    # on other endpoints is an INFRA_ERROR: masked, counted, capped by max_error_frac.
+    backend: Literal["local", "remote", "sandbox_fusion"] = "local"
+    # Base URLs, e.g. ("http://10.0.0.5:8642",); jobs go to the least busy one.
+    endpoints: tuple[str, ...] = ()
+    # Requests in flight per endpoint (at most the server's --max-queue, or it answers busy).
+    endpoint_concurrency: int = 8
+    # Seconds one request may take before it counts as failed and is retried elsewhere.
+    request_timeout_s: float = 120.0
+    retries: int = 3
+    # The environment variable holding the servers' shared token (never in the config file).
+    token_env: str = "PPOCODER_SANDBOX_TOKEN"
 
     def __post_init__(self):
         _check(self.timeout_s > 0, "reward.timeout_s", "must be > 0")
+        _check(
+            self.backend == "local" or bool(self.endpoints),
+            "reward.endpoints",
+            f"reward.backend={self.backend} needs at least one endpoint URL",
+        )
+        for url in self.endpoints:
+            _check(
+                isinstance(url, str)
+                and re.fullmatch(r"https?://[^/\s]+(/[^\s]*)?", url) is not None,
+                "reward.endpoints",
+                f"{url!r} is not an http(s)://host:port URL",
+            )
+        _check(self.endpoint_concurrency >= 1, "reward.endpoint_concurrency", "must be >= 1")
+        _check(self.request_timeout_s > 0, "reward.request_timeout_s", "must be > 0")
+        _check(self.retries >= 0, "reward.retries", "must be >= 0")
         _check(
             not self.function_weights or len(self.function_weights) == len(self.functions),
             "reward.function_weights",

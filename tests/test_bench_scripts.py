@@ -106,3 +106,8 @@ def test_bench_grpo_step_quick():
         assert " 16-16 " in table[side], out
     assert "floor 1.5x TRL's samples/s" in out
     assert "GFLOP/iter" in out and "best matmul rate on the model's shapes" in out
+
+
+def test_bench_reward_servers_small():
+    out = _run("bench_reward_servers.py", "--n", "6", "--rounds", "1", "--workers", "1")
+    assert "remote / local:" in out and "problems/s" in out

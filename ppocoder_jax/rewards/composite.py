@@ -167,21 +167,15 @@ class CompositeReward:
     """Scores batches of (example, generated text) with an Executor's thread pool."""
 
     def __init__(self, cfg: RewardConfig, executor=None, error_dir: str | Path | None = None):
-        from ppocoder_jax.rewards.execution import Executor
+        from ppocoder_jax.rewards.backends import make_executor
 
         self.cfg = cfg
         self.error_dir = Path(error_dir) if error_dir is not None else None
         self.errors_saved = 0
         self._error_lock = threading.Lock()
         self._owns_executor = executor is None
-        self.executor = executor or Executor(
-            workers=cfg.workers,
-            timeout_s=cfg.timeout_s,
-            cache_size=cfg.cache_size,
-            python_site=cfg.python_site,
-            python_server=cfg.python_server,
-            compile_servers=cfg.compile_servers,
-        )
+        # reward.backend: this host's sandbox, or reward servers elsewhere (backends.py)
+        self.executor = executor or make_executor(cfg)
         self._match_pool = None
         if cfg.ast_weight or cfg.dfg_weight:
             from ppocoder_jax.rewards.matching import _match_module as matching

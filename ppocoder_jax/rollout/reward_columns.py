@@ -89,14 +89,20 @@ def _plugin_masked(experience: Experience) -> dict[str, int]:
 
 
 def _check_masked(cfg, counts: dict, plugin_masked: dict, total: int, iteration: int) -> None:
-    """Samples masked for a plugin's missing value or a non-finite part are capped like reward
-    errors (`reward.max_error_frac`): a reward that scores (almost) nothing must not train on
-    what is left and exit 0."""
+    """Samples masked for a plugin's missing value or a non-finite part (and, with a remote
+    reward backend, for an infrastructure error) are capped like reward errors
+    (`reward.max_error_frac`): a reward that scores (almost) nothing must not train on what is
+    left and exit 0."""
     bound = cfg.reward.max_error_frac
-    for name, why in (
+    capped = [
         ("masked_plugin", "a reward plugin gave no finite value"),
         ("masked_nonfinite", "a reward part was NaN or infinite"),
-    ):
+    ]
+    # Rewards from servers elsewhere: a sample without a verdict after the retries is masked
+    # like a reward error, and capped the same way (a dead pool must not train on nothing).
+    if getattr(cfg.reward, "backend", "local") != "local":
+        capped.append(("masked_infra", "no verdict from the reward servers"))
+    for name, why in capped:
         count = counts.get(name, 0)
         if count > bound * total:
             worst = max(plugin_masked.items(), key=lambda kv: kv[1], default=None)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import stat
 import subprocess
 import threading
@@ -36,6 +35,7 @@ from pathlib import Path
 
 from ppocoder_jax.rewards.execution import sandbox
 from ppocoder_jax.rewards.execution.languages import SPECS
+from ppocoder_jax.rewards.execution.server_protocol import PipeServer, ServerFailed
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +46,15 @@ ANSWER_SLACK_S = 5.0  # beyond the check's own wall limit, before the server cou
 DETAIL_BYTES = 16384
 
 
-class ServerFailed(RuntimeError):
-    """The server (not the program) failed: the job runs the per-job way."""
-
-
 @dataclass(frozen=True)
 class Answer:
     status: str  # OK | FAIL | RETRY
     detail: str
 
 
-class CheckServer:
+class CheckServer(PipeServer):
     """One persistent checker process; a subclass gives its argv and how a request looks.
+    A failed server (ServerFailed) costs no verdict: the job runs the per-job way.
 
     Start it from a long-lived thread (an executor worker): bwrap --die-with-parent kills the
     server when the THREAD that started it exits."""
@@ -68,15 +65,15 @@ class CheckServer:
     max_servers: int | None = None
 
     def __init__(self, root: Path, name: str):
+        super().__init__()
         self.root, self.name = root, name
+        self.label = f"{self.lang} check server"
         self.home = root / name  # /sandbox inside: the server's only writable place
         self.home.mkdir(mode=0o755, exist_ok=True)
-        self.proc: subprocess.Popen | None = None
         self.uid: int | None = None
         self.checks = 0  # answered, over all starts
         self.starts = 0
         self._since_start = 0
-        self._buf = bytearray()
         self._lock = threading.RLock()
 
     # --- what a subclass says -----------------------------------------------------------------
@@ -103,9 +100,7 @@ class CheckServer:
         with self._lock:
             if self._since_start >= self.max_checks:
                 self.close()
-            if self.proc is None or self.proc.poll() is not None:
-                self.close()
-                self._start()
+            super().ensure_started()
 
     def _start(self) -> None:
         info = sandbox.sandbox_info()
@@ -149,25 +144,6 @@ class CheckServer:
                 + tail.decode(errors="replace")
             )
 
-    def _read(self, deadline: float, size: int | None = None) -> bytes:
-        """The next line (size None) or the next `size` bytes from the server."""
-        assert self.proc is not None and self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        while (b"\n" not in self._buf) if size is None else (len(self._buf) < size):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise ServerFailed(f"{self.lang} check server did not answer in time")
-            if not select.select([fd], [], [], left)[0]:
-                continue
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                raise ServerFailed(f"{self.lang} check server exited (status {self.proc.wait()})")
-            self._buf += chunk
-        end = self._buf.index(b"\n") if size is None else size
-        data = bytes(self._buf[:end])
-        del self._buf[: end + (size is None)]
-        return data
-
     def _answer(self, deadline: float) -> Answer:
         head = self._read(deadline).decode("ascii", errors="replace")
         status, _, size = head.partition(" ")
@@ -199,27 +175,18 @@ class CheckServer:
             self._since_start += 1
             return answer
 
+    def _kill(self) -> None:
+        assert self.proc is not None
+        if sandbox.sandbox_info().mode == "bwrap":
+            self.proc.kill()  # bwrap's init dies with it: the whole PID namespace goes
+        else:
+            sandbox._kill_group(self.proc.pid)
+            if self.uid is not None:
+                sandbox._kill_uid(self.uid)
+
     def close(self) -> None:
         with self._lock:
-            if self.proc is None:
-                return
-            try:
-                if sandbox.sandbox_info().mode == "bwrap":
-                    self.proc.kill()  # bwrap's init dies with it: the whole PID namespace goes
-                else:
-                    sandbox._kill_group(self.proc.pid)
-                    if self.uid is not None:
-                        sandbox._kill_uid(self.uid)
-                self.proc.wait(timeout=30)
-            except (OSError, subprocess.SubprocessError):
-                pass
-            for stream in (self.proc.stdin, self.proc.stdout):
-                try:
-                    if stream is not None:
-                        stream.close()
-                except OSError:
-                    pass
-            self.proc = None
+            super().close()
 
 
 def move_output(src: Path, dst: Path) -> None:

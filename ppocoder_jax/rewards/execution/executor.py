@@ -13,17 +13,19 @@ JavaScript, PHP, C# and C compile checks go to persistent sandboxed check server
 toolchain process per program (`compile_servers=False`). A failing result says what failed
 (`ExecutionResult.failure`: the failing test's input, expected and actual values or the error;
 failures.py), the same on every path and from the cache, for feedback (rewards/feedback.py).
+
+`Executor` coordinates: the job cache and accounting, each job's directory, the language's
+compile backends (checkers.py, chosen at start-up from languages.py), and the test runs, whose
+outcomes judging.py turns into verdicts.
 """
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import itertools
 import json
 import logging
 import os
-import re
 import secrets
 import tempfile
 import threading
@@ -37,18 +39,23 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ppocoder_jax.rewards.execution import (
-    c_server,
-    csharp_server,
-    failures,
-    harness,
-    js_server,
-    php_server,
-    sandbox,
-)
+from ppocoder_jax.rewards.execution import failures, harness, sandbox
 from ppocoder_jax.rewards.execution import python_server as pyserver
-from ppocoder_jax.rewards.execution.check_server import CheckServerPool, ServerFailed
-from ppocoder_jax.rewards.execution.java_server import JavacServerPool, ServerTimeout
+from ppocoder_jax.rewards.execution.check_server import CheckServerPool
+from ppocoder_jax.rewards.execution.checkers import (
+    CHECK_SERVERS,
+    COMPILED,
+    SERVER_CLASSES,
+    CheckServerBackend,
+    CompileJob,
+    JavacBackend,
+    ProcessBackend,
+)
+from ppocoder_jax.rewards.execution.java_server import JavacServerPool
+from ppocoder_jax.rewards.execution.job_text import described as _described
+from ppocoder_jax.rewards.execution.job_text import program_bytes
+from ppocoder_jax.rewards.execution.job_text import tail as _tail  # noqa: F401 (imported from here)
+from ppocoder_jax.rewards.execution.judging import StdioJudge, runner_result
 from ppocoder_jax.rewards.execution.languages import (
     CPP_FLAGS,
     SPECS,
@@ -61,12 +68,9 @@ from ppocoder_jax.rewards.execution.languages import (
 )
 from ppocoder_jax.rewards.execution.pch import StdcxxPch
 from ppocoder_jax.rewards.execution.verdicts import (
-    STOPS_TESTING,
     ExecutionResult,
-    TestFailure,
     Verdict,
     make_result,
-    worst,
 )
 
 log = logging.getLogger(__name__)
@@ -79,54 +83,6 @@ _STARTUP_SLACK_S = {"java": 1.5, "csharp": 1.0, "javascript": 0.5}
 # result; neither the program nor its tests are kept), up to ~4 KB for a failing one (its
 # TestFailure's fields are capped), so the default holds ~40 MB typically, ~200 MB at most.
 DEFAULT_CACHE_SIZE = 50_000
-# Languages whose compile checks have a persistent sandboxed check server (compile_servers).
-CHECK_SERVERS = {
-    "javascript": js_server,
-    "php": php_server,
-    "csharp": csharp_server,
-    "c": c_server,
-}
-_SERVER_CLASSES = {
-    "javascript": js_server.JsServer,
-    "php": php_server.PhpServer,
-    "csharp": csharp_server.CsharpServer,
-    "c": c_server.CServer,
-}
-
-
-_JOB_PATH = re.compile(r"(?:/[\w.-]+)*/(?:sandbox|ppocoder-exec-\w+)(?:/job-\d+)?/")
-
-
-def _tail(data: bytes | str, n: int = 600) -> str:
-    """The end of a compiler/program message, with job directory paths dropped."""
-    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
-    # Only the end can be shown: cut before the path regex, whose backtracking is quadratic in
-    # a long run of "/x/x/x..." (a program printing megabytes of that hung a worker for hours).
-    text = text.rstrip()[-4 * n :]
-    text = _JOB_PATH.sub("", text).strip()
-    return text if len(text) <= n else "..." + text[-n:]
-
-
-def _surrogates(err: UnicodeError) -> tuple[bytes, int]:
-    """U+DC80..U+DCFF are the bytes they escape (surrogateescape), other lone surrogates are
-    written as surrogatepass does: a non-UTF-8 file read by `ppocoder check` keeps its bytes."""
-    if not isinstance(err, UnicodeEncodeError):
-        raise err
-    out = bytearray()
-    for ch in err.object[err.start : err.end]:
-        if not 0xD800 <= ord(ch) <= 0xDFFF:
-            raise err
-        escaped = 0xDC80 <= ord(ch) <= 0xDCFF
-        out += bytes([ord(ch) - 0xDC00]) if escaped else ch.encode("utf-8", "surrogatepass")
-    return bytes(out), err.end
-
-
-codecs.register_error("ppocoder.surrogates", _surrogates)
-
-
-def program_bytes(program: str) -> bytes:
-    """The program text as the file the toolchains read (UTF-8; see _surrogates)."""
-    return program.encode("utf-8", errors="ppocoder.surrogates")
 
 
 def python_compiles(program: str) -> tuple[bool, str]:
@@ -209,12 +165,23 @@ class Executor:
                     _say_once(f"{lang} compile checks run one process per program: {reason}")
             else:
                 self._checkers[lang] = CheckServerPool(
-                    lang, _SERVER_CLASSES[lang], self.root, self.workers
+                    lang, SERVER_CLASSES[lang], self.root, self.workers
                 )
         self._checker_pools = list(self._checkers.values())  # all closed with the executor
         self._pch = {
             "compile": StdcxxPch(CPP_FLAGS) if cpp_pch else None,
             "link": StdcxxPch((*CPP_FLAGS, "-O2")) if cpp_pch else None,
+        }
+        # Each language's compile backends, tried in order (checkers.py); the per-job process
+        # comes last and always decides.
+        by_kind = {
+            "check": CheckServerBackend(self._checkers, self._check_checkers, self._count),
+            "javac": JavacBackend(self._javac),
+        }
+        per_job = ProcessBackend(self.python_argv, self._pch)
+        self._compile_backends = {
+            lang: [*([by_kind[spec.compile_server]] if spec.compile_server else []), per_job]
+            for lang, spec in SPECS.items()
         }
         # job digest -> its Future while it runs, its ExecutionResult once done; least recently
         # used first (see submit)
@@ -416,98 +383,16 @@ class Executor:
     # --- compile ----------------------------------------------------------------------------------
     def _compile(self, spec: Language, work, io, source, program, link, total):
         """None when it compiled, else the COMPILE_ERROR / INFRA_ERROR result."""
-        if spec.name in self._checkers:
-            outcome = self._server_compile(spec.name, work, program, link)
+        job = CompileJob(spec, work, io, source, program, link, total, self.compile_timeout_s)
+        for backend in self._compile_backends[spec.name]:
+            outcome = backend.check(job)
             if outcome is not None:
-                if outcome[0]:
-                    return None
-                return make_result(
-                    Verdict.COMPILE_ERROR,
-                    compiled=False,
-                    tests_total=total,
-                    detail=_tail(outcome[1]),
-                    failure=_described(failures.compile_failure, outcome[1], spec.name),
-                )
-        if spec.name == "java" and not self._javac.broken:
-            outcome = self._javac_compile(work, source)
-            if outcome is not None:
-                ok, message = outcome
-                if ok:
-                    return None
-                return make_result(
-                    Verdict.COMPILE_ERROR,
-                    compiled=False,
-                    tests_total=total,
-                    detail=_tail(message),
-                    failure=_described(failures.compile_failure, message, spec.name),
-                )
-        if spec.name == "python":
-            cmd = [
-                *self.python_argv,
-                "-c",
-                "import sys; compile(open(sys.argv[1], 'rb').read(), sys.argv[1], 'exec', dont_inherit=True)",
-                source,
-            ]
-        else:
-            cmd = fill(spec.link_cmd if link else spec.compile_cmd, src=source)
-        binds: tuple[str, ...] = ()
-        pch = self._pch["link" if link else "compile"] if spec.name == "cpp" else None
-        if pch is not None and "bits/stdc++.h" in program:
-            pch_dir = pch.include_dir()
-            if pch_dir is not None:
-                cmd = [cmd[0], "-I", str(pch_dir), *cmd[1:]]
-                binds = (str(pch_dir),)
-        limits = sandbox.Limits(
-            wall_s=self.compile_timeout_s,
-            memory_mb=spec.compile_memory_mb,
-            nproc=max(spec.nproc, 32),
-            output_bytes=256 << 20,
-        )
-        out = sandbox.run_sandboxed(cmd, work, io, limits, extra_ro_binds=binds)
-        if not out.started:
-            return make_result(
-                Verdict.INFRA_ERROR, compiled=False, tests_total=total, detail=out.infra_detail
-            )
-        if out.timed_out or out.cpu_limited:
-            why = f"compilation exceeded {self.compile_timeout_s:g}s"
-            return make_result(
-                Verdict.COMPILE_ERROR,
-                compiled=False,
-                tests_total=total,
-                detail=why,
-                failure=_described(failures.compile_failure, why, spec.name),
-            )
-        if out.returncode != 0:
-            return make_result(
-                Verdict.COMPILE_ERROR,
-                compiled=False,
-                tests_total=total,
-                detail=_tail(out.stderr + out.stdout),
-                failure=_described(
-                    failures.compile_failure,
-                    (out.stderr + out.stdout).decode("utf-8", errors="replace"),
-                    spec.name,
-                ),
-            )
-        return None
+                return None if outcome is COMPILED else outcome
+        raise AssertionError("the per-job backend always decides")
 
-    def _javac_compile(self, work: Path, source: str) -> tuple[bool, str] | None:
-        """Compile with a warm javac server; None means: fall back to a plain javac run."""
-        try:
-            server = self._javac.acquire()
-        except (OSError, RuntimeError, Exception) as err:  # cannot build the server at all
-            self._javac.broken = str(err)
-            log.warning("javac server unavailable (%s); using one javac per program", err)
-            return None
-        try:
-            return server.compile(work, source, self.compile_timeout_s)
-        except ServerTimeout:
-            return False, f"compilation exceeded {self.compile_timeout_s:g}s"
-        except (OSError, RuntimeError) as err:
-            log.warning("javac server failed (%s); falling back to plain javac for this job", err)
-            return None
-        finally:
-            self._javac.release(server)
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self.stats[key] += 1
 
     @property
     def compile_servers(self) -> list[str]:
@@ -521,40 +406,6 @@ class Executor:
             _say_once(f"{lang} compile checks run one sandboxed process per program: {pool.broken}")
             self._checkers.pop(lang, None)
 
-    def _server_compile(self, lang: str, work: Path, program: str, link: bool):
-        """(compiled?, message) from the language's check server; None: check this program the
-        per-job way (the server failed, or RETRY: it cannot give the per-job verdict)."""
-        pool = self._checkers.get(lang)
-        if pool is None:
-            return None
-        try:
-            server = pool.acquire()
-        except ServerFailed:  # the executor is closing
-            return None
-        try:
-            try:
-                server.ensure_started()
-            except ServerFailed as err:
-                if server.checks == 0:  # never worked here: the servers cannot be built
-                    pool.broken = pool.broken or str(err)
-                    self._check_checkers(lang)
-                else:
-                    log.warning("%s; this program is checked the per-job way", err)
-                return None
-            try:
-                answer = server.check(program_bytes(program), work, link, self.compile_timeout_s)
-            except ServerFailed as err:  # the server, not the program: it restarts
-                log.warning("%s; this program is checked the per-job way", err)
-                answer = None
-        finally:
-            pool.release(server)
-        status = "failed" if answer is None else answer.status.lower()
-        with self._lock:
-            self.stats[f"server_checks_{status}"] += 1
-        if answer is None or answer.status == "RETRY":
-            return None
-        return answer.status == "OK", answer.detail
-
     # --- tests ------------------------------------------------------------------------------------
     def _limits(self, spec: Language, wall_s: float) -> sandbox.Limits:
         return sandbox.Limits(
@@ -562,72 +413,6 @@ class Executor:
             memory_mb=spec.run_memory_mb,
             nproc=spec.nproc,
             output_bytes=self.output_bytes,
-        )
-
-    @staticmethod
-    def _failure(spec: Language, out: sandbox.RunOutcome) -> tuple[Verdict, str] | None:
-        """The verdict implied by how the process ended, or None when it exited cleanly."""
-        if not out.started:
-            return Verdict.INFRA_ERROR, out.infra_detail
-        if out.timed_out or out.cpu_limited:
-            return Verdict.TIMEOUT, "time limit exceeded"
-        if out.output_limited:
-            return Verdict.OUTPUT_LIMIT, f"output exceeded {len(out.stdout)} bytes"
-        if out.returncode != 0:
-            err = out.stderr.decode("utf-8", errors="replace")
-            if any(marker in err for marker in spec.memory_markers):
-                return Verdict.MEMORY_LIMIT, _tail(err)
-            sig = out.signal
-            why = f"killed by signal {sig}" if sig else f"exit code {out.returncode}"
-            return Verdict.RUNTIME_ERROR, f"{why}: {_tail(err)}"
-        return None
-
-    def _run_stdio(self, spec, work, io, source, main, tests) -> ExecutionResult:
-        if spec.name == "python":
-            cmd = [*self.python_argv, source]
-        else:
-            cmd = fill(spec.run_cmd, src=source, main=main or "Main")
-        wall = self.timeout_s + _STARTUP_SLACK_S.get(spec.name, 0.0)
-        verdict, passed, detail, first = Verdict.PASS, 0, "", None
-        for i, (given, expected) in enumerate(zip(tests.inputs, tests.outputs)):
-            stdin = harness.as_text(given).encode("utf-8")
-            out = sandbox.run_sandboxed(cmd, work, io, self._limits(spec, wall), stdin=stdin)
-            failure = self._failure(spec, out)
-            if failure is None:
-                if harness.stdout_matches(out.stdout, expected):
-                    passed += 1
-                    continue
-                failure = (
-                    Verdict.WRONG_ANSWER,
-                    f"test {i}: wrong answer: {_tail(out.stdout, 200)!r}",
-                )
-            if failure[0] is Verdict.INFRA_ERROR:
-                return make_result(
-                    Verdict.INFRA_ERROR,
-                    compiled=True,
-                    tests_passed=passed,
-                    tests_total=tests.total,
-                    detail=failure[1],
-                )
-            if worst(verdict, failure[0]) is not verdict:
-                verdict, detail = (
-                    failure[0],
-                    f"test {i}: {failure[1]}"
-                    if failure[0] is not Verdict.WRONG_ANSWER
-                    else failure[1],
-                )
-                first = _described(
-                    failures.stdio_failure, spec.name, i, given, expected, out, failure[0]
-                )
-            if failure[0] in STOPS_TESTING:
-                break
-        return make_result(
-            verdict,
-            compiled=True,
-            tests_passed=passed,
-            tests_total=tests.total,
-            detail=detail,
-            failure=first,
         )
 
     @property
@@ -643,34 +428,6 @@ class Executor:
             _say_once(f"Python tests run one sandboxed interpreter per job: {pool.broken}")
             self._pyservers = None
 
-    def _run_in_server(self, program: str, source: str, stdin: bytes, limits):
-        """The runner job's outcome from a Python server; None: run it with its own
-        interpreter instead."""
-        pool = self._pyservers
-        if pool is None:
-            return None
-        try:
-            server = pool.acquire()
-        except pyserver.ServerFailed:  # the executor is closing
-            return None
-        try:
-            try:
-                server.ensure_started()
-            except pyserver.ServerFailed as err:
-                if server.jobs == 0:  # never worked here: the servers cannot be built
-                    pool.broken = pool.broken or str(err)
-                    self._check_pyservers()
-                else:
-                    log.warning("%s; this job runs its own interpreter", err)
-                return None
-            try:
-                return server.run(program_bytes(program), source, stdin, limits, _python_job_env())
-            except pyserver.ServerFailed as err:  # the server, not the program, failed
-                log.warning("%s; the job is an INFRA_ERROR, the server restarts", err)
-                return sandbox.RunOutcome(None, False, b"", b"", False, 0.0, False, str(err))
-        finally:
-            pool.release(server)
-
     def _runner_input(self, tests, source) -> tuple[str, bytes, sandbox.Limits]:
         """The runner's nonce, its stdin (nonce line, then the job) and the job's limits."""
         nonce = secrets.token_hex(16)
@@ -679,10 +436,31 @@ class Executor:
         wall = min(self.timeout_s * (tests.total + 1) + 2.0, max(60.0, self.timeout_s + 2.0))
         return nonce, stdin, self._limits(SPECS["python"], wall)
 
+    def _run_stdio(self, spec, work, io, source, main, tests) -> ExecutionResult:
+        if spec.name == "python":
+            cmd = [*self.python_argv, source]
+        else:
+            cmd = fill(spec.run_cmd, src=source, main=main or "Main")
+        limits = self._limits(spec, self.timeout_s + _STARTUP_SLACK_S.get(spec.name, 0.0))
+        judge = StdioJudge(spec, tests)
+        for i, (given, expected) in enumerate(zip(tests.inputs, tests.outputs)):
+            stdin = harness.as_text(given).encode("utf-8")
+            out = sandbox.run_sandboxed(cmd, work, io, limits, stdin=stdin)
+            if judge.add(i, given, expected, out):
+                break
+        return judge.result()
+
     def _run_python_runner_in_server(self, program, source, tests) -> ExecutionResult | None:
+        """The runner on a Python server; None: run it with its own interpreter instead."""
+        pool = self._pyservers
+        if pool is None:
+            return None
         nonce, stdin, limits = self._runner_input(tests, source)
-        out = self._run_in_server(program, source, stdin, limits)
-        return None if out is None else self._runner_result(out, nonce, tests)
+        out = pool.run(program_bytes(program), source, stdin, limits, _python_job_env())
+        if out is None:
+            self._check_pyservers()  # the servers cannot be built here: said once
+            return None
+        return runner_result(out, nonce, tests)
 
     def _run_python_runner(self, work, io, source, tests) -> ExecutionResult:
         """The runner in its own sandboxed interpreter (python_server=False, or no servers)."""
@@ -690,124 +468,7 @@ class Executor:
         nonce, stdin, limits = self._runner_input(tests, source)
         cmd = [*self.python_argv, harness.RUNNER_NAME]
         out = sandbox.run_sandboxed(cmd, work, io, limits, stdin=stdin)
-        return self._runner_result(out, nonce, tests)
-
-    def _runner_result(self, out, nonce, tests) -> ExecutionResult:
-        """The verdict from the runner's channel and how its process ended (both paths)."""
-        spec = SPECS["python"]
-        report = harness.parse_channel(out.stdout, nonce)
-        total = tests.total
-        if not out.started:
-            return make_result(
-                Verdict.INFRA_ERROR, compiled=True, tests_total=total, detail=out.infra_detail
-            )
-        if report.load_error:
-            v = (
-                Verdict.TIMEOUT
-                if report.load_error == "timeout"
-                else _error_verdict(report.load_error)
-            )
-            return make_result(
-                v,
-                compiled=True,
-                tests_total=total,
-                detail=f"loading the program: {report.load_error}",
-                failure=_described(failures.load_failure, v, report.load_error),
-            )
-        verdict, passed, detail, first = Verdict.PASS, 0, "", None
-        for i in range(total):
-            if i not in report.results:
-                failure = self._failure(spec, out) or (
-                    Verdict.RUNTIME_ERROR,
-                    "the program exited before its tests finished",
-                )
-                if worst(verdict, failure[0]) is not verdict:
-                    first = _described(self._runner_exit_failure, tests, i, failure[0], out, report)
-                verdict, detail = worst(verdict, failure[0]), f"test {i}: {failure[1]}"
-                break
-            status, payload = report.results[i]
-            if status == "badtest":
-                return make_result(
-                    Verdict.INFRA_ERROR,
-                    compiled=True,
-                    tests_total=total,
-                    detail=f"the test code does not compile: {payload}",
-                )
-            if status == "pass" or (
-                status == "value" and harness.call_output_matches(payload, tests.outputs[i])
-            ):
-                passed += 1
-                continue
-            if status in ("value", "unplain", "fail"):
-                v, why = Verdict.WRONG_ANSWER, f"test {i}: wrong answer: {payload[:200]}"
-            elif status == "timeout":
-                v, why = Verdict.TIMEOUT, f"test {i}: time limit exceeded"
-            else:
-                v, why = _error_verdict(payload), f"test {i}: {payload}"
-            if worst(verdict, v) is not verdict:
-                verdict, detail = v, why
-                first = _described(
-                    failures.runner_failure,
-                    tests,
-                    i,
-                    v,
-                    status=status,
-                    payload=payload,
-                    info=report.info.get(i),
-                    message="time limit exceeded" if status == "timeout" else "",
-                )
-            if v in STOPS_TESTING:
-                break
-        if verdict is Verdict.PASS and not (report.done and out.returncode == 0):
-            failure = self._failure(spec, out) or (
-                Verdict.RUNTIME_ERROR,
-                "the runner did not finish",
-            )
-            verdict, detail = failure
-            passed = min(passed, total - 1)
-            first = _described(self._runner_exit_failure, tests, passed, verdict, out, report)
-        elif out.output_limited and verdict is not Verdict.PASS:
-            verdict = Verdict.OUTPUT_LIMIT
-            if first is not None:
-                first = replace(first, kind="output_limit", message="output limit exceeded")
-        return make_result(
-            verdict,
-            compiled=True,
-            tests_passed=passed,
-            tests_total=total,
-            detail=detail,
-            failure=first,
-        )
-
-    @staticmethod
-    def _runner_exit_failure(tests, index, verdict, out, report) -> TestFailure | None:
-        """Test `index` has no result: the runner's process ended (crashed, was killed, hit a
-        limit, or exited) before saying it."""
-        if verdict is Verdict.INFRA_ERROR:
-            return None
-        if verdict is Verdict.TIMEOUT:
-            message = "time limit exceeded"
-        elif verdict is Verdict.OUTPUT_LIMIT:
-            message = "output limit exceeded"
-        elif out.returncode == 0 or (out.returncode is None and not out.stderr):
-            message = "the program exited before its tests finished"
-        else:
-            message = failures.runtime_message(
-                "python", b"", out.stderr, out.returncode, out.signal
-            )
-        return failures.runner_failure(
-            tests, index, verdict, info=report.info.get(index), message=message
-        )
-
-
-def _described(build, *args, **kwargs) -> TestFailure | None:
-    """A failure's description (failures.py) never changes a verdict: should building it
-    raise, that is logged and the result has no failure."""
-    try:
-        return build(*args, **kwargs)
-    except Exception:
-        log.exception("describing a failure failed (the verdict stands)")
-        return None
+        return runner_result(out, nonce, tests)
 
 
 def _job_key(lang: str, program: str, tests: dict | None, link: bool) -> bytes:
@@ -833,10 +494,6 @@ def _python_job_env() -> dict[str, str]:
         "PWD": cwd,
         "SHLVL": "0",
     }
-
-
-def _error_verdict(description: str) -> Verdict:
-    return Verdict.MEMORY_LIMIT if description.startswith("MemoryError") else Verdict.RUNTIME_ERROR
 
 
 def _cleanup(javac: JavacServerPool, pyservers, checkers, root: Path) -> None:

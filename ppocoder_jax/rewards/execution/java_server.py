@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import select
 import shutil
 import subprocess
 import tempfile
@@ -20,56 +19,26 @@ import threading
 import time
 from pathlib import Path
 
-from ppocoder_jax.rewards.execution import pch, sandbox
+from ppocoder_jax.rewards.execution import pch, programs, sandbox
+from ppocoder_jax.rewards.execution.server_protocol import (
+    PipeServer,
+    ServerFailed,
+)
 
 SERVER_CLASS = "PpocoderJavacServer"
-SERVER_SOURCE = r"""
-import java.io.*;
-import java.nio.charset.StandardCharsets;
-import java.util.*;
-import javax.tools.*;
-
-public class PpocoderJavacServer {
-    public static void main(String[] args) throws Exception {
-        JavaCompiler javac = ToolProvider.getSystemJavaCompiler();
-        StandardJavaFileManager files = javac.getStandardFileManager(null, null, StandardCharsets.UTF_8);
-        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-        PrintStream out = new PrintStream(new FileOutputStream(FileDescriptor.out), true, "UTF-8");
-        System.setOut(new PrintStream(OutputStream.nullOutputStream()));
-        out.println("READY");
-        String line;
-        while ((line = in.readLine()) != null) {
-            String[] parts = line.split("\t");
-            StringWriter diagnostics = new StringWriter();
-            boolean ok;
-            try {
-                File dir = new File(parts[0]);
-                List<String> options = Arrays.asList("-d", dir.getPath(), "-proc:none", "-nowarn",
-                    "-encoding", "UTF-8", "-implicit:none", "-sourcepath", dir.getPath(), "-cp", dir.getPath());
-                Iterable<? extends JavaFileObject> units = files.getJavaFileObjects(new File(dir, parts[1]));
-                ok = javac.getTask(diagnostics, files, null, options, null, units).call();
-            } catch (Throwable t) {
-                ok = false;
-                diagnostics.write("compiler crashed: " + t);
-            }
-            String text = Base64.getEncoder().encodeToString(diagnostics.toString().getBytes(StandardCharsets.UTF_8));
-            out.println((ok ? "OK " : "FAIL ") + text);
-        }
-    }
-}
-"""
+SERVER_SOURCE = programs.source(f"{SERVER_CLASS}.java")
 
 
-class ServerTimeout(Exception):
-    pass
+class JavacServer(PipeServer):
+    """One sandboxed JVM running javac for jobs placed under `jobs_root`. Not thread-safe.
+    A compile past its time limit raises ServerTimeout (the caller's COMPILE_ERROR); any other
+    failure ServerFailed (the caller compiles the per-job way)."""
 
-
-class JavacServer:
-    """One sandboxed JVM running javac for jobs placed under `jobs_root`. Not thread-safe."""
+    label = "javac server"
 
     def __init__(self, class_dir: Path, jobs_root: Path, iodir: Path):
+        super().__init__()
         self.class_dir, self.jobs_root, self.iodir = class_dir, jobs_root, iodir
-        self.proc: subprocess.Popen | None = None
         self.uid: int | None = None
         self.compiles = 0
 
@@ -80,7 +49,7 @@ class JavacServer:
             return str(path)
         return sandbox.SANDBOX_CWD + "/" + str(path.relative_to(self.jobs_root))
 
-    def _start(self, wait_s: float) -> None:
+    def _start(self, wait_s: float = 30.0) -> None:
         info = sandbox.sandbox_info()
         limits = sandbox.Limits(wall_s=10**6, memory_mb=3072, nproc=128, output_bytes=256 << 20)
         inner = [
@@ -111,6 +80,7 @@ class JavacServer:
             cmd = prefix + inner
             kw["start_new_session"] = True
         self._stderr = open(self.iodir / "javac-server.stderr", "wb")
+        self._buf = bytearray()
         self.proc = subprocess.Popen(
             cmd,
             stdin=subprocess.PIPE,
@@ -123,27 +93,13 @@ class JavacServer:
         line = self._readline(time.monotonic() + wait_s)
         if line != "READY":
             self.close()
-            raise RuntimeError(f"javac server failed to start: {line!r}")
+            raise ServerFailed(f"javac server failed to start: {line!r}")
 
     def _readline(self, deadline: float) -> str:
-        assert self.proc is not None and self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        buf = b""
-        while not buf.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise ServerTimeout()
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
-                continue
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                raise RuntimeError("javac server exited")
-            buf += chunk
-        return buf.decode("utf-8", errors="replace").strip()
+        return self._read(deadline).decode("utf-8", errors="replace").strip()
 
     def compile(self, job_dir: Path, file_name: str, timeout_s: float) -> tuple[bool, str]:
-        """(compiled?, diagnostics). Raises ServerTimeout (server killed) or RuntimeError."""
+        """(compiled?, diagnostics). Raises ServerTimeout or ServerFailed (server stopped)."""
         if self.proc is None or self.proc.poll() is not None:
             self._start(wait_s=max(30.0, timeout_s))
         if self.uid is not None:
@@ -154,29 +110,19 @@ class JavacServer:
             self.proc.stdin.write(f"{self._seen(job_dir)}\t{file_name}\n".encode())
             self.proc.stdin.flush()
             line = self._readline(time.monotonic() + timeout_s)
-        except (ServerTimeout, RuntimeError, OSError):
+        except (ServerFailed, OSError):
             self.close()
             raise
         self.compiles += 1
         status, _, payload = line.partition(" ")
         if status not in ("OK", "FAIL"):
             self.close()
-            raise RuntimeError(f"javac server protocol error: {line[:200]!r}")
+            raise ServerFailed(f"javac server protocol error: {line[:200]!r}")
         return status == "OK", base64.b64decode(payload).decode("utf-8", errors="replace")
 
     def close(self) -> None:
         if self.proc is not None:
-            try:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-            except (OSError, subprocess.SubprocessError):
-                pass
-            for stream in (self.proc.stdin, self.proc.stdout):
-                try:
-                    stream and stream.close()
-                except OSError:
-                    pass
-            self.proc = None
+            super().close()
             self._stderr.close()
 
 

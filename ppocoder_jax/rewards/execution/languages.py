@@ -26,6 +26,9 @@ class Language:
     run_memory_mb: int = 1024
     nproc: int = 16  # counts threads too: JVM, Mono and Node need more
     memory_markers: tuple[str, ...] = field(default=())
+    # The persistent server its compile checks try first (checkers.py): "check" (a check
+    # server module, check_server.py), "javac" (java_server.py), "" (one process per program).
+    compile_server: str = ""
 
 
 _JAVA_RUN_FLAGS = (
@@ -64,6 +67,7 @@ SPECS: dict[str, Language] = {
         ("gcc", *C_FLAGS, "-O2", "{src}", "-o", "program", "-lm"),
         ("./program",),
         ("gcc",),
+        compile_server="check",
     ),
     "java": Language(
         "java",
@@ -76,6 +80,7 @@ SPECS: dict[str, Language] = {
         run_memory_mb=3072,
         nproc=96,
         memory_markers=("java.lang.OutOfMemoryError",),
+        compile_server="javac",
     ),
     "csharp": Language(
         "csharp",
@@ -87,6 +92,7 @@ SPECS: dict[str, Language] = {
         run_memory_mb=2048,
         nproc=64,
         memory_markers=("System.OutOfMemoryException",),
+        compile_server="check",
     ),
     "php": Language(
         "php",
@@ -96,6 +102,7 @@ SPECS: dict[str, Language] = {
         ("php", "-n", "-d", "memory_limit=512M", "{src}"),
         ("php",),
         memory_markers=("Allowed memory size", "Out of memory"),
+        compile_server="check",
     ),
     "javascript": Language(
         "javascript",
@@ -107,6 +114,7 @@ SPECS: dict[str, Language] = {
         run_memory_mb=2048,
         nproc=64,
         memory_markers=("heap out of memory", "Allocation failed"),
+        compile_server="check",
     ),
 }
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import select
 import subprocess
 import threading
 import time
@@ -31,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ppocoder_jax.rewards.execution import harness, sandbox, zygote
+from ppocoder_jax.rewards.execution.server_protocol import PipeServer, ServerFailed
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,6 @@ JOB_DISK_BYTES = 256 << 20
 JOB_INODES = 16384
 
 
-class ServerFailed(RuntimeError):
-    """The server (not the program) failed: the job is an INFRA_ERROR, the server restarts."""
-
-
 def unavailable_reason(info: sandbox.SandboxInfo) -> str:
     """'' when servers can be built here, else why the per-job interpreter stays."""
     if info.mode != "bwrap":
@@ -64,14 +60,16 @@ def unavailable_reason(info: sandbox.SandboxInfo) -> str:
     return sandbox.server_home_reason(info)
 
 
-class PythonServer:
+class PythonServer(PipeServer):
     """One zygote, one job at a time. Start it from a long-lived thread (an executor worker):
-    bwrap --die-with-parent kills the server when the THREAD that started it exits."""
+    bwrap --die-with-parent kills the server when the THREAD that started it exits. A failed
+    server (ServerFailed) makes its job an INFRA_ERROR, never a verdict of the program."""
+
+    label = "python server"
 
     def __init__(self, root: Path, python_argv: list[str], name: str):
+        super().__init__()
         self.root, self.python_argv, self.name = root, python_argv, name
-        self.proc: subprocess.Popen | None = None
-        self._buf = bytearray()  # appended in place: floods are up to 2 x 16 MiB
         self.jobs = 0
         self.starts = 0
         self._lock = threading.RLock()  # a job's thread and a warm-up may meet here
@@ -108,30 +106,9 @@ class PythonServer:
                 f"python server did not start ({line[:100]!r}): {tail.decode(errors='replace')}"
             )
 
-    def _read(self, deadline: float, size: int | None = None) -> bytes:
-        """The next line (size None) or the next `size` bytes from the server."""
-        assert self.proc is not None and self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        while (b"\n" not in self._buf) if size is None else (len(self._buf) < size):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise ServerFailed("python server did not answer in time")
-            if not select.select([fd], [], [], left)[0]:
-                continue
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                raise ServerFailed(f"python server exited (status {self.proc.wait()})")
-            self._buf += chunk
-        end = self._buf.index(b"\n") if size is None else size
-        data = bytes(self._buf[:end])
-        del self._buf[: end + (size is None)]
-        return data
-
     def ensure_started(self) -> None:
         with self._lock:
-            if self.proc is None or self.proc.poll() is not None:
-                self.close()
-                self._start()
+            super().ensure_started()
 
     def run(
         self, program: bytes, source: str, stdin: bytes, limits: sandbox.Limits, env: dict
@@ -188,23 +165,11 @@ class PythonServer:
             infra_detail="" if answer["started"] else f"python server: {answer['detail']}",
         )
 
-    def close(self) -> None:
-        if self.proc is None:
-            return
-        try:
-            # bwrap's init dies with it (PDEATHSIG): the server's PID namespace and every job
-            # namespace nested in it go at once.
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-        except (OSError, subprocess.SubprocessError):
-            pass
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
-                if stream is not None:
-                    stream.close()
-            except OSError:
-                pass
-        self.proc = None
+    def _kill(self) -> None:
+        # bwrap's init dies with it (PDEATHSIG): the server's PID namespace and every job
+        # namespace nested in it go at once.
+        assert self.proc is not None
+        self.proc.kill()
 
 
 class PythonServerPool:
@@ -234,6 +199,34 @@ class PythonServerPool:
         with self._cond:
             self._free.append(server)
             self._cond.notify()
+
+    def run(
+        self, program: bytes, source: str, stdin: bytes, limits: sandbox.Limits, env: dict
+    ) -> sandbox.RunOutcome | None:
+        """One runner job on a free server: its outcome (started=False, an INFRA_ERROR, when
+        the server failed under it), or None: run it with its own interpreter (the pool is
+        closing, or the server would not start; `broken` says so when servers cannot be built
+        here at all)."""
+        try:
+            server = self.acquire()
+        except ServerFailed:  # the executor is closing
+            return None
+        try:
+            try:
+                server.ensure_started()
+            except ServerFailed as err:
+                if server.jobs == 0:  # never worked here: the servers cannot be built
+                    self.broken = self.broken or str(err)
+                else:
+                    log.warning("%s; this job runs its own interpreter", err)
+                return None
+            try:
+                return server.run(program, source, stdin, limits, env)
+            except ServerFailed as err:  # the server, not the program, failed
+                log.warning("%s; the job is an INFRA_ERROR, the server restarts", err)
+                return sandbox.RunOutcome(None, False, b"", b"", False, 0.0, False, str(err))
+        finally:
+            self.release(server)
 
     def warm_up(self, threads: ThreadPoolExecutor) -> None:
         """Start every server now, e.g. before timing. On `threads`, the executor's workers:
