@@ -124,13 +124,13 @@ def _matrix_shape(shape, n_in) -> tuple[int, int]:
     return math.prod(shape[:n_in]), math.prod(shape[n_in:])
 
 
-def _set(tree: dict, path, value) -> None:
+def set_path(tree: dict, path, value) -> None:
     for key in path[:-1]:
         tree = tree.setdefault(key, {})
     tree[path[-1]] = value
 
 
-def _get(tree, path):
+def get_path(tree, path):
     for key in path:
         tree = tree[key]
     return tree
@@ -141,7 +141,7 @@ def adapter_shapes(backbone: Params, spec: LoraSpec) -> Params:
     tree: dict = {}
     for path, shape, n_in in _target_paths(backbone, spec):
         d_in, d_out = _matrix_shape(shape, n_in)
-        _set(tree, path, {
+        set_path(tree, path, {
             LORA_A: jax.ShapeDtypeStruct((d_in, spec.rank), jnp.float32),
             LORA_B: jax.ShapeDtypeStruct((spec.rank, d_out), jnp.float32),
         })  # fmt: skip
@@ -179,7 +179,7 @@ def merge(backbone: Params, adapters: Params, scale: float) -> Params:
         if names[-1] != "kernel":
             return leaf
         try:
-            adapter = _get(adapters, names[:-1])
+            adapter = get_path(adapters, names[:-1])
         except (KeyError, TypeError):
             return leaf
         return leaf + delta(adapter, leaf.shape, scale).astype(leaf.dtype)
@@ -216,6 +216,38 @@ def with_lora(policy: Policy, lora_cfg) -> Policy:
     if not lora_cfg.enabled:
         return policy
     return LoraPolicy.wrap(policy, LoraSpec.from_config(lora_cfg, policy.cfg, policy.family))
+
+
+def lora_start(policy: LoraPolicy, base: Params, lora_cfg, rng) -> tuple[Params, Params]:
+    """Starting parameters (the family's layout) -> (frozen {"base": backbone}, what trains:
+    {"lora": adapters, "value_head": ...}). Adapters come from `model.lora.init_from` (a PEFT
+    directory, checked against model.lora) or fresh (`lora_b` = 0: the policy starts as the
+    base)."""
+    frozen, value_head = policy.split(base)
+    if lora_cfg.init_from:
+        from ppocoder_jax.model.lora_peft import read_peft_adapters, read_value_head
+
+        adapters = read_peft_adapters(lora_cfg.init_from, policy)
+        saved_head = read_value_head(lora_cfg.init_from)  # a continued run's own head
+        if saved_head is not None:
+            for name, leaf in value_head.items():
+                if np.shape(saved_head.get(name)) != np.shape(leaf):
+                    raise UserError(
+                        f"{lora_cfg.init_from}: value_head.safetensors does not fit this model "
+                        f"({name!r} has shape {np.shape(saved_head.get(name))}, want "
+                        f"{np.shape(leaf)})"
+                    )
+            value_head = saved_head
+    else:
+        adapters = init_adapters(frozen[BASE], policy.spec, jax.random.fold_in(rng, 0x10A))
+    return frozen, {ADAPTERS: adapters, VALUE_HEAD: value_head}
+
+
+def lora_reference(frozen: Params, trainable: Params, shardings: Params) -> Params:
+    """The reference: the frozen base's own buffers with the adapters off, beside a copy of
+    the starting value head (its own buffers: the train step donates the state's)."""
+    head = jax.tree.map(np.array, trainable[VALUE_HEAD])
+    return {**frozen, VALUE_HEAD: jax.device_put(head, shardings[VALUE_HEAD])}
 
 
 def num_adapter_params(adapters: Params) -> int:
