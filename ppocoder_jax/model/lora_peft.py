@@ -24,9 +24,9 @@ from ppocoder_jax.model.lora import (
     LORA_A,
     LORA_B,
     LoraPolicy,
-    set_path,
     adapter_shapes,
     check_adapters,
+    set_path,
 )
 
 CONFIG_FILE = "adapter_config.json"
@@ -107,7 +107,10 @@ def write_peft_adapters(out_dir, adapters, policy: LoraPolicy, value_head=None) 
         (tmp / CONFIG_FILE).write_text(json.dumps(peft_config(policy), indent=2))
         save_file(tensors, str(tmp / WEIGHTS_FILE), {"format": "pt"})
         if value_head is not None:
-            head = {k: np.ascontiguousarray(jax.device_get(v), np.float32) for k, v in value_head.items()}
+            head = {
+                k: np.ascontiguousarray(jax.device_get(v), np.float32)
+                for k, v in value_head.items()
+            }
             save_file(head, str(tmp / VALUE_HEAD_FILE), {"format": "np"})
 
 

@@ -72,9 +72,7 @@ class PPOTrainer:
         ref_params = None
         if uses_reference(cfg.kl) and self.lora:
             # the same base buffers, adapters off (the value head is not read for log-probs)
-            ref_params = lora_reference(
-                self.learner.frozen, params, self.learner.shardings.params
-            )
+            ref_params = lora_reference(self.learner.frozen, params, self.learner.shardings.params)
         elif uses_reference(cfg.kl):
             ref_params = self.learner.place_frozen(
                 load_reference(self.run_dir) if resuming else params
@@ -142,9 +140,7 @@ class PPOTrainer:
         if self.learner.resets_value_bias(self.iteration):
             self.state = self.learner.init_value_bias(self.state, self.collector.mean_score)
             # the value head only moved: new values, the log-probs stay the sampling policy's
-            experience = self.collector.revalue(
-                self.learner.policy_params(self.state), experience
-            )
+            experience = self.collector.revalue(self.learner.policy_params(self.state), experience)
         faults.point("update", self.iteration + 1)
         self.state, learned = self.learner.learn(self.state, experience, self.iteration)
         t_end = time.perf_counter()
