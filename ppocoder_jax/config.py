@@ -31,6 +31,14 @@ def _check(cond: bool, key: str, message: str) -> None:
         raise UserError(f"config key {key!r}: {message}")
 
 
+# The projections LoRA can adapt, by Hugging Face module name: decoder-only, then T5
+# (model/lora.py maps each to the family's parameters; a name the model lacks is refused there).
+LORA_TARGETS = (
+    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+    "q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo",
+)  # fmt: skip
+
+
 @dataclass(frozen=True, kw_only=True)
 class LoraConfig:
     """Low-rank adapters on the policy (docs/lora.md): only the adapters and the value head
@@ -56,8 +64,6 @@ class LoraConfig:
         return self.rank != 0
 
     def __post_init__(self):
-        from ppocoder_jax.model.lora import ALL_TARGETS
-
         _check(self.rank >= 0, "model.lora.rank", "must be > 0 (or 0 for LoRA off)")
         if not self.enabled:
             return
@@ -67,11 +73,11 @@ class LoraConfig:
             "model.lora.dropout",
             "must be 0 (dropout on the adapters would break the PPO ratio at 1)",
         )
-        unknown = [t for t in self.targets if t not in ALL_TARGETS]
+        unknown = [t for t in self.targets if t not in LORA_TARGETS]
         _check(
             not unknown,
             "model.lora.targets",
-            f"unknown target {unknown[0]!r} (known: {', '.join(ALL_TARGETS)})" if unknown else "",
+            f"unknown target {unknown[0]!r} (known: {', '.join(LORA_TARGETS)})" if unknown else "",
         )
 
 

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec
 
+from ppocoder_jax.config import LORA_TARGETS
 from ppocoder_jax.errors import UserError
 from ppocoder_jax.model.common import Params
 from ppocoder_jax.model.policy import VALUE_HEAD, Policy
@@ -61,7 +62,7 @@ T5_TARGETS = {
     "wo": ("wo", 1),
 }
 TARGETS_BY_FAMILY = {"decoder": DECODER_TARGETS, "t5": T5_TARGETS}
-ALL_TARGETS = tuple(dict.fromkeys([*DECODER_TARGETS, *T5_TARGETS]))
+assert tuple(DECODER_TARGETS) + tuple(T5_TARGETS) == LORA_TARGETS  # the config's names
 
 
 def family_targets(family: str, model_cfg) -> tuple[str, ...]:
