@@ -293,5 +293,7 @@ def test_lora_resume_with_other_adapters_is_one_line(tmp_path):
     cmd = _cmd(run_dir, "decoder-lora", STEPS) + ["model.lora.rank=8"]
     proc = subprocess.run(cmd, cwd=ROOT, env=_env(runs.cache), capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr[-3000:]
-    last = proc.stderr.strip().splitlines()[-1]
-    assert "does not fit this configuration" in last and "checkpoints" in last, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ppocoder train:")]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    assert "does not fit this configuration" in errors[0] and "checkpoints" in errors[0]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]

@@ -85,7 +85,11 @@ class PPOTrainer:
         )  # fmt: skip
         self.iteration = 0
         self._saved_iteration = None  # the iteration of the newest checkpoint (None: none yet)
-        self._maybe_resume()
+        try:
+            self._maybe_resume()
+        except UserError:  # e.g. a checkpoint of other adapters: close Orbax's threads first
+            self.ckpt.close()
+            raise
         # Rows a killed run logged after its last checkpoint are logged again from here.
         if self.logger is not None:
             self.logger.rewind("ppo", self.iteration)
