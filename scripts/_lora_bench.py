@@ -14,6 +14,7 @@ sampler_rows(...): the sampler's two LoRA options timed alone: merge the adapter
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 
@@ -180,11 +181,14 @@ def speed_rows(iters: int = 4, rank: int = 16) -> str:
         )  # fmt: skip
         sides[mode] = {"learner": learner, "collector": collector, "state": state, "times": []}
 
+    warmup = cfg.ppo.value_warmup_iters
+
     def one(side, iteration):
         t0 = time.perf_counter()
         exp = side["collector"].next(side["learner"].policy_params(side["state"]))
         t1 = time.perf_counter()
-        side["state"], _ = side["learner"].learn(side["state"], exp, iteration + 1)
+        # past the value warm-up: every timed iteration is a policy + value update
+        side["state"], _ = side["learner"].learn(side["state"], exp, iteration + warmup)
         jax.block_until_ready(side["state"])
         t2 = time.perf_counter()
         return t1 - t0, t2 - t1
@@ -194,9 +198,11 @@ def speed_rows(iters: int = 4, rank: int = 16) -> str:
             sample_s, update_s = one(side, it)
             if it:
                 side["times"].append((sample_s, update_s))
+    load = os.getloadavg()[0]
     lines = [
         f"decoder demo PPO iteration (configs/demo_decoder.yaml, 64 rollouts x 64 tokens, "
-        f"2 epochs x 2 minibatches), medians of {iters} interleaved iterations after a warm-up",
+        f"2 epochs x 2 minibatches), medians of {iters} interleaved iterations after a warm-up "
+        f"(load average {load:.1f} at the end)",
         f"{'mode':<10} {'sample+stats s':>14} {'update s':>9} {'iteration s':>11}",
     ]
     for mode, side in sides.items():
