@@ -342,3 +342,30 @@ def test_repeat_collapse_frac_catches_a_collapsed_batch_and_passes_a_healthy_one
     assert float(repeat_collapse_frac(padded, short)) == 0.0
     tiny = np.full((2, t), 5, np.int32)
     assert float(repeat_collapse_frac(tiny, (np.arange(t)[None] < 4).repeat(2, 0))) == 0.0
+
+
+def test_training_continues_from_a_peft_directory(tmp_path):
+    """model.lora.init_from: the adapters and the value head saved beside them are where the
+    next run starts; a value head of another width is refused in one line."""
+    from ppocoder_jax.model.lora_peft import write_peft_adapters
+
+    cfg, params, policy, lp = _lora("decoder")
+    head = {
+        "kernel": np.full((cfg.hidden_size, 1), 0.25, np.float32),
+        "bias": np.ones(1, np.float32),
+    }
+    write_peft_adapters(tmp_path / "a", lp["lora"], policy, value_head=head)
+    lora_cfg = LoraConfig(rank=4, alpha=8.0, init_from=str(tmp_path / "a"))
+    frozen, trainable = lora_start(policy, jax.device_get(params), lora_cfg, jax.random.PRNGKey(9))
+    for a, b in zip(jax.tree.leaves(trainable["lora"]), jax.tree.leaves(lp["lora"])):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_array_equal(trainable["value_head"]["kernel"], head["kernel"])
+    np.testing.assert_array_equal(trainable["value_head"]["bias"], head["bias"])
+    for a, b in zip(jax.tree.leaves(frozen["base"]), jax.tree.leaves(params["lm"])):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    bad = {"kernel": np.zeros((cfg.hidden_size + 1, 1), np.float32), "bias": np.ones(1, np.float32)}
+    write_peft_adapters(tmp_path / "b", lp["lora"], policy, value_head=bad)
+    with pytest.raises(UserError) as err:
+        lora_start(policy, jax.device_get(params), lora_cfg.__class__(
+            rank=4, alpha=8.0, init_from=str(tmp_path / "b")), jax.random.PRNGKey(9))  # fmt: skip
+    assert "value_head.safetensors" in str(err.value) and "\n" not in str(err.value)
