@@ -31,6 +31,56 @@ def _check(cond: bool, key: str, message: str) -> None:
         raise UserError(f"config key {key!r}: {message}")
 
 
+# The projections LoRA can adapt, by Hugging Face module name: decoder-only, then T5
+# (model/lora.py maps each to the family's parameters; a name the model lacks is refused there).
+LORA_TARGETS = (
+    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+    "q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoraConfig:
+    """Low-rank adapters on the policy (docs/lora.md): only the adapters and the value head
+    train; the reference is the base with the adapters off."""
+
+    # Adapter rank; 0 = LoRA off (full fine-tuning).
+    rank: int = 0
+    # The adapters' update is scaled by alpha / rank (PEFT's lora_alpha).
+    alpha: float = 16.0
+    # Must be 0: dropout on the adapters' inputs would make the train step's log-probs differ
+    # from the sampler's at ratio 1 (the key exists so PEFT configs map one to one).
+    dropout: float = 0.0
+    # Projections that get adapters, by their Hugging Face module names; empty = all of the
+    # family's. Decoder-only: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj. T5: q k
+    # v o (self- and cross-attention) and wi wo, or wi_0 wi_1 wo in gated (v1.1) models.
+    targets: tuple[str, ...] = ()
+    # A PEFT adapter directory (adapter_config.json + adapter_model.safetensors) to start from
+    # instead of fresh adapters; its rank, alpha and targets must match these keys.
+    init_from: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return self.rank != 0
+
+    def __post_init__(self):
+        _check(self.rank >= 0, "model.lora.rank", "must be > 0 (or 0 for LoRA off)")
+        if not self.enabled:
+            return
+        _check(self.alpha > 0, "model.lora.alpha", "must be > 0")
+        _check(
+            self.dropout == 0.0,
+            "model.lora.dropout",
+            "must be 0 (dropout on the adapters would break the PPO ratio at 1)",
+        )
+        unknown = [t for t in self.targets if t not in LORA_TARGETS]
+        _check(
+            not unknown,
+            "model.lora.targets",
+            f"unknown target {unknown[0]!r} (known: {', '.join(LORA_TARGETS)})" if unknown else "",
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
     """Where the policy comes from and how it computes."""
@@ -58,6 +108,8 @@ class ModelConfig:
     # keeping them: memory for one layer's internals, about one more forward pass of time.
     remat: bool = False
     value_head_dropout: float = 0.1
+    # Low-rank adapters (rank 0 = off).
+    lora: LoraConfig = field(default_factory=LoraConfig)
 
     def __post_init__(self):
         for name in ("tiny_d_model", "tiny_d_ff", "tiny_num_layers", "tiny_num_heads", "tiny_d_kv"):

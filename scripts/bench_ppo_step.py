@@ -63,7 +63,11 @@ preallocate, so three share the card); matmuls are strict fp32 on both sides unl
 `--precision tf32` (torch's allow_tf32 / JAX's matmul precision "tensorfloat32").
 
 `--memory-table` prints the estimated bytes per parameter of the training state and which
-accelerators hold codet5-small/base/large (see `memory_table`); no model is run.
+accelerators hold codet5-small/base/large (see `memory_table`); no model is run. It then
+measures LoRA vs full at the Qwen2.5-Coder-0.5B / 1.5B shapes (jax.eval_shape, no weights): the
+train state's bytes and the compiled train step's temporary memory (scripts/_lora_bench.py).
+`--lora-speed` times decoder-demo PPO iterations full vs LoRA side by side, and the sampler's
+two ways of using the adapters (merged once per call vs applied in every matmul).
 """
 
 from __future__ import annotations
@@ -643,11 +647,27 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="tiny model, batch 8, 32/32, 2 repeats")
     p.add_argument("--memory-table", action="store_true", help="print the estimates and exit")
     p.add_argument("--micro-batch", type=int, default=8, help="rows per chip (memory table)")
+    p.add_argument(
+        "--lora-speed",
+        action="store_true",
+        help="decoder demo PPO iterations, full vs LoRA side by side, and the sampler's two "
+        "LoRA options (scripts/_lora_bench.py); uses --repeats",
+    )
     args = harness.parse_args(p, SIDES, worker_main)
     if args is None:  # a worker: it has run
         return
     if args.memory_table:
+        import _lora_bench
+
         print(memory_table(args.batch, args.prompt_len, args.response_len, args.micro_batch))
+        print()
+        print(_lora_bench.memory_rows(args.micro_batch, args.prompt_len, args.response_len))
+        return
+    if args.lora_speed:
+        import _lora_bench
+
+        print(_lora_bench.speed_rows(args.repeats), flush=True)
+        print(_lora_bench.sampler_rows())
         return
     if args.quick:
         args.size, args.batch, args.prompt_len, args.response_len = "tiny", 8, 32, 32

@@ -5,7 +5,8 @@ the comment written above it (and any comment on its own lines).
     .venv/bin/python scripts/gen_config_docs.py --check    # exit 1 if the page is stale
 
 The sections are the fields of `Config` (model, data, rollout, ...), in order; each section's
-keys are its dataclass's fields in source order. Types and defaults come from the dataclasses
+keys are its dataclass's fields in source order (a field that is a dataclass itself, e.g.
+`model.lora`, gives its own keys as `model.lora.rank` rows). Types and defaults come from the dataclasses
 themselves (`dataclasses.fields`, `typing.get_type_hints`), the descriptions from the source:
 the contiguous `#` lines right above a field plus the comments inside the field's own lines
 (found with `ast` for the field's line span and `tokenize` for the comments). A field without
@@ -132,13 +133,25 @@ def render() -> str:
             out.append(" ".join(doc.split()) + "\n")
         out.append("| key | type | default | description |")
         out.append("|---|---|---|---|")
-        for f in dataclasses.fields(cls):
-            key = f"{section.name}.{f.name}"
-            text = docs.get(cls.__name__, {}).get(f.name, "")
-            out.append(
-                f"| `{key}` | {_cell(_type(hints[f.name]))} | {_cell(_default(f))} | {_cell(text)} |"
-            )
+        out.extend(_rows(section.name, cls, hints, docs))
     return "\n".join(out) + "\n"
+
+
+def _rows(prefix: str, cls, hints, docs) -> list[str]:
+    """One table row per key; a field that is itself a section (e.g. `model.lora`) gives its
+    keys as `prefix.field.key` rows."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}.{f.name}"
+        if dataclasses.is_dataclass(hints[f.name]):
+            sub = hints[f.name]
+            rows.extend(_rows(key, sub, typing.get_type_hints(sub), docs))
+            continue
+        text = docs.get(cls.__name__, {}).get(f.name, "")
+        rows.append(
+            f"| `{key}` | {_cell(_type(hints[f.name]))} | {_cell(_default(f))} | {_cell(text)} |"
+        )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,15 +32,26 @@ def _generator():
 
 
 def _config_keys() -> set[str]:
+    """Every leaf key, nested sections (model.lora) spelled out as model.lora.rank."""
+
+    def keys_of(prefix, obj):
+        out = set()
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                out |= keys_of(f"{prefix}.{f.name}", value)
+            else:
+                out.add(f"{prefix}.{f.name}")
+        return out
+
     keys = set()
     for section in dataclasses.fields(Config):
-        for f in dataclasses.fields(section.default_factory()):
-            keys.add(f"{section.name}.{f.name}")
+        keys |= keys_of(section.name, section.default_factory())
     return keys
 
 
 def _documented_keys(text: str) -> set[str]:
-    return set(re.findall(r"^\| `([a-z_]+\.[a-z_0-9]+)` \|", text, re.M))
+    return set(re.findall(r"^\| `([a-z_]+(?:\.[a-z_0-9]+)+)` \|", text, re.M))
 
 
 def test_configuration_page_documents_every_key_and_no_other():

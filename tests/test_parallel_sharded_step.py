@@ -99,3 +99,16 @@ def test_sharded_decoder_step_equals_single_device(tmp_path):
     _compare(res, scale_relative=("grad", "opt", "param"))
     specs = set(res["2x2x2/specs"])
     assert "P('tensor', 'fsdp')" in specs and "P('fsdp', 'tensor')" in specs  # really sharded
+
+
+def test_sharded_decoder_lora_step_equals_single_device(tmp_path):
+    """LoRA on the decoder: the step trains {lora, value_head} over a frozen base sharded as
+    the decoder's params are; on every mesh it equals the single-device step (the GRPO-style
+    loss with the k3 KL against the reference log-probs)."""
+    res = _run(tmp_path, 1, "decoder_lora", "grpo")
+    _compare(res, scale_relative=("grad", "opt", "param"))
+    assert not any("lora" not in k and "value_head" not in k
+                   for k in res if k.startswith("single/grad"))  # fmt: skip
+    base = set(res["2x2x2/specs_base"])
+    assert "P('tensor', 'fsdp')" in base and "P('fsdp', 'tensor')" in base  # really sharded
+    np.testing.assert_array_equal(res["2x2x2/specs_base"], res["single/specs_base"])

@@ -187,3 +187,14 @@ def write_hf_decoder(out_dir: Path, lm_params: dict, cfg: DecoderConfig) -> None
     )
     # transformers refuses safetensors files without the "format" metadata.
     save_file(params_to_hf(cfg, lm_params), str(out_dir / hf_io.SAFETENSORS_FILE), {"format": "pt"})
+
+
+def kernel_module_names(cfg) -> dict[tuple[str, ...], str]:
+    """Our kernel path (under the backbone key) -> the Hugging Face module that holds it, e.g.
+    ("layers_0", "self_attn", "q_proj", "kernel") -> "model.layers.0.self_attn.q_proj": where
+    a PEFT adapter of that kernel lives."""
+    return {
+        path: hf_name.removesuffix(".weight")
+        for hf_name, path, *_ in _entries(cfg)
+        if path[-1] == "kernel"
+    }

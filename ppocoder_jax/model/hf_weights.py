@@ -157,3 +157,14 @@ def params_to_tensors(entries, params: Mapping) -> dict[str, np.ndarray]:
 def params_to_hf(cfg: T5Config, t5_params: Mapping) -> dict[str, np.ndarray]:
     """Our `t5` params -> HF tensor dict (fp32, contiguous) for model.safetensors."""
     return params_to_tensors(_entries(cfg), t5_params)
+
+
+def kernel_module_names(cfg) -> dict[tuple[str, ...], str]:
+    """Our kernel path (under the backbone key) -> the Hugging Face module that holds it, e.g.
+    ("layers_0", "self_attn", "q_proj", "kernel") -> "model.layers.0.self_attn.q_proj": where
+    a PEFT adapter of that kernel lives."""
+    return {
+        path: hf_name.removesuffix(".weight")
+        for hf_name, path, *_ in _entries(cfg)
+        if path[-1] == "kernel"
+    }

@@ -22,6 +22,7 @@ from ppocoder_jax.pipeline.run_dir import MetricsLogger, prepare_run_dir
 
 SFT_DIR = "sft_model"
 FINAL_DIR = "final_model"
+FINAL_ADAPTER_DIR = "final_lora_adapter"  # with model.lora: the adapters, PEFT's format
 REWARD_ERRORS_DIR = "reward_errors"
 
 
@@ -55,6 +56,19 @@ def _save(path: Path, params, model_cfg, tokenizer) -> None:
     path.rename(stale)
     fresh.rename(path)
     shutil.rmtree(stale, ignore_errors=True)
+
+
+def _save_adapters(path: Path, adapters, params, policy) -> None:
+    """LoRA's adapters as a PEFT directory (replacing an older one only once complete)."""
+    import shutil
+
+    from ppocoder_jax.model.lora_peft import write_peft_adapters
+
+    fresh = path.with_name(path.name + ".new")
+    shutil.rmtree(fresh, ignore_errors=True)
+    write_peft_adapters(fresh, adapters, policy, value_head=params["value_head"])
+    shutil.rmtree(path, ignore_errors=True)
+    fresh.rename(path)
 
 
 def sft_job(cfg: Config, run_dir: Path | None = None, logger=None):
@@ -132,8 +146,11 @@ def train_job(cfg: Config, run_dir: Path | None = None, logger=None, policy=None
                 f"preempted (SIGTERM): checkpoint at iteration {trainer.iteration} in "
                 f"{run_dir / 'checkpoints'}; run the same command again to resume"
             )
-        params = trainer.params()
+        params = trainer.params()  # LoRA: the base with the adapters merged
+        adapters = trainer.adapters()
     _save(run_dir / FINAL_DIR, params, model_cfg, tokenizer)
+    if adapters is not None and jax.process_index() == 0:
+        _save_adapters(run_dir / FINAL_ADAPTER_DIR, adapters, params, trainer.learner.policy)
     if own_logger:
         logger.close()
     return params, model_cfg, tokenizer

@@ -11,6 +11,11 @@ resumed run learns from the same batches an uninterrupted run does.
 
 The reference policy is the starting parameters, written once to `<run_dir>/reference_model`
 (checkpoint/reference.py) so that a resumed run uses the same frozen copy.
+
+With LoRA (`model.lora.rank > 0`, model/lora.py) those starting parameters are the frozen base:
+the learner holds them once on the devices, the train state (and every checkpoint) holds only
+the adapters and the value head, and the reference is the same base buffers with the adapters
+off: no second copy.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from ppocoder_jax.config import Config, to_dict
 from ppocoder_jax.errors import UserError
 from ppocoder_jax.model.common import compute_dtype
 from ppocoder_jax.model.families import as_policy
+from ppocoder_jax.model.lora import ADAPTERS, LoraPolicy, lora_reference, lora_start, with_lora
 
 
 class PPOTrainer:
@@ -43,7 +49,7 @@ class PPOTrainer:
 
         examples = training_examples(cfg, train_examples)
         self.cfg, self.run_dir, self.logger = cfg, Path(run_dir), logger
-        policy = as_policy(model_cfg, remat=cfg.model.remat)
+        policy = with_lora(as_policy(model_cfg, remat=cfg.model.remat), cfg.model.lora)
         dtype = compute_dtype(cfg)
         self.mesh = make_mesh(cfg.mesh)
         check_trainer_config(cfg, num_batch_shards(self.mesh))
@@ -51,14 +57,23 @@ class PPOTrainer:
         self.learner = PPOLearner(cfg, policy, self.mesh, dtype)
         params = jax.device_get(params)  # host arrays (load_model / load_policy give these)
         save_reference(self.run_dir, params, model_cfg, tokenizer)
-        self._abstract_state = self.learner.abstract_state(params, state_key)
         self.ckpt = CheckpointManager(
             self.run_dir / "checkpoints", max_to_keep=cfg.train.keep_checkpoints
         )
         resuming = self.ckpt.latest_step() is not None
+        self.lora = isinstance(policy, LoraPolicy)
+        if self.lora:  # the base: the run's own copy on resume
+            base = load_reference(self.run_dir) if resuming else params
+            frozen, params = lora_start(policy, base, cfg.model.lora, self.sample_key)
+            del base
+            self.learner.place_frozen_part(frozen)
+        self._abstract_state = self.learner.abstract_state(params, state_key)
         # No KL (kl.mode=none or beta 0): no reference on the device and no reference forward.
         ref_params = None
-        if uses_reference(cfg.kl):
+        if uses_reference(cfg.kl) and self.lora:
+            # the same base buffers, adapters off (the value head is not read for log-probs)
+            ref_params = lora_reference(self.learner.frozen, params, self.learner.shardings.params)
+        elif uses_reference(cfg.kl):
             ref_params = self.learner.place_frozen(
                 load_reference(self.run_dir) if resuming else params
             )
@@ -70,7 +85,11 @@ class PPOTrainer:
         )  # fmt: skip
         self.iteration = 0
         self._saved_iteration = None  # the iteration of the newest checkpoint (None: none yet)
-        self._maybe_resume()
+        try:
+            self._maybe_resume()
+        except UserError:  # e.g. a checkpoint of other adapters: close Orbax's threads first
+            self.ckpt.close()
+            raise
         # Rows a killed run logged after its last checkpoint are logged again from here.
         if self.logger is not None:
             self.logger.rewind("ppo", self.iteration)
@@ -121,11 +140,11 @@ class PPOTrainer:
     # -- one iteration ------------------------------------------------------------------------
 
     def run_iteration(self) -> dict:
-        experience = self.collector.next(self.state.params)
+        experience = self.collector.next(self.learner.policy_params(self.state))
         if self.learner.resets_value_bias(self.iteration):
             self.state = self.learner.init_value_bias(self.state, self.collector.mean_score)
             # the value head only moved: new values, the log-probs stay the sampling policy's
-            experience = self.collector.revalue(self.state.params, experience)
+            experience = self.collector.revalue(self.learner.policy_params(self.state), experience)
         faults.point("update", self.iteration + 1)
         self.state, learned = self.learner.learn(self.state, experience, self.iteration)
         t_end = time.perf_counter()
@@ -177,7 +196,15 @@ class PPOTrainer:
         return True
 
     def params(self):
-        return jax.device_get(self.state.params)
+        """The policy's parameters in its family's layout (LoRA: base + adapters merged)."""
+        params = self.learner.policy_params(self.state)
+        if self.lora:
+            params = jax.jit(self.learner.policy.resolve)(params)
+        return jax.device_get(params)
+
+    def adapters(self):
+        """LoRA's adapters (host arrays), None without LoRA."""
+        return jax.device_get(self.state.params[ADAPTERS]) if self.lora else None
 
 
 def summarize(metrics: dict) -> str:

@@ -9,6 +9,11 @@
 `ppo.value_warmup_iters`), and the KL controller. `init_value_bias` sets the value head's bias
 to the first batch's mean score (`ppo.value_bias_init=mean_score`). Model-free: the policy
 enters through `Policy` methods and `make_apply_fn`.
+
+Frozen parameters (LoRA's base): `place_frozen_part(host_frozen)` puts a dict of parameters on
+the devices in the policy's shardings; the train state then holds only what trains (adapters
+and value head), every step reads `{**state.params, **frozen}`, and `policy_params(state)` is
+that same dict (no copy) for the sampler and the statistics.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ class PPOLearner:
         self.tx = make_optimizer(cfg.optim, total_updates)
         self.shardings = None  # the TrainState's, once init_state or abstract_state ran
         self._steps = None
+        self.frozen = None  # frozen parameters every step reads (LoRA's base), or None
+        self.frozen_shardings = None
         self.skipped_in_row = 0  # optimizer steps skipped for a non-finite loss or gradient
 
     # -- the state ----------------------------------------------------------------------------
@@ -65,6 +72,23 @@ class PPOLearner:
         copy = jax.jit(lambda p: jax.tree.map(jnp.copy, p), out_shardings=shardings)
         return copy(placed)
 
+    def place_frozen_part(self, host_frozen):
+        """Frozen parameters (e.g. {"base": backbone}) placed once in the policy's shardings;
+        every train step and `policy_params` read them, nothing writes them."""
+        from ppocoder_jax.parallel.rules import logical_to_shardings
+
+        axes = self.policy.param_logical_axes(host_frozen)
+        self.frozen_shardings = logical_to_shardings(axes, self.mesh, shapes=host_frozen)
+        self.frozen = jax.device_put(host_frozen, self.frozen_shardings)
+        self._steps = None
+        return self.frozen
+
+    def policy_params(self, state):
+        """What the policy's methods take: the state's params with the frozen part beside."""
+        if self.frozen is None:
+            return state.params
+        return {**state.params, **self.frozen}
+
     # -- learning -----------------------------------------------------------------------------
 
     def _train_steps(self):
@@ -80,6 +104,7 @@ class PPOLearner:
                 self.mesh,
                 self.shardings,
                 kl_cfg=cfg.kl,
+                frozen_shardings=self.frozen_shardings,
             )
             head = build_train_step(
                 make_apply_fn(self.policy, self.dtype, head_only=True),
@@ -88,6 +113,7 @@ class PPOLearner:
                 self.mesh,
                 self.shardings,
                 value_only=True,
+                frozen_shardings=self.frozen_shardings,
             )
             self._steps = (full, head)
         return self._steps
@@ -113,6 +139,7 @@ class PPOLearner:
             ppo_cfg=self.cfg.ppo,
             kl_cfg=self.cfg.kl,
             group_size=self.cfg.rollout.num_samples,
+            frozen=self.frozen,
         )
         skipped = update.pop("skipped_steps")
         self._check_skipped(skipped, iteration)

@@ -306,6 +306,7 @@ def _train_step(
     state: TrainState,
     batch: PPOBatch,
     idx: jax.Array,
+    frozen=None,
     *,
     apply_fn: ApplyFn,
     tx: optax.GradientTransformation,
@@ -325,6 +326,8 @@ def _train_step(
             mb = jax.lax.with_sharding_constraint(mb, NamedSharding(mesh, PartitionSpec()))
     rng, step_key = jax.random.split(state.rng)
     kl_coef = state.kl.coef if kl_in_loss and not value_only else None
+    if frozen is not None:  # e.g. LoRA's base: read by the forward, never differentiated
+        apply_fn = _with_frozen(apply_fn, frozen)
     loss, grads, sums = loss_and_grads(
         state.params, mb, step_key, apply_fn, cfg, value_only, kl_coef, kl_weighted
     )
@@ -353,6 +356,13 @@ def _train_step(
     return new_state, metrics
 
 
+def _with_frozen(apply_fn: ApplyFn, frozen) -> ApplyFn:
+    def apply(params, batch, rng):
+        return apply_fn({**params, **frozen}, batch, rng)
+
+    return apply
+
+
 def build_train_step(
     apply_fn: ApplyFn,
     tx: optax.GradientTransformation,
@@ -364,6 +374,7 @@ def build_train_step(
     value_only: bool = False,
     return_grads: bool = False,
     kl_cfg: KLConfig | None = None,
+    frozen_shardings=None,
 ):
     """One optimizer step on a minibatch ``batch[idx]`` of a rollout batch, as one ``jax.jit``.
 
@@ -379,6 +390,11 @@ def build_train_step(
 
     ``metric_sums`` are sums over the minibatch's valid tokens plus ``count``, ``loss`` and
     ``grad_norm``; ``ppo_update`` turns them into means.
+
+    ``frozen_shardings`` (the shardings of a dict of frozen parameters, e.g. LoRA's base)
+    makes the step ``step(state, batch, idx, frozen)``: ``apply_fn`` sees
+    ``{**state.params, **frozen}``; gradients and the optimizer cover ``state.params`` only,
+    and ``frozen`` is neither donated nor changed.
     """
     kwargs = {}
     mb_sharding = None
@@ -390,7 +406,10 @@ def build_train_step(
         out = (state_shardings, repl)
         if return_grads:
             out = out + (state_shardings.params,)
-        kwargs = dict(in_shardings=(state_shardings, mb_sharding, repl), out_shardings=out)
+        ins = (state_shardings, mb_sharding, repl)
+        if frozen_shardings is not None:
+            ins = ins + (frozen_shardings,)
+        kwargs = dict(in_shardings=ins, out_shardings=out)
     fn = functools.partial(
         _train_step,
         apply_fn=apply_fn,
@@ -468,6 +487,7 @@ def ppo_update(
     train_step,
     cfg: PPOConfig,
     shuffle: bool = True,
+    frozen=None,
 ) -> tuple[TrainState, dict[str, float]]:
     """``cfg.ppo_epochs`` x ``cfg.num_minibatches`` optimizer steps over one rollout batch.
 
@@ -490,9 +510,10 @@ def ppo_update(
         )
     idx = idx.astype(np.int32)
     totals, skipped = None, []
+    extra = () if frozen is None else (frozen,)  # a step built with frozen_shardings
     for e in range(cfg.ppo_epochs):
         for m in range(n_mb):
-            state, sums = train_step(state, batch, idx[e, m])
+            state, sums = train_step(state, batch, idx[e, m], *extra)
             skipped.append(sums.pop("skipped"))
             totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
     metrics = summarize_metrics(totals, cfg.ppo_epochs * n_mb, state)
@@ -508,6 +529,7 @@ def learn_from_experience(
     ppo_cfg: PPOConfig,
     kl_cfg: KLConfig,
     group_size: int = 1,
+    frozen=None,
 ) -> tuple[TrainState, dict[str, jax.Array], dict[str, float]]:
     """One iteration's learning from a scored ``Experience`` (``ppo/experience.py``):
     ``compute_advantages`` -> ``PPOBatch`` -> ``ppo_update`` -> KL controller (observed KL over
@@ -542,7 +564,7 @@ def learn_from_experience(
         advantages=adv["advantages"],
         returns=adv["returns"],
     )
-    state, metrics = ppo_update(state, batch, train_step, ppo_cfg)
+    state, metrics = ppo_update(state, batch, train_step, ppo_cfg, frozen=frozen)
     state = state.replace(kl=update_kl_state(state.kl, adv["mean_kl"], e.tokens.shape[0], kl_cfg))
     if ppo_cfg.dynamic_sampling:
         metrics["groups_dropped"] = int(jax.device_get(adv["groups_dropped"]))

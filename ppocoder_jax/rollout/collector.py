@@ -158,6 +158,7 @@ class RolloutCollector:
         t_rewards = time.perf_counter()
         experience = self._with_rewards(batch.experience, parts)
         self.metrics = self._reward_metrics(experience, parts)
+        self.metrics["repeat_collapse_frac"] = _collapse(experience)
         # updates between the parameters that sampled the batch and this one (overlap: 1)
         self.metrics["rollout_lag"] = self.iteration - batch.sampled_at
         self._finish(batch.scoring, t0, t_sampled, t_device_done, t_rewards)
@@ -213,6 +214,7 @@ class RolloutCollector:
         experience = experience.replace(scores=scores, valid=valids, rewards=rewards)
         passed = np.asarray([p.passed for p in parts], np.float32)
         self.metrics = metrics | turn_metrics(info, passed, valid) | {"rollout_lag": 0}
+        self.metrics["repeat_collapse_frac"] = _collapse(experience)
         self._finish(scoring, t0, t_sampled, t_device_done, t_rewards)
         # waiting for the public tests' feedback between turns idles the device too
         self.metrics["time_feedback_s"] = self.clock["feedback_wait_s"] = info["feedback_wait_s"]
@@ -395,3 +397,10 @@ class RolloutCollector:
         exact_kl = self.cfg.kl.estimator == "exact"
         sharding = batch_sharding(self.mesh, 2)
         return abstract_unscored(rows, prompts[0].shape[1], self.length, exact_kl, sharding)
+
+
+def _collapse(experience: Experience) -> float:
+    """The batch's share of samples collapsed into one repeated token (rollout/degeneration.py)."""
+    from ppocoder_jax.rollout.degeneration import repeat_collapse_frac
+
+    return float(repeat_collapse_frac(experience.tokens, experience.token_mask))

@@ -1,7 +1,7 @@
 """Run one PPO train step of the toy policy on several meshes; save loss/grads/params to npz.
 
 Usage: XLA_FLAGS=--xla_force_host_platform_device_count=8 \
-    python sharded_step_run.py OUT.npz [GRAD_ACCUM] [toy|t5|decoder] [ppo|grpo|dr_grpo]
+    python sharded_step_run.py OUT.npz [GRAD_ACCUM] [toy|t5|decoder|decoder_lora] [ppo|grpo|dr_grpo]
 (the flag must be set before jax is imported, hence a separate process). Mesh "single" uses
 one device; the others use all 8. tests/test_parallel_sharded_step.py compares them. The last
 argument picks the loss: the default PPO one, or a GRPO-family aggregation with the k3 KL in the
@@ -107,6 +107,33 @@ def _decoder_model(vocab):
     return init, decoder.param_logical_axes, make_apply_fn(cfg, dropout=True)
 
 
+def _decoder_lora_model(vocab):
+    """The decoder above with LoRA (rank 4, every target): what trains is {lora, value_head};
+    the base is frozen and sharded as the decoder's params are. Adapters drawn with lora_b
+    non-zero, so both factors get gradients."""
+    import jax.numpy as jnp
+
+    from ppocoder_jax.config import LoraConfig
+    from ppocoder_jax.model.families import as_policy
+    from ppocoder_jax.model.lora import lora_start, with_lora
+    from ppocoder_jax.ppo.policy_apply import make_apply_fn
+
+    cfg = tiny_decoder_config(vocab_size=vocab)
+    lora_cfg = LoraConfig(rank=4, alpha=8.0)
+    policy = with_lora(as_policy(cfg), lora_cfg)
+    init_full, _, _ = _decoder_model(vocab)
+
+    def init(k):
+        frozen, trainable = lora_start(policy, jax.device_get(init_full(k)), lora_cfg, k)
+        kv = np.random.default_rng(2)
+        trainable["lora"] = jax.tree.map(
+            lambda x: jnp.asarray(kv.normal(size=x.shape) * 0.05, "float32"), trainable["lora"]
+        )
+        return frozen, trainable
+
+    return init, policy.param_logical_axes, make_apply_fn(policy, dropout=True)
+
+
 def main(out_path, grad_accum, model="toy", algo="ppo"):
     assert jax.device_count() == 8, jax.devices()
     vocab, batch_size = 32, 16
@@ -114,6 +141,9 @@ def main(out_path, grad_accum, model="toy", algo="ppo"):
         init_fn, axes_fn, apply_fn = _t5_model(vocab)
     elif model == "decoder":
         init_fn, axes_fn, apply_fn = _decoder_model(vocab)
+    elif model == "decoder_lora":
+        init_lora, axes_fn, apply_fn = _decoder_lora_model(vocab)
+        frozen_host, trainable_host = init_lora(jax.random.PRNGKey(0))
     else:
         init_fn, axes_fn, apply_fn = (
             lambda k: init_toy_params(k, vocab=vocab, d_model=8, d_ff=16),
@@ -133,7 +163,7 @@ def main(out_path, grad_accum, model="toy", algo="ppo"):
     eps = 1e-5 if model == "decoder" else 1e-8
     tx = make_optimizer(OptimConfig(learning_rate=1e-3, max_grad_norm=1.0, eps=eps))
     batch_np = random_ppo_batch(0, batch_size, 5, 7, vocab)
-    if model == "decoder":  # decoder-only prompts are left-padded
+    if model.startswith("decoder"):  # decoder-only prompts are left-padded
         shift = batch_np.prompt_mask.shape[1] - batch_np.prompt_mask.sum(axis=1)
         roll = [np.roll(r, k) for r, k in zip(batch_np.prompt_ids, shift)]
         batch_np = batch_np._replace(
@@ -144,7 +174,16 @@ def main(out_path, grad_accum, model="toy", algo="ppo"):
     for name, shape in MESHES.items():
         devices = jax.devices()[:1] if name == "single" else jax.devices()
         mesh = make_mesh(MeshConfig(data=shape[0], fsdp=shape[1], tensor=shape[2]), devices)
-        if model in ("t5", "decoder"):  # their inits draw on the host: concrete params
+        frozen = frozen_shardings = None
+        if model == "decoder_lora":  # the frozen base placed as the learner places it
+            from ppocoder_jax.parallel.rules import logical_to_shardings
+
+            frozen_shardings = logical_to_shardings(axes_fn(frozen_host), mesh, shapes=frozen_host)
+            frozen = jax.device_put(frozen_host, frozen_shardings)
+            state, shardings = create_train_state_from_params(
+                trainable_host, axes_fn, tx, kl_cfg, jax.random.PRNGKey(1), mesh
+            )
+        elif model in ("t5", "decoder"):  # their inits draw on the host: concrete params
             state, shardings = create_train_state_from_params(
                 init_fn(jax.random.PRNGKey(0)), axes_fn, tx, kl_cfg, jax.random.PRNGKey(1), mesh
             )
@@ -164,13 +203,19 @@ def main(out_path, grad_accum, model="toy", algo="ppo"):
             sorted({str(x.sharding.spec) for x in jax.tree.leaves(state.params)})
         )
         out["spec_tokens"] = np.array(str(batch.tokens.sharding.spec))
+        if frozen is not None:
+            out["specs_base"] = np.array(
+                sorted({str(x.sharding.spec) for x in jax.tree.leaves(frozen)})
+            )
         # one step on the whole batch (rows reversed, so the gather is exercised); it also
         # returns its gradients
         step = build_train_step(
-            apply_fn, tx, ppo, mesh, shardings, return_grads=True, kl_cfg=kl_cfg
-        )
+            apply_fn, tx, ppo, mesh, shardings, return_grads=True, kl_cfg=kl_cfg,
+            frozen_shardings=frozen_shardings,
+        )  # fmt: skip
         idx = np.arange(batch_size, dtype=np.int32)[::-1].copy()
-        new_state, metrics, grads = step(state, batch, idx)
+        extra = () if frozen is None else (frozen,)
+        new_state, metrics, grads = step(state, batch, idx, *extra)
         out["loss"] = np.asarray(metrics["loss"])
         flat("grad", grads, out)
         if model == "toy":
