@@ -68,7 +68,13 @@ PPO_PANELS: tuple[Panel, ...] = (
         ("explained_variance",),
         "explained variance (value head)",
     ),
-    Panel("Sample length", ("mean_length",), "tokens per sample"),
+    Panel(
+        "Sample length and degeneration",
+        ("mean_length",),
+        "tokens per sample",
+        ("repeat_collapse_frac",),
+        "share of samples that are one token repeated",
+    ),
     Panel(
         "Turns (rollout.turns > 1)",
         ("public_pass_turn1", "fix_rate", "turn_rows_done_frac"),
@@ -79,7 +85,7 @@ PPO_PANELS: tuple[Panel, ...] = (
     ),
     Panel(
         "Time per iteration",
-        ("time_total_s", "time_sample_s", "time_rewards_s", "time_update_s"),
+        ("time_total_s", "time_sample_s", "time_rewards_s", "time_update_s", "time_feedback_s"),
         "seconds",
     ),
     Panel(
@@ -152,6 +158,8 @@ LABELS: dict[str, str] = {
     "time_sample_s": "sample",
     "time_rewards_s": "score (rewards)",
     "time_update_s": "update",
+    "time_feedback_s": "feedback between turns (in sample)",
+    "repeat_collapse_frac": "collapsed samples",
     "reward_wait_frac": "device waiting",
     "reward_busy_frac": "pool busy",
     "reward_programs_per_s": "programs/s",
