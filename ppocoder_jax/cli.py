@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
             _check_config(args)
         return int(module.run(args) or 0)
     except UserError as err:
-        print(f"ppocoder {name}: error: {err}", file=sys.stderr)
+        # one write: threads still running (Orbax's readers) cannot split the line
+        sys.stderr.write(f"ppocoder {name}: error: {err}\n")
+        sys.stderr.flush()
         return EXIT_USAGE
     except Preempted as stop:  # SIGTERM: checkpointed, the scheduler asked for the stop
         print(f"ppocoder {name}: {stop}", file=sys.stderr)
