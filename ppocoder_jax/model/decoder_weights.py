@@ -28,6 +28,7 @@ from ppocoder_jax.model import hf_io
 from ppocoder_jax.model.decoder_config import DecoderConfig
 from ppocoder_jax.model.hf_weights import (
     Entry,
+    kernel_modules,
     params_to_tensors,
     same_entry,
     tensors_to_params,
@@ -189,12 +190,7 @@ def write_hf_decoder(out_dir: Path, lm_params: dict, cfg: DecoderConfig) -> None
     save_file(params_to_hf(cfg, lm_params), str(out_dir / hf_io.SAFETENSORS_FILE), {"format": "pt"})
 
 
-def kernel_module_names(cfg) -> dict[tuple[str, ...], str]:
-    """Our kernel path (under the backbone key) -> the Hugging Face module that holds it, e.g.
-    ("layers_0", "self_attn", "q_proj", "kernel") -> "model.layers.0.self_attn.q_proj": where
-    a PEFT adapter of that kernel lives."""
-    return {
-        path: hf_name.removesuffix(".weight")
-        for hf_name, path, *_ in _entries(cfg)
-        if path[-1] == "kernel"
-    }
+def kernel_module_names(cfg: DecoderConfig) -> dict[tuple[str, ...], str]:
+    """`hf_weights.kernel_modules` of a decoder, e.g. ("layers_0", "self_attn", "q_proj",
+    "kernel") -> "model.layers.0.self_attn.q_proj"."""
+    return kernel_modules(_entries(cfg))

@@ -159,12 +159,17 @@ def params_to_hf(cfg: T5Config, t5_params: Mapping) -> dict[str, np.ndarray]:
     return params_to_tensors(_entries(cfg), t5_params)
 
 
-def kernel_module_names(cfg) -> dict[tuple[str, ...], str]:
-    """Our kernel path (under the backbone key) -> the Hugging Face module that holds it, e.g.
-    ("layers_0", "self_attn", "q_proj", "kernel") -> "model.layers.0.self_attn.q_proj": where
-    a PEFT adapter of that kernel lives."""
+def kernel_modules(entries) -> dict[tuple[str, ...], str]:
+    """Our kernel path (under the backbone key) -> the Hugging Face module that holds it, from
+    a family's weight table: where a PEFT adapter of that kernel lives."""
     return {
         path: hf_name.removesuffix(".weight")
-        for hf_name, path, *_ in _entries(cfg)
+        for hf_name, path, *_ in entries
         if path[-1] == "kernel"
     }
+
+
+def kernel_module_names(cfg: T5Config) -> dict[tuple[str, ...], str]:
+    """`kernel_modules` of T5, e.g. ("encoder", "layers_0", "attention", "query", "kernel")
+    -> "encoder.block.0.layer.0.SelfAttention.q"."""
+    return kernel_modules(_entries(cfg))
