@@ -35,6 +35,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "ppocoder_jax.rewards.cli_match",
         "AST / data-flow match and CodeBLEU of two programs",
     ),
+    "pretrain": (
+        "ppocoder_jax.pipeline.cli_pretrain",
+        "pretrain the embedded starting model on the standard library (cached)",
+    ),
     "sft": ("ppocoder_jax.pipeline.cli_sft", "supervised (cross-entropy) fine-tuning"),
     "train": ("ppocoder_jax.pipeline.cli_train", "PPO training with execution feedback"),
     "eval": ("ppocoder_jax.pipeline.cli_eval", "evaluate a model on a task"),
@@ -44,7 +48,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 # The commands that take `--config PRESET key=value ...`: their config is loaded and its
 # registered names checked (ppo.registry.check_ppo_config) before the command's own work.
-CONFIG_COMMANDS = ("sft", "train", "eval", "demo")
+CONFIG_COMMANDS = ("pretrain", "sft", "train", "eval", "demo")
 
 
 def _check_config(args) -> None:

@@ -101,6 +101,10 @@ class ModelConfig:
     tiny_num_heads: int = 4
     tiny_d_kv: int = 64
     tiny_num_kv_heads: int = 2
+    # Where the tiny model (empty `path`) starts: "random" initialisation, or "pretrained": the
+    # embedded model of these tiny_* dimensions pretrained on the standard library by
+    # `ppocoder pretrain` (pretrain.*; built on first use and cached, docs/pretraining.md).
+    init: Literal["random", "pretrained"] = "random"
     # Tokenizer directory; "" means: the model's own, else the embedded code tokenizer.
     tokenizer: str = ""
     compute_dtype: Literal["float32", "bfloat16"] = "float32"
@@ -556,6 +560,34 @@ class SFTConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PretrainConfig:
+    """The embedded starting model's pretraining (model.init: pretrained): Python functions of
+    the standard library's training-split modules, never a function the completion task
+    evaluates on or trains PPO on; span corruption (T5) or causal LM (decoder)."""
+
+    steps: int = 1000
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    warmup_steps: int = 100
+    # Functions are cut into windows of at most this many tokens.
+    max_length: int = 256
+    # T5 span corruption (CodeT5's): the share of a window's tokens masked and the mean span
+    # length; each span becomes one sentinel token in the input, the target lists the spans.
+    noise_density: float = 0.15
+    mean_span_length: float = 3.0
+    seed: int = 0
+
+    def __post_init__(self):
+        _check(self.steps >= 1, "pretrain.steps", "must be >= 1")
+        _check(self.batch_size >= 1, "pretrain.batch_size", "must be >= 1")
+        _check(self.learning_rate > 0, "pretrain.learning_rate", "must be > 0")
+        _check(self.warmup_steps >= 0, "pretrain.warmup_steps", "must be >= 0")
+        _check(self.max_length >= 16, "pretrain.max_length", "must be >= 16")
+        _check(0 < self.noise_density < 0.5, "pretrain.noise_density", "must be in (0, 0.5)")
+        _check(self.mean_span_length >= 1, "pretrain.mean_span_length", "must be >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
 class EvalConfig:
     num_samples: int = 1  # n samples per problem for pass@k
     ks: tuple[int, ...] = (1,)
@@ -584,6 +616,7 @@ class Config:
     mesh: MeshConfig = field(default_factory=MeshConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 

@@ -4,7 +4,8 @@
 model_type in its config.json decides); empty means the embedded default: a small model
 initialised at random over the embedded byte-level BPE code tokenizer, CodeT5-architecture
 (T5 v1.0: ReLU, tied embeddings) or, with `model.family=decoder`, Qwen2-architecture (GQA,
-RoPE, SwiGLU, q/k/v biases, tied embeddings).
+RoPE, SwiGLU, q/k/v biases, tied embeddings). With `model.init: pretrained` that small model
+starts from its standard-library pretraining (pipeline/pretrain.py; built once, then cached).
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ def _load_policy(cfg: Config, seed: int | None):
     from ppocoder_jax.model.families import DEFAULT_FAMILY, FAMILIES, family_of
 
     family = cfg.model.family
+    if cfg.model.init == "pretrained":
+        from ppocoder_jax.model import load_model
+        from ppocoder_jax.pipeline.pretrain import check_pretrained_config, ensure_pretrained
+
+        check_pretrained_config(cfg)
+        return load_model(ensure_pretrained(cfg))
     if cfg.model.path:
         from ppocoder_jax.model import load_model
 
