@@ -4,7 +4,8 @@ Functions of the training-split modules (stdlib_completion.module_split), minus 
 the completion task could turn into an example: at least `data.completion_min_tokens` tokens
 and a prompt of at most `pretrain.max_length - 2` tokens (with its `<s>`/`</s>`). So the
 validation and test modules (evaluation) and the completion task's training functions (SFT and
-PPO) are all left out; what remains is the short functions and the long ones, the latter cut
+PPO) are all left out, and so is a training module's function whose text equals an evaluation
+module's (copied helpers are common in the standard library); what remains is the short functions and the long ones, the latter cut
 into windows of `pretrain.max_length` tokens.
 """
 
@@ -29,13 +30,19 @@ def pretraining_windows(
 ) -> tuple[list[tuple[np.ndarray, bool]], dict]:
     """(token window, whether it ends its function) pairs, windows without special tokens and
     shorter than max_length, and counts of what was kept."""
-    kept, counts = [], {"functions": 0, "excluded_eval_modules": 0, "excluded_completion": 0}
+    kept = []
+    counts = {"functions": 0, "excluded_eval_modules": 0, "excluded_completion": 0,
+              "excluded_copies_of_eval": 0}  # fmt: skip
+    functions = stdlib_functions(root)
+    held_out = {code for module, _, _, code in functions if module_split(module) != "train"}
     codes = []
-    for module, _, _, code in stdlib_functions(root):
+    for module, _, _, code in functions:
         if module_split(module) != "train":
             counts["excluded_eval_modules"] += 1
-            continue
-        codes.append(code)
+        elif code in held_out:  # the same text in a training module (a copied helper)
+            counts["excluded_copies_of_eval"] += 1
+        else:
+            codes.append(code)
     width = max_length - 1  # room for the end-of-sequence token
     for lo in range(0, len(codes), 512):
         ids_list = tokenizer(codes[lo : lo + 512], add_special_tokens=False)["input_ids"]

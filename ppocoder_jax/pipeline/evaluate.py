@@ -36,8 +36,11 @@ def generate_outputs(
     num_samples: int = 1,
     seed: int = 0,
     desc: str = "generate",
-) -> list[list[str]]:
-    """-> outputs[i] = the `num_samples` decoded outputs for examples[i].
+    with_limit_flags: bool = False,
+):
+    """-> outputs[i] = the `num_samples` decoded outputs for examples[i]; with
+    `with_limit_flags`, (outputs, hit_limit) where hit_limit[i][j] says output j ran to the
+    token budget without ending (the "truncated" compile failures).
 
     At most `eval.batch_size` rows (prompts x samples) go through the sampler at once, so large
     n (pass@1000) is drawn in chunks instead of holding n KV caches per prompt. With several
@@ -67,6 +70,8 @@ def generate_outputs(
     max_new = min(r.max_new_tokens, cfg.data.max_target_length)
     sources = sampler.encode(tokenizer, [e.prompt for e in examples])
     outputs: list[list[str]] = [[] for _ in examples]
+    hit_limit: list[list[bool]] = [[] for _ in examples]
+    eos_ids = np.asarray(policy.eos_ids)
     key = jax.random.PRNGKey(seed)
     calls = [
         (lo, s)
@@ -88,12 +93,15 @@ def generate_outputs(
             max_new_tokens=max_new,
             num_samples=k,
         )
-        _, texts = sampler.cut_at_stops(
-            tokenizer, np.asarray(out.tokens), np.asarray(out.token_mask)
-        )
+        tokens = np.asarray(out.tokens)
+        token_mask, texts = sampler.cut_at_stops(tokenizer, tokens, np.asarray(out.token_mask))
+        lengths = np.asarray(token_mask).sum(axis=1)
+        last = tokens[np.arange(len(tokens)), np.maximum(lengths - 1, 0)]
+        ran_out = (lengths >= max_new) & ~np.isin(last, eos_ids)
         for i in range(real):
             outputs[lo + i].extend(texts[i * k : (i + 1) * k])
-    return outputs
+            hit_limit[lo + i].extend(bool(x) for x in ran_out[i * k : (i + 1) * k])
+    return (outputs, hit_limit) if with_limit_flags else outputs
 
 
 def _place_on_mesh(cfg: Config, params, policy):
@@ -205,7 +213,13 @@ def synthesis_metrics(examples, outputs, parts, ks) -> dict:
     return metrics
 
 
-def completion_metrics(examples, outputs, parts, reward) -> dict:
+def completion_metrics(
+    examples, outputs, parts, reward, hit_limit=None, reference_fits=None
+) -> dict:
+    """`hit_limit` (per output, generate_outputs' flags) adds the compile failures' causes for
+    Python; `reference_fits` (per example: the reference completion fits the token budget) adds
+    the attainable ceiling: the share of prompts whose reference completion fits and compiles,
+    the most any policy can reach."""
     from ppocoder_jax.rewards.metrics import exact_match, mean_edit_similarity
 
     first = [o[0] for o in outputs]
@@ -221,6 +235,16 @@ def completion_metrics(examples, outputs, parts, reward) -> dict:
         "mean_reference_chars": float(np.mean([len(r) for r in refs])) if refs else 0.0,
     }
     metrics.update(trivial_floors(examples, reward))
+    if hit_limit is not None and examples and all(e.lang == "python" for e in examples):
+        from ppocoder_jax.pipeline.compile_failures import failure_breakdown
+
+        prompts = [e.context_prefix or "" for e in examples]
+        metrics.update(failure_breakdown(prompts, first, [h[0] for h in hit_limit]))
+    if reference_fits is not None:
+        ref_parts = reward.score(examples, refs)
+        fixable = [f and q.compiled for f, q in zip(reference_fits, ref_parts, strict=True)]
+        metrics["ceiling_compile_rate"] = sum(fixable) / max(len(examples), 1)
+        metrics["unfixable_prompts"] = len(examples) - sum(fixable)
     if metrics["mean_output_chars"] < 0.5 * metrics["mean_reference_chars"]:
         print(
             f"WARNING: mean completion length {metrics['mean_output_chars']:.1f} chars is below half "
@@ -278,7 +302,7 @@ def evaluate(
     seed: int = 0,
     desc: str = "eval",
 ) -> dict:
-    outputs = generate_outputs(
+    outputs, hit_limit = generate_outputs(
         cfg,
         params,
         model_cfg,
@@ -288,6 +312,7 @@ def evaluate(
         num_samples=num_samples,
         seed=seed,
         desc=desc,
+        with_limit_flags=True,
     )
     turns = {}
     if kind == "synthesis" and cfg.rollout.turns > 1:
@@ -304,7 +329,12 @@ def evaluate(
             first_parts = score_outputs(reward, examples, turns["first"])
             metrics.update(turn_metrics(examples, first_parts, parts, ks))
     elif kind == "completion":
-        metrics = completion_metrics(examples, outputs, parts, reward)
+        budget = min(cfg.rollout.max_new_tokens, cfg.data.max_target_length)
+        fits = [  # the reference's tokens and the end-of-sequence token
+            len(tokenizer(e.target, add_special_tokens=False)["input_ids"]) < budget
+            for e in examples
+        ]
+        metrics = completion_metrics(examples, outputs, parts, reward, hit_limit, fits)
     else:
         metrics = translation_metrics(examples, outputs, parts)
     metrics["mean_score"] = float(

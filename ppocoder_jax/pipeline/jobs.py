@@ -312,6 +312,19 @@ def format_demo_table(results: dict) -> str:
         const = repr(greedy.get("floor_best_constant", "?"))
         rate = 100 * greedy["floor_best_constant_compile_rate"]
         lines.append(f"  {'best constant ' + const:<28}{rate:>7.1f}%")
+    if "ceiling_compile_rate" in greedy:
+        ceiling = 100 * greedy["ceiling_compile_rate"]
+        lines.append(
+            f"{'attainable ceiling':<30}{ceiling:>7.1f}%  ({greedy['unfixable_prompts']} prompts "
+            "whose reference completion does not fit the budget or compile)"
+        )
+    causes = greedy.get("per_compile_failure")
+    if causes:
+        lines.append("why greedy completions fail to compile (share of all, SFT -> PPO):")
+        after_c = after["greedy"].get("per_compile_failure", {})
+        for name, b in causes.items():
+            a = after_c.get(name, float("nan"))
+            lines.append(f"  {name:<28}{100 * b:>7.1f}%{100 * a:>7.1f}%{100 * (a - b):>+7.1f}")
     templates = greedy.get("per_template_pass", {})
     if templates:
         lines.append("greedy pass rate per template (SFT -> PPO):")

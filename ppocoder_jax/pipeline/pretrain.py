@@ -39,8 +39,13 @@ def check_pretrained_config(cfg: Config) -> None:
     if m.path:
         raise UserError("model.init=pretrained builds the embedded model: leave model.path empty")
     if m.tokenizer:
-        raise UserError("model.init=pretrained brings its own tokenizer: leave model.tokenizer empty")
-    if cfg.data.task == "completion_stdlib" and cfg.data.max_source_length > cfg.pretrain.max_length:
+        raise UserError(
+            "model.init=pretrained brings its own tokenizer: leave model.tokenizer empty"
+        )
+    if (
+        cfg.data.task == "completion_stdlib"
+        and cfg.data.max_source_length > cfg.pretrain.max_length
+    ):
         raise UserError(
             f"data.max_source_length {cfg.data.max_source_length} > pretrain.max_length "
             f"{cfg.pretrain.max_length}: the pretraining corpus leaves out only the functions "
@@ -78,7 +83,9 @@ def ensure_pretrained(cfg: Config, cache_dir=None, log=print) -> Path:
     if (path / INFO_FILE).is_file():
         return path
     log(f"pretrain: building the embedded pretrained model (once) in {path}")
-    tmp = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent if path.parent.exists() else None))
+    tmp = Path(
+        tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent if path.parent.exists() else None)
+    )
     try:
         build_pretrained(cfg, tmp, log=log)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,9 @@ def noise_span_mask(
     """Boolean [length]: True on the masked tokens. Spans of noise alternate with spans of
     kept tokens, the first span kept (T5's layout)."""
     num_noise = int(np.clip(round(length * noise_density), 1, length - 1))
-    num_spans = int(np.clip(round(num_noise / mean_span_length), 1, min(num_noise, length - num_noise)))
+    num_spans = int(
+        np.clip(round(num_noise / mean_span_length), 1, min(num_noise, length - num_noise))
+    )
     noise = _segment_lengths(num_noise, num_spans, rng)
     keep = _segment_lengths(length - num_noise, num_spans, rng)
     mask = np.zeros(length, dtype=bool)

@@ -191,8 +191,9 @@ def _length_bars(ax, columns, modes, colours) -> None:
 def _breakdown(ax, key: str, mode: str, columns, colours) -> None:
     tables = [c.get(mode, {}).get(key) or {} for _, c in columns]
     names = sorted({t for table in tables for t in table})
+    sign = 1.0 if key == "per_compile_failure" else -1.0  # failures: largest fall first
     if len(tables) >= 2:  # largest gain first: where training helped, then where it hurt
-        names.sort(key=lambda t: -(tables[-1].get(t, 0.0) - tables[0].get(t, 0.0)))
+        names.sort(key=lambda t: sign * (tables[-1].get(t, 0.0) - tables[0].get(t, 0.0)))
     height = 0.8 / len(columns)
     for j, ((label, _), table) in enumerate(zip(columns, tables)):
         ys = [i - 0.4 + height * (j + 0.5) for i, _ in enumerate(names) if names[i] in table]
@@ -211,11 +212,15 @@ def _breakdown(ax, key: str, mode: str, columns, colours) -> None:
     ax.invert_yaxis()
     ax.set_xlim(0, 1.13)
     ax.xaxis.set_major_formatter(lambda v, _: f"{100 * v:.0f}")
-    ax.set_xlabel(f"{mode} pass rate (%)")
-    what = key.removeprefix("per_").removesuffix("_pass").replace("_", " ")
-    ax.set_title(
-        f"Per {what}, {mode}" + (" (largest gain first)" if len(tables) >= 2 else ""), loc="left"
-    )
+    if key == "per_compile_failure":  # shares of all completions, by why they fail
+        ax.set_xlabel(f"{mode}: share of completions failing (%)")
+        order = " (largest fall first)" if len(tables) >= 2 else ""
+        ax.set_title(f"Why completions fail to compile, {mode}{order}", loc="left")
+    else:
+        ax.set_xlabel(f"{mode} pass rate (%)")
+        what = key.removeprefix("per_").removesuffix("_pass").replace("_", " ")
+        order = " (largest gain first)" if len(tables) >= 2 else ""
+        ax.set_title(f"Per {what}, {mode}{order}", loc="left")
     ax.grid(axis="x", alpha=0.3)
     ax.tick_params(axis="y", labelsize=9)
 
