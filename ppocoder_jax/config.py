@@ -101,9 +101,10 @@ class ModelConfig:
     tiny_num_heads: int = 4
     tiny_d_kv: int = 64
     tiny_num_kv_heads: int = 2
-    # Where the tiny model (empty `path`) starts: "random" initialisation, or "pretrained": the
-    # embedded model of these tiny_* dimensions pretrained on the standard library by
-    # `ppocoder pretrain` (pretrain.*; built on first use and cached, docs/pretraining.md).
+    # Where the tiny model starts when `path` is empty: "random" initialisation, or
+    # "pretrained": the embedded model of these tiny_* dimensions pretrained on the standard
+    # library by `ppocoder pretrain` (pretrain.*; built on first use and cached,
+    # docs/pretraining.md). A `path` (e.g. an SFT model of that start) takes precedence.
     init: Literal["random", "pretrained"] = "random"
     # Tokenizer directory; "" means: the model's own, else the embedded code tokenizer.
     tokenizer: str = ""

@@ -143,11 +143,22 @@ def test_pretraining_learns_is_cached_and_starts_a_run(cache, family):
     assert len(tok) == 4096 + n_sentinels == model_cfg.vocab_size
     other = load_config("completion_stdlib", [*TINY, f"model.family={family}", "pretrain.steps=41"])
     assert pretrain.pretrained_dir(other) != path  # another recipe, another model
+    # a model.path (an SFT model of that start, say) is where a run starts, init or not
+    import jax
+
+    from ppocoder_jax.model import save_model
+
+    moved = jax.tree.map(lambda x: x + 1.0, params)
+    save_model(cache / "sft_model", moved, model_cfg, tok)
+    cfg_path = load_config("completion_stdlib", [*TINY, f"model.family={family}",
+                                                 "model.init=pretrained", f"model.path={cache / 'sft_model'}"])  # fmt: skip
+    loaded, _, _ = load_policy(cfg_path)
+    assert all(jax.tree.leaves(jax.tree.map(lambda a, b: bool((a == b).all()), loaded, moved)))
 
 
 def test_pretrained_bad_input_is_one_line():
-    cfg = load_config("completion_stdlib", ["model.init=pretrained", "model.path=/x"])
-    with pytest.raises(UserError, match="model.path"):
+    cfg = load_config("completion_stdlib", ["model.init=pretrained", "model.tokenizer=/x"])
+    with pytest.raises(UserError, match="model.tokenizer"):
         pretrain.check_pretrained_config(cfg)
     cfg = load_config("completion_stdlib", ["model.init=pretrained", "data.max_source_length=300"])
     with pytest.raises(UserError, match="pretrain.max_length"):

@@ -43,7 +43,7 @@ def _load_policy(cfg: Config, seed: int | None):
     from ppocoder_jax.model.families import DEFAULT_FAMILY, FAMILIES, family_of
 
     family = cfg.model.family
-    if cfg.model.init == "pretrained":
+    if cfg.model.init == "pretrained" and not cfg.model.path:  # a path is where to start
         from ppocoder_jax.model import load_model
         from ppocoder_jax.pipeline.pretrain import check_pretrained_config, ensure_pretrained
 

@@ -34,10 +34,8 @@ BUCKETS = (8, 32, 64, 128, 256)
 
 def check_pretrained_config(cfg: Config) -> None:
     m = cfg.model
-    if m.init != "pretrained":
+    if m.init != "pretrained" or m.path:  # model.path, when given, is where a run starts
         return
-    if m.path:
-        raise UserError("model.init=pretrained builds the embedded model: leave model.path empty")
     if m.tokenizer:
         raise UserError(
             "model.init=pretrained brings its own tokenizer: leave model.tokenizer empty"
