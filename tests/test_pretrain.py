@@ -179,3 +179,14 @@ def test_corpus_walk_is_the_stdlib_walk(tmp_path):
     from ppocoder_jax.data.stdlib_completion import stdlib_functions
 
     assert [q for _, q, _, _ in stdlib_functions(str(tmp_path))] == ["only_one"]
+
+
+def test_a_fresh_cache_directory_is_made_and_filled(tmp_path, monkeypatch):
+    """A first run on a new machine: the cache folder does not exist yet."""
+    real = pretrain.pretrained_dir
+    fresh = tmp_path / "new" / "cache"
+    monkeypatch.setattr(pretrain, "pretrained_dir", lambda cfg, cache_dir=None: real(cfg, fresh))
+    cfg = load_config("completion_stdlib", [*TINY, "data.max_source_length=64", "pretrain.steps=2"])
+    path = pretrain.ensure_pretrained(cfg, log=lambda _: None)
+    assert path.parent == fresh and (path / pretrain.INFO_FILE).is_file()
+    assert [p.name for p in fresh.iterdir()] == [path.name]  # no temporary folder left

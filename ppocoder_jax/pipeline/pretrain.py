@@ -81,16 +81,15 @@ def ensure_pretrained(cfg: Config, cache_dir=None, log=print) -> Path:
     if (path / INFO_FILE).is_file():
         return path
     log(f"pretrain: building the embedded pretrained model (once) in {path}")
-    tmp = Path(
-        tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent if path.parent.exists() else None)
-    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent))  # same filesystem
     try:
         build_pretrained(cfg, tmp, log=log)
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.replace(tmp, path)  # atomic; a concurrent builder may have won the race
+            os.replace(tmp, path)  # atomic
         except OSError:
-            pass
+            if not (path / INFO_FILE).is_file():  # only a concurrent builder's win is fine
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
@@ -204,7 +203,7 @@ def run_pretraining(cfg: Config, params, model_cfg, tokenizer, windows, val, log
     """cfg.pretrain.steps steps of the family's objective -> (params, losses)."""
     from ppocoder_jax.model.common import compute_dtype
     from ppocoder_jax.model.families import as_policy, family_of
-    from ppocoder_jax.pipeline.sft import _Draws, sft_eval_loss, sft_step
+    from ppocoder_jax.pipeline.sft import BatchDraws, sft_eval_loss, sft_step
 
     p = cfg.pretrain
     policy = as_policy(model_cfg, remat=cfg.model.remat)
@@ -212,7 +211,7 @@ def run_pretraining(cfg: Config, params, model_cfg, tokenizer, windows, val, log
     dtype = compute_dtype(cfg)
     optimizer = _pretrain_optimizer(p)
     opt_state = optimizer.init(params)
-    draws = _Draws(len(windows), min(p.batch_size, len(windows)), np.random.default_rng(p.seed))
+    draws = BatchDraws(len(windows), min(p.batch_size, len(windows)), np.random.default_rng(p.seed))
     start, loss = time.time(), float("nan")
     for step in range(p.steps):
         rng = np.random.default_rng([p.seed, step])

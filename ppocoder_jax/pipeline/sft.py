@@ -66,7 +66,7 @@ def sft_eval_loss(params, batch, *, policy, dtype):
     return cross_entropy_loss(params, policy, batch, dtype)
 
 
-class _Draws:
+class BatchDraws:
     """Batches of one corpus in a seeded order, reshuffled after each pass."""
 
     def __init__(self, n: int, batch_size: int, rng: np.random.Generator):
@@ -105,11 +105,11 @@ def run_sft(
     optimizer = sft_optimizer(cfg)
     opt_state = optimizer.init(params)
     buckets = s.length_buckets
-    draws = _Draws(len(train), s.batch_size, np.random.default_rng(seed))
+    draws = BatchDraws(len(train), s.batch_size, np.random.default_rng(seed))
     every = 0  # a revision batch every `every` steps (0: none)
     if revisions is not None and len(revisions):
         every = max(round((len(train) + len(revisions)) / len(revisions)), 1)
-        revision_draws = _Draws(len(revisions), s.batch_size, np.random.default_rng(seed + 1))
+        revision_draws = BatchDraws(len(revisions), s.batch_size, np.random.default_rng(seed + 1))
     start = time.time()
     progress = tqdm(range(s.steps), desc="sft", unit="step", mininterval=2.0)
     for step in progress:
