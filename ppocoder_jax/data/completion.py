@@ -23,6 +23,16 @@ def compiles(code: str) -> bool:
     return True
 
 
+def long_enough_and_fits(
+    num_tokens: int, n_target: int, min_tokens: int, max_prompt_tokens: int
+) -> bool:
+    """Whether a method of `num_tokens` tokens can be a completion example: at least
+    `min_tokens`, and (when `max_prompt_tokens` > 0) a prompt of at most that many tokens."""
+    if num_tokens < min_tokens:
+        return False
+    return max_prompt_tokens <= 0 or num_tokens - n_target <= max_prompt_tokens
+
+
 def completion_examples(
     items: list[tuple[str, str, dict]],
     tokenizer,
@@ -41,9 +51,7 @@ def completion_examples(
         chunk = items[start : start + batch]
         enc = tokenizer([code for _, code, _ in chunk], add_special_tokens=False)["input_ids"]
         for (ex_id, code, meta), ids in zip(chunk, enc, strict=True):
-            if len(ids) < min_tokens:
-                continue
-            if max_prompt_tokens > 0 and len(ids) - n_target > max_prompt_tokens:
+            if not long_enough_and_fits(len(ids), n_target, min_tokens, max_prompt_tokens):
                 continue
             prompt = tokenizer.decode(
                 ids[:-n_target], skip_special_tokens=False, clean_up_tokenization_spaces=False

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ppocoder_jax.data.completion import long_enough_and_fits
 from ppocoder_jax.data.stdlib_completion import module_split, stdlib_functions
 
 
 def completion_could_use(num_tokens: int, data_cfg, max_length: int) -> bool:
     """Whether a function of this many tokens could be a completion example whose prompt fits
     `max_length` (the rule stdlib_completion applies, at that prompt length)."""
-    return (
-        num_tokens >= data_cfg.completion_min_tokens
-        and num_tokens - data_cfg.completion_tokens <= max_length - 2
+    return long_enough_and_fits(
+        num_tokens, data_cfg.completion_tokens, data_cfg.completion_min_tokens, max_length - 2
     )
 
 

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import jax
 import numpy as np
-import optax
 
 from ppocoder_jax.config import Config
 from ppocoder_jax.errors import UserError
@@ -150,15 +149,6 @@ def build_pretrained(cfg: Config, out_dir: Path, log=print) -> dict:
     return info
 
 
-def _pretrain_optimizer(p) -> optax.GradientTransformation:
-    warmup = min(p.warmup_steps, max(p.steps - 1, 0))
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0, p.learning_rate, max(warmup, 1), max(p.steps, warmup + 1),
-        end_value=p.learning_rate * 0.1,
-    )  # fmt: skip
-    return optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=0.01))
-
-
 class _Examples:
     """Windows -> (source, target) pairs by the family's objective, drawn from (seed, step)."""
 
@@ -203,13 +193,18 @@ def run_pretraining(cfg: Config, params, model_cfg, tokenizer, windows, val, log
     """cfg.pretrain.steps steps of the family's objective -> (params, losses)."""
     from ppocoder_jax.model.common import compute_dtype
     from ppocoder_jax.model.families import as_policy, family_of
-    from ppocoder_jax.pipeline.sft import BatchDraws, sft_eval_loss, sft_step
+    from ppocoder_jax.pipeline.sft import (
+        BatchDraws,
+        sft_eval_loss,
+        sft_step,
+        warmup_cosine_adamw,
+    )
 
     p = cfg.pretrain
     policy = as_policy(model_cfg, remat=cfg.model.remat)
     examples = _Examples(policy, tokenizer, family_of(model_cfg).name, p)
     dtype = compute_dtype(cfg)
-    optimizer = _pretrain_optimizer(p)
+    optimizer = warmup_cosine_adamw(p.steps, p.warmup_steps, p.learning_rate)
     opt_state = optimizer.init(params)
     draws = BatchDraws(len(windows), min(p.batch_size, len(windows)), np.random.default_rng(p.seed))
     start, loss = time.time(), float("nan")

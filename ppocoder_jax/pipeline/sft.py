@@ -21,13 +21,19 @@ from ppocoder_jax.pipeline.batching import EncodedExamples, source_batch, target
 
 def sft_optimizer(cfg: Config) -> optax.GradientTransformation:
     s = cfg.sft
-    warmup = min(s.warmup_steps, max(s.steps - 1, 0))
+    return warmup_cosine_adamw(s.steps, s.warmup_steps, s.learning_rate)
+
+
+def warmup_cosine_adamw(steps: int, warmup_steps: int, learning_rate: float):
+    """AdamW (clipped at norm 1, weight decay 0.01) with linear warm-up and cosine decay to a
+    tenth: SFT's optimizer, and pretraining's."""
+    warmup = min(warmup_steps, max(steps - 1, 0))
     schedule = optax.warmup_cosine_decay_schedule(
         0.0,
-        s.learning_rate,
+        learning_rate,
         max(warmup, 1),
-        max(s.steps, warmup + 1),
-        end_value=s.learning_rate * 0.1,
+        max(steps, warmup + 1),
+        end_value=learning_rate * 0.1,
     )
     return optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=0.01))
 
