@@ -34,6 +34,7 @@ class PPOLearner:
         self.tx = make_optimizer(cfg.optim, total_updates)
         self.shardings = None  # the TrainState's, once init_state or abstract_state ran
         self._steps = None
+        self._part_steps = None  # rollout.turns > 1: (full, head, width rule)
         self.frozen = None  # frozen parameters every step reads (LoRA's base), or None
         self.frozen_shardings = None
         self.skipped_in_row = 0  # optimizer steps skipped for a non-finite loss or gradient
@@ -80,7 +81,7 @@ class PPOLearner:
         axes = self.policy.param_logical_axes(host_frozen)
         self.frozen_shardings = logical_to_shardings(axes, self.mesh, shapes=host_frozen)
         self.frozen = jax.device_put(host_frozen, self.frozen_shardings)
-        self._steps = None
+        self._steps = self._part_steps = None
         return self.frozen
 
     def policy_params(self, state):
@@ -116,7 +117,24 @@ class PPOLearner:
                 frozen_shardings=self.frozen_shardings,
             )
             self._steps = (full, head)
+            if cfg.rollout.turns > 1:
+                self._part_steps = self._build_part_steps()
         return self._steps
+
+    def _build_part_steps(self):
+        """Multi-turn batches: (policy + value, value head only) steps that train every row
+        at its own prompt width (`ppo/width_parts.py`), and the width rule (the sampler's)."""
+        from ppocoder_jax.ppo.width_parts import PartSteps
+        from ppocoder_jax.rollout.bucketed_sampler import bucket_length
+
+        cfg = self.cfg
+        common = dict(pad_side=self.policy.pad_side, frozen_shardings=self.frozen_shardings)
+        full = PartSteps(make_apply_fn(self.policy, self.dtype), self.tx, cfg.ppo, self.mesh,
+                         self.shardings, kl_cfg=cfg.kl, **common)  # fmt: skip
+        head = PartSteps(make_apply_fn(self.policy, self.dtype, head_only=True), self.tx,
+                         cfg.ppo, self.mesh, self.shardings, value_only=True, **common)  # fmt: skip
+        buckets, cap = cfg.rollout.length_buckets, cfg.data.max_source_length
+        return full, head, lambda n: bucket_length(n, buckets, max(cap, n))
 
     def resets_value_bias(self, iteration: int) -> bool:
         return iteration == 0 and self.cfg.ppo.value_bias_init == "mean_score"
@@ -132,6 +150,10 @@ class PPOLearner:
 
         full, head = self._train_steps()
         warmup = iteration < self.cfg.ppo.value_warmup_iters
+        width_parts = None
+        if self._part_steps is not None:
+            part_full, part_head, width_of = self._part_steps
+            width_parts = (part_head if warmup else part_full, width_of)
         state, adv, update = learn_from_experience(
             state,
             head if warmup else full,
@@ -140,6 +162,7 @@ class PPOLearner:
             kl_cfg=self.cfg.kl,
             group_size=self.cfg.rollout.num_samples,
             frozen=self.frozen,
+            width_parts=width_parts,
         )
         skipped = update.pop("skipped_steps")
         self._check_skipped(skipped, iteration)

@@ -244,15 +244,19 @@ def loss_and_grads(
     value_only: bool = False,
     kl_coef=None,
     kl_weighted: bool = False,
+    denoms=None,
 ):
     """Gradient of the minibatch loss, accumulated exactly over ``cfg.grad_accum_steps``.
 
     ``kl_coef`` (beta, a scalar) puts ``beta * k3`` against ``batch.ref_logprobs`` into the
     policy loss, aggregated like it (GRPO's KL in the loss); ``None``: no KL term;
     ``kl_weighted`` multiplies each token's k3 by pi / pi_old (``kl.loss_importance_weight``).
+    ``denoms`` (tokens, aggregation count): a larger minibatch's, when ``batch`` is one part
+    of it (``ppo/width_parts.py``); default this batch's own.
     Returns ``(loss, grads, sums)`` where ``sums`` are the metric sums over the minibatch.
     """
-    denoms = _denominators(batch, cfg)
+    if denoms is None:
+        denoms = _denominators(batch, cfg)
     kl_in_loss = kl_coef is not None
 
     def micro_loss(p, mb, key):
@@ -530,6 +534,7 @@ def learn_from_experience(
     kl_cfg: KLConfig,
     group_size: int = 1,
     frozen=None,
+    width_parts=None,
 ) -> tuple[TrainState, dict[str, jax.Array], dict[str, float]]:
     """One iteration's learning from a scored ``Experience`` (``ppo/experience.py``):
     ``compute_advantages`` -> ``PPOBatch`` -> ``ppo_update`` -> KL controller (observed KL over
@@ -538,6 +543,8 @@ def learn_from_experience(
     The learner and ``scripts/bench_ppo_step.py`` both call this, so the benchmark times the
     trainer's own path. Returns ``(state, advantages dict, update metric means)``; the KL
     goes where ``kl_cfg.mode`` says (the train step must be built with the same ``kl_cfg``).
+    ``width_parts=(PartSteps, width_of)`` trains every row at its own prompt width
+    (``ppo/width_parts.py``; multi-turn batches) instead of ``ppo_update``.
     """
     e = experience
     in_reward = kl_placement(kl_cfg) == "reward"
@@ -564,7 +571,12 @@ def learn_from_experience(
         advantages=adv["advantages"],
         returns=adv["returns"],
     )
-    state, metrics = ppo_update(state, batch, train_step, ppo_cfg, frozen=frozen)
+    if width_parts is None:
+        state, metrics = ppo_update(state, batch, train_step, ppo_cfg, frozen=frozen)
+    else:
+        from ppocoder_jax.ppo.width_parts import update_by_width
+
+        state, metrics = update_by_width(state, batch, *width_parts, ppo_cfg, frozen=frozen)
     state = state.replace(kl=update_kl_state(state.kl, adv["mean_kl"], e.tokens.shape[0], kl_cfg))
     if ppo_cfg.dynamic_sampling:
         metrics["groups_dropped"] = int(jax.device_get(adv["groups_dropped"]))
