@@ -112,18 +112,18 @@ def plan_width_parts(
     return parts
 
 
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def _per_row_denominators(mask, cfg):
+    mask = mask.astype(jnp.float32)
+    agg = R.loss_aggregation(cfg)
+    count = jax.vmap(lambda m: agg(jnp.zeros_like(m)[None], m[None], cfg)[1])(mask)
+    return jnp.sum(mask, axis=1), count
+
+
 def row_denominators(token_mask: jax.Array, cfg) -> tuple[np.ndarray, np.ndarray]:
     """Per row: its tokens and its share of the loss aggregation's count (both additive over
     rows, so a minibatch's denominators are sums of these over its rows)."""
-    agg = R.loss_aggregation(cfg)
-
-    @jax.jit
-    def per_row(mask):
-        mask = mask.astype(jnp.float32)
-        count = jax.vmap(lambda m: agg(jnp.zeros_like(m)[None], m[None], cfg)[1])(mask)
-        return jnp.sum(mask, axis=1), count
-
-    tokens, counts = per_row(token_mask)
+    tokens, counts = _per_row_denominators(token_mask, cfg)
     return global_numpy(tokens), global_numpy(counts)
 
 
@@ -142,6 +142,7 @@ class PartSteps:
         self.frozen = frozen_shardings is not None
         self.state_shardings = state_shardings
         self._grads = {}
+        self._zeros = None
         repl = NamedSharding(mesh, PartitionSpec())
         carry = (state_shardings.params, repl, repl)
         ins = (carry, state_shardings, ppo_batch_shardings(mesh), repl, repl, repl)
@@ -166,10 +167,16 @@ class PartSteps:
         return self._grads[width]
 
     def zero_carry(self, state, batch, width, idx, denoms, key, *frozen):
-        """Zeros in the carry's shapes (what one part's gradient call returns)."""
-        fn = functools.partial(self._part_grads, width=width)
-        shapes = jax.eval_shape(fn, None, state, batch, idx, denoms, key, *frozen)
-        return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+        """Zeros in the carry's shapes (what one part's gradient call returns; the same for
+        every part, so traced once)."""
+        if self._zeros is None:
+            fn = functools.partial(self._part_grads, width=width)
+            shapes = jax.eval_shape(fn, None, state, batch, idx, denoms, key, *frozen)
+            self._zeros = jax.jit(
+                lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes),
+                out_shardings=self._carry_shardings,
+            )
+        return self._zeros()
 
     def _part_grads(self, carry, state, batch: PPOBatch, idx, denoms, key, frozen=None, *,
                     width: int):  # fmt: skip
