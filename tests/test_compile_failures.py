@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ppocoder_jax.data import Example
-from ppocoder_jax.pipeline.compile_failures import CAUSES, cause, failure_breakdown, syntax_error
+from ppocoder_jax.data.completion import syntax_error
+from ppocoder_jax.pipeline.compile_failures import CAUSES, cause, failure_breakdown
 from ppocoder_jax.pipeline.evaluate import completion_metrics
 from ppocoder_jax.pipeline.jobs import format_demo_table
 from ppocoder_jax.rewards.composite import RewardParts

@@ -13,14 +13,21 @@ import warnings
 from ppocoder_jax.data.task import Example
 
 
-def compiles(code: str) -> bool:
+def syntax_error(code: str) -> SyntaxError | None:
+    """Python's own compile error for `code` (None when it compiles)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             compile(code, "<completion>", "exec")
-        except (SyntaxError, ValueError):
-            return False
-    return True
+        except SyntaxError as err:
+            return err
+        except ValueError as err:  # a NUL byte
+            return SyntaxError(str(err))
+    return None
+
+
+def compiles(code: str) -> bool:
+    return syntax_error(code) is None
 
 
 def long_enough_and_fits(

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import io
 import tokenize
-import warnings
 from collections import Counter
+
+from ppocoder_jax.data.completion import syntax_error
 
 CAUSES = ("truncated", "bracket", "string", "indentation", "unknown_token", "other")
 
@@ -24,19 +25,6 @@ _STRING = ("unterminated string", "unterminated triple-quoted", "unterminated f-
 _UNKNOWN = ("invalid character", "invalid decimal literal", "invalid hexadecimal",
             "invalid octal", "invalid binary", "invalid non-printable", "invalid imaginary",
             "invalid digit")  # fmt: skip
-
-
-def syntax_error(code: str) -> SyntaxError | None:
-    """Python's own compile error for `code` (None when it compiles)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            compile(code, "<completion>", "exec")
-        except SyntaxError as err:
-            return err
-        except ValueError as err:  # a NUL byte
-            return SyntaxError(str(err))
-    return None
 
 
 def _has_unknown_token(code: str) -> bool:
