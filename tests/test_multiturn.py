@@ -130,6 +130,69 @@ def test_a_later_turn_samples_only_the_revising_rows(revising, shards, expected)
     assert set(picked[len(revising) :].tolist()) <= {revising[0] if revising else 0}
 
 
+def _fake_runner(pad_side):
+    from types import SimpleNamespace
+
+    from helpers.tiny_models import single_device_mesh
+
+    from ppocoder_jax.rollout.turns import TurnRunner
+
+    collector = SimpleNamespace(
+        mesh=single_device_mesh(),
+        policy=SimpleNamespace(pad_id=0, pad_side=pad_side),
+        tokenizer=None,
+        # a prompt of n characters is n tokens 1..n
+        sampler=SimpleNamespace(
+            max_source_length=64,
+            encode=lambda tok, texts: [list(range(1, len(t) + 1)) for t in texts],
+        ),
+        cfg=SimpleNamespace(rollout=SimpleNamespace(length_buckets=(8, 16, 32, 64))),
+    )
+    return TurnRunner(collector, None)
+
+
+@pytest.mark.parametrize("pad_side", ["right", "left"])
+def test_a_later_turn_samples_each_prompt_width_apart(pad_side):
+    """Revising rows are grouped by their prompt's bucket: a few long prompts do not widen
+    every row's sampling; the groups come back to their rows at the widest width."""
+    from types import SimpleNamespace
+
+    from ppocoder_jax.ppo.experience import Experience
+
+    runner = _fake_runner(pad_side)
+    lengths = [5, 30, 7, 3, 20, 6, 8, 40]
+    obs = [SimpleNamespace(text="x" * n) for n in lengths]
+    active = np.array([1, 1, 0, 1, 1, 1, 0, 0], bool)  # revising: lengths 5, 30, 3, 20, 6
+    groups = runner._width_groups(active, obs, 8)
+    assert [g[0] for g in groups] == [8, 32]
+    for width, picked, real, ids, mask in groups:
+        assert ids.shape == (len(picked), width) and mask.shape == ids.shape
+        assert all(width == (8 if lengths[r] <= 8 else 32) for r in real)
+        np.testing.assert_array_equal(
+            np.asarray(mask).sum(1)[: len(real)], [lengths[r] for r in real]
+        )
+    assert sorted(np.concatenate([g[2] for g in groups]).tolist()) == [0, 1, 3, 4, 5]
+    # each group's block laid out on all rows, prompts padded to the widest on the policy's side
+    pieces = []
+    for width, picked, real, ids, mask in groups:
+        n = len(picked)
+        toks = jnp.full((n, 4), width, jnp.int32)
+        stat = jnp.ones((n, 4), jnp.float32)
+        pieces.append((Experience(ids, mask, toks, toks, stat, stat, stat, None), real))
+    e = runner._spread(pieces, 8)
+    assert e.prompt_ids.shape == (8, 32) and e.exact_kl is None
+    pm, tok = np.asarray(e.prompt_mask), np.asarray(e.tokens)
+    for r in range(8):
+        n = lengths[r] if active[r] else 0
+        assert pm[r].sum() == n
+        if n:
+            on = pm[r][:n] if pad_side == "right" else pm[r][32 - n :]
+            assert on.all()
+            assert tok[r, 0] == (8 if n <= 8 else 32)
+        else:
+            assert not tok[r].any()
+
+
 def test_turn_credit_discounts_back_from_the_last_attempt():
     info = {
         "active": np.array([[1, 1, 1], [1, 0, 1]], bool),

@@ -40,8 +40,6 @@ class TurnRunner:
     def run(self, params, iteration: int):
         """Sample every turn and hand the last attempts to the reward -> (the turns' unscored
         Experiences, the final reward futures, what happened per row and turn)."""
-        from ppocoder_jax.parallel.mesh import batch_sharding, global_to_host_local
-
         c, env = self.c, self.env
         cfg = c.cfg
         turns = cfg.rollout.turns
@@ -58,30 +56,21 @@ class TurnRunner:
         feedback_wait = 0.0
         final_texts: list[str] = [""] * rows
         for k in range(turns):
-            picked = None  # turn 0 samples every row; later turns only the rows still revising
-            if k == 0:
-                ids, mask, n = *prompts, cfg.rollout.num_samples
+            if k == 0:  # turn 0 draws exactly what a single-turn batch draws
+                block, texts = self._sample(params, *prompts, key, iteration,
+                                            cfg.rollout.num_samples)  # fmt: skip
+                sampled_rows.append(rows)
             else:
-                picked = self._compacted(np.flatnonzero(active), rows)
-                ids, mask, n = *self._prompts([obs[r].text for r in picked]), 1
-            sampled_rows.append(rows if picked is None else len(picked))
-            # turn 0 draws exactly what a single-turn batch draws
-            out = c.sample_arrays(params, ids, mask, key if k == 0 else jax.random.fold_in(key, k),
-                                  iteration, num_samples=n)  # fmt: skip
-            faults.point("sample", iteration + 1)
-            texts = None
-            if cfg.rollout.stop:
-                out, texts = c._cut_at_stops(out)
-            placed = [out.prompt_ids, out.prompt_mask, out.tokens, out.token_mask]
-            placed = [jax.device_put(x, batch_sharding(c.mesh, x.ndim)) for x in placed]
-            block = c._statistics(params, *placed, sampled=out)
-            if texts is None:
-                tokens, token_mask = global_to_host_local((out.tokens, out.token_mask))
-                texts = c.sampler.decode(c.tokenizer, tokens, token_mask)
-            if picked is not None:
-                real = picked[: int(active.sum())]
-                block = self._spread(block, real, rows)
-                texts = dict(zip(real.tolist(), texts, strict=False))
+                turn_key = jax.random.fold_in(key, k)
+                pieces, texts, sampled = [], {}, 0
+                for width, picked, real, ids, mask in self._width_groups(active, obs, rows):
+                    group_key = jax.random.fold_in(turn_key, width)
+                    piece, got = self._sample(params, ids, mask, group_key, iteration, 1)
+                    pieces.append((piece, real))
+                    texts.update(zip(real.tolist(), got, strict=False))
+                    sampled += len(picked)
+                sampled_rows.append(sampled)
+                block = self._spread(pieces, rows)
             blocks.append(block)
             sampled_active.append(active.copy())
             for r in np.flatnonzero(active):
@@ -114,6 +103,65 @@ class TurnRunner:
         }
         return blocks, futures, info
 
+    def _sample(self, params, ids, mask, key, iteration: int, num_samples: int):
+        """Sample rows and take their statistics -> (unscored Experience, this host's texts)."""
+        from ppocoder_jax.parallel.mesh import batch_sharding, global_to_host_local
+
+        c = self.c
+        out = c.sample_arrays(params, ids, mask, key, iteration, num_samples=num_samples)
+        faults.point("sample", iteration + 1)
+        texts = None
+        if c.cfg.rollout.stop:
+            out, texts = c._cut_at_stops(out)
+        placed = [out.prompt_ids, out.prompt_mask, out.tokens, out.token_mask]
+        placed = [jax.device_put(x, batch_sharding(c.mesh, x.ndim)) for x in placed]
+        block = c._statistics(params, *placed, sampled=out)
+        if texts is None:
+            tokens, token_mask = global_to_host_local((out.tokens, out.token_mask))
+            texts = c.sampler.decode(c.tokenizer, tokens, token_mask)
+        return block, texts
+
+    def _width_groups(self, active: np.ndarray, obs, rows: int):
+        """A later turn's revising rows grouped by the width of their prompt (the sampler's
+        bucket rule, agreed on by every host), each group compacted (`_compacted`) ->
+        [(width, picked rows, real rows, global ids, global mask)], narrowest first: a few long
+        prompts no longer widen every row's sampling and statistics."""
+        from ppocoder_jax.parallel.mesh import host_local_to_global
+        from ppocoder_jax.rollout.bucketed_sampler import bucket_length, pad_prompts
+
+        c = self.c
+        revising = np.flatnonzero(active)
+        cap = c.sampler.max_source_length
+        encoded = c.sampler.encode(c.tokenizer, [obs[r].text for r in revising])
+        seqs = dict(zip(revising.tolist(), encoded, strict=True))
+        buckets = c.cfg.rollout.length_buckets
+        width = {r: bucket_length(len(s), buckets, max(cap, len(s))) for r, s in seqs.items()}
+        present = sorted(set(width.values()))
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            cand = _candidate_widths(buckets, cap)
+            here = np.asarray([w in present for w in cand], np.int32)
+            anywhere = np.asarray(multihost_utils.process_allgather(here)).reshape(-1, len(cand))
+            present = [w for w, n in zip(cand, anywhere.max(0), strict=True) if n]
+        groups = []
+        for w in present:
+            members = np.asarray([r for r in revising if width[r] == w], np.int64)
+            picked = self._compacted(members, rows)
+            real = picked[: len(members)]
+            fill = seqs[int(members[0])] if len(members) else self._filler_seq(obs)
+            # fill rows (copies, or any prompt cut to the width): their samples are dropped
+            chosen = [seqs.get(int(r), fill)[-w:] for r in picked]
+            ids, mask = pad_prompts(chosen, w, c.policy.pad_id, c.policy.pad_side)
+            groups.append((w, picked, real, *host_local_to_global((ids, mask), c.mesh)))
+        return groups
+
+    def _filler_seq(self, obs):
+        """A prompt for the fill rows of a group this host has no row in (its samples are
+        dropped)."""
+        c = self.c
+        return c.sampler.encode(c.tokenizer, [obs[0].text])[0]
+
     def _compacted(self, revising: np.ndarray, rows: int) -> np.ndarray:
         """This host's rows to sample in a later turn: the revising rows, then copies of the
         first row up to the smallest of rows / 8, / 4, / 2, / 1 (a multiple of this host's
@@ -132,43 +180,42 @@ class TurnRunner:
         filler = np.full(size - len(revising), revising[0] if len(revising) else 0)
         return np.concatenate([revising, filler]).astype(np.int64)
 
-    def _spread(self, block: Experience, real: np.ndarray, rows: int) -> Experience:
-        """The compacted turn's Experience laid out on all `rows` rows of the batch: the
-        sampled rows in their places, the others empty (no tokens, masked by the turn's
-        validity)."""
+    def _spread(self, pieces: list, rows: int) -> Experience:
+        """A later turn's groups [(Experience, real rows)] laid out on all `rows` rows of the
+        batch: the sampled rows in their places (prompts padded to the widest group on the
+        policy's side), the others empty (no tokens, masked by the turn's validity)."""
         from ppocoder_jax.parallel.mesh import global_to_host_local, host_local_to_global
 
-        pad_id = self.c.policy.pad_id
+        policy = self.c.policy
+        local = [(global_to_host_local(piece), real) for piece, real in pieces]
+        width = max(int(p.prompt_ids.shape[1]) for p, _ in local)
 
-        def spread(name, x):
-            if x is None:
+        def spread(name):
+            parts = [(getattr(p, name), real) for p, real in local]
+            if parts[0][0] is None:
                 return None
-            local = global_to_host_local(x)
-            full = np.full((rows, *local.shape[1:]), pad_id if name == "prompt_ids" else 0,
-                           local.dtype)  # fmt: skip
-            full[real] = local[: len(real)]
+            first = parts[0][0]
+            wide = name.startswith("prompt")
+            shape = (rows, width) if wide else (rows, *first.shape[1:])
+            full = np.full(shape, policy.pad_id if name == "prompt_ids" else 0, first.dtype)
+            for x, real in parts:
+                x = x[: len(real)]
+                if wide and policy.pad_side == "left":
+                    full[real, width - x.shape[1] :] = x
+                elif wide:
+                    full[real, : x.shape[1]] = x
+                else:
+                    full[real] = x
             return host_local_to_global(full, self.c.mesh)
 
-        return Experience(
-            **{f.name: spread(f.name, getattr(block, f.name)) for f in dataclasses.fields(block)}
-        )
+        return Experience(**{f.name: spread(f.name) for f in dataclasses.fields(Experience)})
 
-    def _prompts(self, texts):
-        """Global (ids, mask) of this host's next-turn prompts, padded to one bucket that every
-        host agrees on."""
-        from ppocoder_jax.parallel.mesh import host_local_to_global
-        from ppocoder_jax.rollout.bucketed_sampler import bucket_length, pad_prompts
 
-        c = self.c
-        seqs = c.sampler.encode(c.tokenizer, texts)
-        longest = max((len(s) for s in seqs), default=1)
-        if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
+def _candidate_widths(buckets, cap: int) -> list[int]:
+    """Every width the bucket rule can give a prompt of at most `cap` tokens."""
+    from ppocoder_jax.rollout.bucketed_sampler import bucket_length
 
-            longest = int(np.max(multihost_utils.process_allgather(np.int32(longest))))
-        width = bucket_length(longest, c.cfg.rollout.length_buckets, c.sampler.max_source_length)
-        ids, mask = pad_prompts(seqs, width, c.policy.pad_id, c.policy.pad_side)
-        return host_local_to_global((ids, mask), c.mesh)
+    return sorted({bucket_length(n, buckets, cap) for n in range(1, cap + 1)})
 
 
 def turn_scores(info, total: np.ndarray, valid: np.ndarray, discount: float, shaping: float):
