@@ -7,10 +7,12 @@ One batch of `train.batch_size x rollout.num_samples` trajectories, batched acro
             rollout.feedback_template or the chat template) and sample again
     final:  each row's last attempt is scored on the PRIVATE tests by the reward
 
-A later turn samples only the rows still revising, compacted and filled up to one of a few
-sizes (rows / 8, / 4, / 2, / 1: few shapes to compile, the same on every host), and spreads
-them back to their rows; a done row holds no tokens in that turn (`turn_rows_done_frac`
-reports the share of sampled rows that were fill). The
+A later turn samples only the rows still revising, grouped by the width of their prompt (the
+sampler's bucket rule: a few long prompts do not widen every row), each group compacted and
+filled up to one of a few sizes (rows / 8, / 4, / 2, / 1: few shapes to compile, the same on
+every host), and spreads them back to their rows; a done row holds no tokens in that turn
+(`turn_rows_done_frac` reports the share of sampled rows that were fill). The update trains
+each row at its own prompt width too (`ppo/width_parts.py`). The
 `Experience` holds the turns as blocks of rows, [turn 0 rows | turn 1 rows | ...], each block
 in the single-turn row order (sample j of prompt i at i * n + j), so a group of n consecutive
 rows is still one problem's samples and every registered estimator applies per turn. A turn's
