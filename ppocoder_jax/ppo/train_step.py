@@ -335,6 +335,15 @@ def _train_step(
     loss, grads, sums = loss_and_grads(
         state.params, mb, step_key, apply_fn, cfg, value_only, kl_coef, kl_weighted
     )
+    new_state, metrics = apply_gradients(state, tx, grads, loss, sums, rng)
+    if return_grads:
+        return new_state, metrics, grads
+    return new_state, metrics
+
+
+def apply_gradients(state: TrainState, tx, grads, loss, sums, rng):
+    """The optimizer step from a minibatch's gradient -> (state, metric sums); the state's
+    key becomes `rng`."""
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     # A non-finite loss or gradient never reaches the parameters: the step is skipped (the
@@ -355,8 +364,6 @@ def _train_step(
     # warm-up step computes it without its gradient)
     metrics["policy_loss_optimised"] = sums["policy_loss_agg"] / jnp.maximum(sums["agg_count"], 1.0)
     new_state = state.replace(params=params, opt_state=opt_state, rng=rng, step=state.step + 1)
-    if return_grads:
-        return new_state, metrics, grads
     return new_state, metrics
 
 

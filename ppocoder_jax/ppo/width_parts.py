@@ -36,13 +36,13 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from ppocoder_jax.ppo import registry as R
 from ppocoder_jax.ppo.train_step import (
     PPOBatch,
     _with_frozen,
+    apply_gradients,
     kl_placement,
     loss_and_grads,
     ppo_batch_shardings,
@@ -208,26 +208,8 @@ class PartSteps:
 
     def _apply(self, state, carry):
         grads, loss, sums = carry
-        rng, _ = jax.random.split(state.rng)
-        updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        # as train_step._train_step: a non-finite loss or gradient never reaches the parameters
-        grad_norm = optax.tree.norm(grads)
-        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-        params, opt_state = jax.tree.map(
-            lambda new, old: jnp.where(finite, new, old),
-            (params, opt_state),
-            (state.params, state.opt_state),
-        )
-        metrics = dict(sums)
-        metrics["loss"] = loss
-        metrics["grad_norm"] = grad_norm
-        metrics["skipped"] = 1.0 - finite.astype(jnp.float32)
-        metrics["policy_loss_optimised"] = sums["policy_loss_agg"] / jnp.maximum(
-            sums["agg_count"], 1.0
-        )
-        new_state = state.replace(params=params, opt_state=opt_state, rng=rng, step=state.step + 1)
-        return new_state, metrics
+        rng, _ = jax.random.split(state.rng)  # as the fused step: its step key was the other half
+        return apply_gradients(state, self.tx, grads, loss, sums, rng)
 
 
 def ppo_update_parts(state, batch: PPOBatch, parts: list[WidthPart], steps: PartSteps,
