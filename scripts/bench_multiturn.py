@@ -7,10 +7,12 @@ both), and reports per mode: seconds per iteration (the trainer's own timings: s
 rewards + update; with 2 turns "sample" holds both turns' sampling and the wait for the public
 tests' feedback between them), reward_wait_frac (the share of the iteration the device sat
 idle waiting for rewards and feedback), the share of rows that revised and the fill of the
-compacted second turn. The first `--warmup` iterations (compilation) are left out.
+compacted second turn. The first `--warmup` iterations are left out: they compile the
+sampler's and the update's shapes (a 2-turn run meets new prompt widths and group sizes for
+its first dozen or so iterations).
 
     .venv/bin/python scripts/bench_multiturn.py --model runs/demo_multiturn/sft_model \
-        [--config demo_multiturn] [--iters 8] [--warmup 2] [--rounds 2] [--json out.json]
+        [--config demo_multiturn] [--iters 40] [--warmup 20] [--rounds 1] [--json out.json]
         [key=value ...]
 
 Extra key=value arguments go to both runs.
@@ -68,9 +70,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="the model both runs start from")
     ap.add_argument("--config", default="demo_multiturn", help="preset (turns are overridden)")
-    ap.add_argument("--iters", type=int, default=8, help="PPO iterations per run")
-    ap.add_argument("--warmup", type=int, default=2, help="first iterations left out")
-    ap.add_argument("--rounds", type=int, default=2, help="1-turn + 2-turn pairs")
+    ap.add_argument("--iters", type=int, default=40, help="PPO iterations per run")
+    ap.add_argument("--warmup", type=int, default=20, help="first iterations left out")
+    ap.add_argument("--rounds", type=int, default=1, help="1-turn + 2-turn pairs")
     ap.add_argument("--json", default="", help="write the results here")
     ap.add_argument("overrides", nargs="*", help="key=value config overrides for both runs")
     args = ap.parse_args()
