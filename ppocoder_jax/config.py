@@ -173,6 +173,9 @@ class DataConfig:
     # problems: what to do with a problem that has no tests ("skip" it and say how many were
     # skipped, or stop with an "error" naming it)
     problems_without_tests: Literal["skip", "error"] = "skip"
+    # mbpp: the asserts the prompt lists: "all" (the MBPP paper's prompts) or "public" (the
+    # first only, so multi-turn training never shows the private asserts that score it)
+    mbpp_prompt_tests: Literal["all", "public"] = "all"
     # How prompts reach the model: "raw" (the text as it is) or "chat" (each prompt, as one
     # user message or the problem's own messages, rendered by the tokenizer's chat template
     # with the generation prompt; for instruct / chat models).

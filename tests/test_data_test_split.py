@@ -23,6 +23,7 @@ from ppocoder_jax.data.public_private import (
     split_tests,
 )
 from ppocoder_jax.data.synthesis_demo import SynthesisDemoConfig, build_synthesis_demo
+from ppocoder_jax.errors import UserError
 
 # sha256 of (split, id, tests) and of every other field, computed on the code before the
 # public / private split was added (commit b716625): the split must not change them.
@@ -278,6 +279,20 @@ def test_mbpp_first_assert_public(tmp_path):
         assert _runs(ex.reference_program(), ex.private_tests["test_code"])
     assert one.public_tests is one.private_tests is None
     assert one.public_and_private_tests() == (one.tests, one.tests)
+
+
+def test_mbpp_prompt_can_list_only_the_public_assert(tmp_path):
+    path = str(_write_jsonl(tmp_path / "mbpp.jsonl", [_mbpp(11), _mbpp(13, n_asserts=1)]))
+    every = load_mbpp(path).test[0]
+    assert all(f"assert add_k({i}) == {i + 11}" in every.prompt for i in range(3))  # the paper's
+    public, one = load_mbpp(path, prompt_tests="public").test
+    assert "assert add_k(0) == 11" in public.prompt
+    for line in public.private_tests["test_code"].splitlines():
+        assert line not in public.prompt
+    assert public.tests == every.tests and public.private_tests == every.private_tests
+    assert "assert add_k(0) == 13" in one.prompt  # no split: its one assert is shown
+    with pytest.raises(UserError, match="prompt_tests"):
+        load_mbpp(path, prompt_tests="some")
 
 
 # -- APPS ----------------------------------------------------------------------------------

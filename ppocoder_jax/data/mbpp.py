@@ -11,9 +11,9 @@ MBPP paper's prompts (the asserts name the function to write). Tests: `test_setu
 
 Public / private tests (multi-turn feedback, docs/problems.md): the first assert is public,
 the others (two of MBPP's three) private; the setup and imports are on both sides. A problem
-with one assert has no split. MBPP's prompt lists every assert, private ones included, as the
-MBPP paper's prompts do: the split decides what is run for feedback and for the reward, not
-what the prompt shows.
+with one assert has no split. The prompt lists every assert, as the MBPP paper's prompts do
+(`data.mbpp_prompt_tests: all`), or only the public one (`public`: multi-turn training then
+never shows the policy the asserts its reward runs).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ SPLIT_FILES = {
 }
 
 
-def mbpp_example(rec: dict, where: str) -> Example:
+def mbpp_example(rec: dict, where: str, prompt_tests: str = "all") -> Example:
     text = rec.get("text", rec.get("prompt"))
     for key, value in (
         ("text", text),
@@ -48,9 +48,10 @@ def mbpp_example(rec: dict, where: str) -> Example:
     setup = rec.get("test_setup_code") or ""
     imports = rec.get("test_imports") or []
     header = "\n".join([*imports, setup]).strip()
-    question = text + "\nYour code should pass these tests:\n" + "\n".join(tests)
     test_code = {"test_code": (header + "\n" if header else "") + "\n".join(tests) + "\n"}
     public, private = first_public_split(test_code)
+    shown = tests[:1] if prompt_tests == "public" and public is not None else tests
+    question = text + "\nYour code should pass these tests:\n" + "\n".join(shown)
     return Example(
         id=f"mbpp/{rec.get('task_id', where)}",
         prompt=coderl_prompt(question, "", call_based=True),
@@ -82,12 +83,15 @@ def _find(root: Path, stems: tuple[str, ...]) -> Path | None:
     return None
 
 
-def load_mbpp(path: str) -> Task:
+def load_mbpp(path: str, prompt_tests: str = "all") -> Task:
+    """MBPP from `path`; `prompt_tests`: the asserts the prompt lists ("all" or "public")."""
+    if prompt_tests not in ("all", "public"):
+        raise UserError(f"MBPP: prompt_tests must be 'all' or 'public', got {prompt_tests!r}")
     root = Path(path).expanduser()
     splits: dict[str, list[Example]] = {"train": [], "val": [], "test": []}
     if root.is_file():
         for i, rec in enumerate(read_records(root), 1):
-            ex = mbpp_example(rec, f"{root}: record {i}")
+            ex = mbpp_example(rec, f"{root}: record {i}", prompt_tests)
             splits[_split_of_task_id(rec.get("task_id"))].append(ex)
     elif root.is_dir():
         for split, stems in SPLIT_FILES.items():
@@ -96,7 +100,8 @@ def load_mbpp(path: str) -> Task:
                 if f is not None:
                     recs = read_records(f)
                     splits[split] += [
-                        mbpp_example(r, f"{f}: record {i}") for i, r in enumerate(recs, 1)
+                        mbpp_example(r, f"{f}: record {i}", prompt_tests)
+                        for i, r in enumerate(recs, 1)
                     ]
         if not any(splits.values()):
             full = _find(root, ("mbpp",))
@@ -104,7 +109,7 @@ def load_mbpp(path: str) -> Task:
                 raise UserError(
                     f"MBPP: {str(root)!r} holds no mbpp.jsonl and no train/validation/test .jsonl"
                 )
-            return load_mbpp(str(full))
+            return load_mbpp(str(full), prompt_tests)
     elif looks_like_hub_id(path):
         ds = load_hub_dataset(path, "MBPP")
         names = {"train": ("train", "prompt"), "val": ("validation",), "test": ("test",)}
@@ -112,7 +117,7 @@ def load_mbpp(path: str) -> Task:
             for hub in hub_names:
                 if hub in ds:
                     splits[split] += [
-                        mbpp_example(dict(r), f"{path}[{hub}] row {i}")
+                        mbpp_example(dict(r), f"{path}[{hub}] row {i}", prompt_tests)
                         for i, r in enumerate(ds[hub], 1)
                     ]
     else:

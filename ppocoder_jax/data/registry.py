@@ -81,7 +81,7 @@ def _apps(data_cfg, tokenizer) -> Task:
 def _mbpp(data_cfg, tokenizer) -> Task:
     from ppocoder_jax.data.mbpp import load_mbpp
 
-    return load_mbpp(data_cfg.path)
+    return load_mbpp(data_cfg.path, prompt_tests=data_cfg.mbpp_prompt_tests)
 
 
 def _problems(data_cfg, tokenizer) -> Task:
