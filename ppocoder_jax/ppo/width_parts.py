@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
+from ppocoder_jax.parallel.mesh import num_batch_shards
 from ppocoder_jax.ppo import registry as R
 from ppocoder_jax.ppo.train_step import (
     PPOBatch,
@@ -188,8 +189,7 @@ class PartSteps:
             prompt_mask=mb.prompt_mask[:, cut],
             token_mask=mb.token_mask * keep[:, None],
         )
-        shards = self.mesh.shape["data"] * self.mesh.shape["fsdp"]
-        if idx.shape[0] % shards == 0:
+        if idx.shape[0] % num_batch_shards(self.mesh) == 0:
             mb = jax.lax.with_sharding_constraint(mb, ppo_batch_shardings(self.mesh))
         apply_fn = self.apply_fn if frozen is None else _with_frozen(self.apply_fn, frozen)
         kl_coef = state.kl.coef if self.kl_in_loss else None
@@ -221,7 +221,7 @@ def ppo_update_parts(state, batch: PPOBatch, parts: list[WidthPart], steps: Part
     for e in range(cfg.ppo_epochs):
         for m in range(cfg.num_minibatches):
             idxs = [p.rows[e, m] for p in parts]
-            real = np.concatenate([i[i >= 0] for i in idxs]) if idxs else np.zeros(0, np.int64)
+            real = np.concatenate([i[i >= 0] for i in idxs])  # a plan has at least one part
             denoms = (
                 jnp.float32(max(float(row_tokens[real].sum()), 1.0)),
                 jnp.float32(max(float(row_counts[real].sum()), 1.0)),
@@ -245,8 +245,6 @@ def ppo_update_parts(state, batch: PPOBatch, parts: list[WidthPart], steps: Part
 def update_by_width(state, batch: PPOBatch, steps: PartSteps, width_of, cfg, frozen=None):
     """Plan the parts of `batch` (prompt lengths, learning rows, per-row denominators) and run
     `ppo_update_parts`."""
-    from ppocoder_jax.parallel.mesh import num_batch_shards
-
     lengths = global_numpy(jnp.sum(batch.prompt_mask, axis=1))
     row_tokens, row_counts = row_denominators(batch.token_mask, cfg)
     total = int(batch.prompt_ids.shape[1])
