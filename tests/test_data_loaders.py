@@ -168,7 +168,7 @@ def test_mbpp_split_dir_and_errors(tmp_path):
     assert task.test[0].tests["test_code"].startswith("import math\n")
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(_mbpp(11)) + "\n{broken\n")
-    with pytest.raises(UserError, match=r"bad.jsonl: line 2: malformed JSON"):
+    with pytest.raises(UserError, match=r"bad.jsonl:2: malformed JSON"):
         load_mbpp(str(bad))
     bad.write_text(json.dumps({"task_id": 1, "text": "t", "code": "c"}) + "\n")
     with pytest.raises(UserError, match=r"bad.jsonl: record 1: missing field 'test_list'"):

@@ -68,7 +68,7 @@ def test_humaneval_errors(tmp_path):
         '{"task_id": "x", "prompt": "", "canonical_solution": "", "test": "",'
         ' "entry_point": "f"}\n{oops\n'
     )
-    with pytest.raises(UserError, match=r"he.jsonl: line 2: malformed JSON"):
+    with pytest.raises(UserError, match=r"he.jsonl:2: malformed JSON"):
         humaneval_examples(bad)
     with pytest.raises(UserError, match="not found"):
         humaneval_examples(tmp_path / "missing.jsonl")

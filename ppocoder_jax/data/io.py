@@ -17,26 +17,39 @@ def open_text(path: Path):
     return open(path, encoding="utf-8")
 
 
-def iter_jsonl(path: Path) -> Iterator[dict]:
-    """Objects of a .jsonl(.gz) file; a malformed line raises UserError naming file and line."""
+def jsonl_records(path: Path, what: str = "dataset file") -> Iterator[tuple[str, dict]]:
+    """("FILE:LINE", object) per non-blank line of a .jsonl(.gz) file; a malformed line, a line
+    that is not an object, a missing or unreadable file raise UserError naming file and line."""
     try:
         with open_text(path) as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
+                where = f"{path}:{lineno}"
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as err:
-                    raise UserError(f"{path}: line {lineno}: malformed JSON ({err.msg})") from None
+                    raise UserError(f"{where}: malformed JSON ({err.msg})") from None
                 if not isinstance(obj, dict):
-                    raise UserError(f"{path}: line {lineno}: expected a JSON object")
-                yield obj
+                    raise UserError(f"{where}: expected a JSON object, got {short_repr(obj)}")
+                yield where, obj
     except FileNotFoundError:
-        raise UserError(f"dataset file {str(path)!r} not found") from None
+        raise UserError(f"{what} {str(path)!r} not found") from None
     except (UnicodeDecodeError, EOFError, gzip.BadGzipFile, OSError) as err:
         if isinstance(err, UserError):
             raise
         raise UserError(f"{path}: cannot read ({err})") from None
+
+
+def iter_jsonl(path: Path) -> Iterator[dict]:
+    """The objects of a .jsonl(.gz) file (`jsonl_records` without the locations)."""
+    for _, obj in jsonl_records(path):
+        yield obj
+
+
+def short_repr(value, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def read_json(path: Path):

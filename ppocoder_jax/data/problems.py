@@ -29,11 +29,10 @@ column. A bad problem is a one-line UserError "FILE:LINE: field 'NAME': problem"
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
-from ppocoder_jax.data.io import open_text
+from ppocoder_jax.data.io import jsonl_records, open_text, short_repr
 from ppocoder_jax.data.task import Example, Task
 from ppocoder_jax.errors import UserError
 from ppocoder_jax.languages import LANGUAGES, UnknownLanguage, canonical_language
@@ -56,33 +55,7 @@ def _first_line(err: BaseException) -> str:
     return lines[0] if lines else type(err).__name__
 
 
-def _short(value, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 # -- reading --------------------------------------------------------------------------------
-
-
-def _jsonl_records(path: Path):
-    """(location "FILE:LINE", object) per non-blank line."""
-    try:
-        with open_text(path) as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ProblemError(f"{where}: malformed JSON ({err.msg})") from None
-                if not isinstance(obj, dict):
-                    raise ProblemError(f"{where}: expected a JSON object, got {_short(obj)}")
-                yield where, obj
-    except FileNotFoundError:
-        raise UserError(f"problems: file {str(path)!r} not found") from None
-    except (UnicodeDecodeError, EOFError, gzip.BadGzipFile, OSError) as err:
-        raise UserError(f"{path}: cannot read ({err})") from None
 
 
 def _json_records(path: Path):
@@ -98,7 +71,7 @@ def _json_records(path: Path):
         raise ProblemError(f"{path}: expected a JSON list of problem objects")
     for i, obj in enumerate(data):
         if not isinstance(obj, dict):
-            raise ProblemError(f"{path}[{i}]: expected a JSON object, got {_short(obj)}")
+            raise ProblemError(f"{path}[{i}]: expected a JSON object, got {short_repr(obj)}")
         yield f"{path}[{i}]", obj
 
 
@@ -154,7 +127,7 @@ def _is_saved_dataset(root: Path) -> bool:
 def _file_records(path: Path):
     name = path.name.removesuffix(".gz")
     if name.endswith(".jsonl"):
-        return _jsonl_records(path)
+        return jsonl_records(path, what="problems: file")
     if name.endswith(".json"):
         return _json_records(path)
     if name.endswith(".parquet"):
@@ -196,7 +169,7 @@ def _text(rec: dict, field: str, where: str, required: bool = True) -> str | Non
             raise _bad(where, field, "missing")
         return None
     if not isinstance(value, str):
-        raise _bad(where, field, f"expected a string, got {_short(value)}")
+        raise _bad(where, field, f"expected a string, got {short_repr(value)}")
     return value
 
 
@@ -232,7 +205,7 @@ def _language(rec: dict, where: str) -> str:
         return canonical_language(value)
     except UnknownLanguage:
         raise _bad(
-            where, "language", f"{_short(value)} is not one of {', '.join(LANGUAGES)}"
+            where, "language", f"{short_repr(value)} is not one of {', '.join(LANGUAGES)}"
         ) from None
 
 
@@ -242,7 +215,7 @@ def _tests(rec: dict, field: str, where: str, lang: str) -> dict | None:
     if value is None or value == {}:
         return None
     if not isinstance(value, dict):
-        raise _bad(where, field, f"expected an object, got {_short(value)}")
+        raise _bad(where, field, f"expected an object, got {short_repr(value)}")
     # a null key is an absent one (table formats give every row every key of the column)
     value = {k: v for k, v in value.items() if v is not None}
     if not value:
@@ -269,7 +242,7 @@ def _tests(rec: dict, field: str, where: str, lang: str) -> dict | None:
         inputs, outputs = value["inputs"], value["outputs"]
         for key, items in (("inputs", inputs), ("outputs", outputs)):
             if not isinstance(items, list):
-                raise _bad(where, field, f"{key!r} must be a list, got {_short(items)}")
+                raise _bad(where, field, f"{key!r} must be a list, got {short_repr(items)}")
         if len(inputs) != len(outputs):
             raise _bad(where, field, f"{len(inputs)} inputs but {len(outputs)} outputs")
         if not inputs:
@@ -286,7 +259,7 @@ def _tests(rec: dict, field: str, where: str, lang: str) -> dict | None:
                         where,
                         field,
                         f"inputs[{i}]: standard input is text (or a list of lines), got "
-                        f"{_short(given)}; call-based tests need 'fn_name'",
+                        f"{short_repr(given)}; call-based tests need 'fn_name'",
                     )
     from ppocoder_jax.rewards.execution.harness import parse_tests  # the executor's own check
 
@@ -303,7 +276,7 @@ def _split(rec: dict, where: str) -> str:
     if value is None:
         return "train"
     if not isinstance(value, str) or value.strip().lower() not in SPLITS:
-        raise _bad(where, "split", f"{_short(value)} is not one of train, val, test")
+        raise _bad(where, "split", f"{short_repr(value)} is not one of train, val, test")
     return SPLITS[value.strip().lower()]
 
 
@@ -315,7 +288,7 @@ def problem_example(rec: dict, where: str, chat: bool = True) -> tuple[str, Exam
     if pid is None:
         raise _bad(where, "id", "missing")
     if not isinstance(pid, str) or not pid.strip():
-        raise _bad(where, "id", f"expected a non-empty string, got {_short(pid)}")
+        raise _bad(where, "id", f"expected a non-empty string, got {short_repr(pid)}")
     prompt, messages = _prompt(rec, where, chat)
     lang = _language(rec, where)
     tests = _tests(rec, "tests", where, lang)
