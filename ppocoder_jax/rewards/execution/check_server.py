@@ -29,12 +29,12 @@ import stat
 import subprocess
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from ppocoder_jax.rewards.execution import sandbox
 from ppocoder_jax.rewards.execution.languages import SPECS
+from ppocoder_jax.rewards.execution.server_pool import ServerPool
 from ppocoder_jax.rewards.execution.server_protocol import PipeServer, ServerFailed
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,6 @@ class CheckServer(PipeServer):
         self.home = root / name  # /sandbox inside: the server's only writable place
         self.home.mkdir(mode=0o755, exist_ok=True)
         self.uid: int | None = None
-        self.checks = 0  # answered, over all starts
         self.starts = 0
         self._since_start = 0
         self._lock = threading.RLock()
@@ -171,7 +170,7 @@ class CheckServer(PipeServer):
                 raise ServerFailed(
                     f"{self.lang} check server: {type(exc).__name__}: {exc}"
                 ) from exc
-            self.checks += 1
+            self.served += 1
             self._since_start += 1
             return answer
 
@@ -199,59 +198,13 @@ def move_output(src: Path, dst: Path) -> None:
         raise ServerFailed(f"cannot take {src.name} from the check server: {err}") from err
 
 
-class CheckServerPool:
+class CheckServerPool(ServerPool[CheckServer]):
     """Up to `size` servers of one language (fewer if the server class says so) shared by the
     worker threads (each check holds one server)."""
 
     def __init__(self, lang: str, factory: type[CheckServer], root: Path, size: int):
-        self.lang, self.factory, self.root = lang, factory, root
-        self.size = max(1, min(size, factory.max_servers or size))
-        self._free: list[CheckServer] = []
-        self._all: list[CheckServer] = []
-        self._cond = threading.Condition()
-        self._closed = False
-        self.broken = ""  # set when a server cannot start at all: the executor falls back
-
-    def _new(self) -> CheckServer:
-        server = self.factory(self.root, f"{self.lang}-server-{len(self._all)}")
-        self._all.append(server)
-        return server
-
-    def acquire(self) -> CheckServer:
-        with self._cond:
-            while not self._free and len(self._all) >= self.size and not self._closed:
-                self._cond.wait()
-            if self._closed:
-                raise ServerFailed(f"{self.lang} check server pool is closed")
-            return self._free.pop() if self._free else self._new()
-
-    def release(self, server: CheckServer) -> None:
-        with self._cond:
-            self._free.append(server)
-            self._cond.notify()
-
-    def warm_up(self, threads: ThreadPoolExecutor) -> None:
-        """Start every server now, on `threads` (the executor's workers: see CheckServer).
-        The servers stay free meanwhile, so a warm-up beside running jobs cannot deadlock."""
-        with self._cond:
-            while len(self._all) < self.size:
-                self._free.append(self._new())
-            servers = list(self._all)
-            self._cond.notify_all()
-        for future in [threads.submit(self._start_quietly, s) for s in servers]:
-            future.result()
-
-    def _start_quietly(self, server: CheckServer) -> None:
-        try:
-            server.ensure_started()
-        except ServerFailed as err:
-            if server.checks == 0:
-                self.broken = self.broken or str(err)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            servers = list(self._all)
-            self._cond.notify_all()
-        for server in servers:
-            server.close()
+        self.lang = lang
+        size = min(size, factory.max_servers or size)
+        super().__init__(
+            f"{lang} check server", lambda i: factory(root, f"{lang}-server-{i}"), size
+        )

@@ -86,27 +86,16 @@ class CheckServerBackend:
         pool = self.pools.get(lang)
         if pool is None:
             return None
-        try:
-            server = pool.acquire()
-        except ServerFailed:  # the executor is closing
-            return None
-        try:
-            try:
-                server.ensure_started()
-            except ServerFailed as err:
-                if server.checks == 0:  # never worked here: the servers cannot be built
-                    pool.broken = pool.broken or str(err)
+        with pool.started("this program is checked the per-job way") as server:
+            if server is None:
+                if pool.broken:
                     self.on_broken(lang)
-                else:
-                    log.warning("%s; this program is checked the per-job way", err)
                 return None
             try:
                 answer = server.check(program_bytes(job.program), job.work, job.link, job.timeout_s)
             except ServerFailed as err:  # the server, not the program: it restarts
                 log.warning("%s; this program is checked the per-job way", err)
                 answer = None
-        finally:
-            pool.release(server)
         self.count(f"server_checks_{'failed' if answer is None else answer.status.lower()}")
         if answer is None or answer.status == "RETRY":
             return None

@@ -26,10 +26,10 @@ import os
 import subprocess
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ppocoder_jax.rewards.execution import harness, sandbox, zygote
+from ppocoder_jax.rewards.execution.server_pool import ServerPool
 from ppocoder_jax.rewards.execution.server_protocol import PipeServer, ServerFailed
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,6 @@ class PythonServer(PipeServer):
     def __init__(self, root: Path, python_argv: list[str], name: str):
         super().__init__()
         self.root, self.python_argv, self.name = root, python_argv, name
-        self.jobs = 0
         self.starts = 0
         self._lock = threading.RLock()  # a job's thread and a warm-up may meet here
 
@@ -153,7 +152,7 @@ class PythonServer(PipeServer):
             if isinstance(exc, ServerFailed):
                 raise
             raise ServerFailed(f"python server: {type(exc).__name__}: {exc}") from exc
-        self.jobs += 1
+        self.served += 1
         return sandbox.outcome_of(
             out,
             err,
@@ -172,33 +171,12 @@ class PythonServer(PipeServer):
         self.proc.kill()
 
 
-class PythonServerPool:
-    """Up to `size` servers shared by the worker threads (each job holds one server)."""
+class PythonServerPool(ServerPool[PythonServer]):
+    """Up to `size` Python servers shared by the worker threads (each job holds one)."""
 
     def __init__(self, root: Path, python_argv: list[str], size: int):
-        self.root, self.python_argv, self.size = root, list(python_argv), max(1, size)
-        self._free: list[PythonServer] = []
-        self._all: list[PythonServer] = []
-        self._cond = threading.Condition()
-        self._closed = False
-        self.broken = ""  # set when a server cannot start at all: the executor falls back
-
-    def acquire(self) -> PythonServer:
-        with self._cond:
-            while not self._free and len(self._all) >= self.size:
-                self._cond.wait()
-            if self._closed:
-                raise ServerFailed("python server pool is closed")
-            if self._free:
-                return self._free.pop()
-            server = PythonServer(self.root, self.python_argv, f"pyserver-{len(self._all)}")
-            self._all.append(server)
-            return server
-
-    def release(self, server: PythonServer) -> None:
-        with self._cond:
-            self._free.append(server)
-            self._cond.notify()
+        argv = list(python_argv)
+        super().__init__("python server", lambda i: PythonServer(root, argv, f"pyserver-{i}"), size)
 
     def run(
         self, program: bytes, source: str, stdin: bytes, limits: sandbox.Limits, env: dict
@@ -207,53 +185,11 @@ class PythonServerPool:
         the server failed under it), or None: run it with its own interpreter (the pool is
         closing, or the server would not start; `broken` says so when servers cannot be built
         here at all)."""
-        try:
-            server = self.acquire()
-        except ServerFailed:  # the executor is closing
-            return None
-        try:
-            try:
-                server.ensure_started()
-            except ServerFailed as err:
-                if server.jobs == 0:  # never worked here: the servers cannot be built
-                    self.broken = self.broken or str(err)
-                else:
-                    log.warning("%s; this job runs its own interpreter", err)
+        with self.started("this job runs its own interpreter") as server:
+            if server is None:
                 return None
             try:
                 return server.run(program, source, stdin, limits, env)
             except ServerFailed as err:  # the server, not the program, failed
                 log.warning("%s; the job is an INFRA_ERROR, the server restarts", err)
                 return sandbox.RunOutcome(None, False, b"", b"", False, 0.0, False, str(err))
-        finally:
-            self.release(server)
-
-    def warm_up(self, threads: ThreadPoolExecutor) -> None:
-        """Start every server now, e.g. before timing. On `threads`, the executor's workers:
-        bwrap --die-with-parent kills a server when the THREAD that started it exits. The
-        servers stay free meanwhile (jobs may take them: each server has its own lock), so a
-        warm-up beside running jobs cannot deadlock the pool."""
-        with self._cond:
-            while len(self._all) < self.size:
-                server = PythonServer(self.root, self.python_argv, f"pyserver-{len(self._all)}")
-                self._all.append(server)
-                self._free.append(server)
-            servers = list(self._all)
-            self._cond.notify_all()
-        for future in [threads.submit(_start_quietly, s, self) for s in servers]:
-            future.result()
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            servers = list(self._all)
-            self._cond.notify_all()
-        for server in servers:
-            server.close()
-
-
-def _start_quietly(server: PythonServer, pool: PythonServerPool) -> None:
-    try:
-        server.ensure_started()
-    except ServerFailed as err:
-        pool.broken = pool.broken or str(err)

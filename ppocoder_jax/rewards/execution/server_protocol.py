@@ -34,6 +34,7 @@ class PipeServer:
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None
+        self.served = 0  # requests answered, over all starts (0: it never worked here)
         self._buf = bytearray()  # appended in place: answers can be tens of MiB
 
     def _start(self) -> None:
