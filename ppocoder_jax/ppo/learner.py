@@ -18,6 +18,8 @@ that same dict (no copy) for the sampler and the statistics.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -150,10 +152,15 @@ class PPOLearner:
 
         full, head = self._train_steps()
         warmup = iteration < self.cfg.ppo.value_warmup_iters
-        width_parts = None
-        if self._part_steps is not None:
+        update = None
+        if self._part_steps is not None:  # every row at its own prompt width
+            from ppocoder_jax.ppo.width_parts import update_by_width
+
             part_full, part_head, width_of = self._part_steps
-            width_parts = (part_head if warmup else part_full, width_of)
+            update = functools.partial(
+                update_by_width, steps=part_head if warmup else part_full, width_of=width_of,
+                cfg=self.cfg.ppo, frozen=self.frozen,
+            )  # fmt: skip
         state, adv, update = learn_from_experience(
             state,
             head if warmup else full,
@@ -162,7 +169,7 @@ class PPOLearner:
             kl_cfg=self.cfg.kl,
             group_size=self.cfg.rollout.num_samples,
             frozen=self.frozen,
-            width_parts=width_parts,
+            update=update,
         )
         skipped = update.pop("skipped_steps")
         self._check_skipped(skipped, iteration)

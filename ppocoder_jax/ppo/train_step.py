@@ -541,7 +541,7 @@ def learn_from_experience(
     kl_cfg: KLConfig,
     group_size: int = 1,
     frozen=None,
-    width_parts=None,
+    update=None,
 ) -> tuple[TrainState, dict[str, jax.Array], dict[str, float]]:
     """One iteration's learning from a scored ``Experience`` (``ppo/experience.py``):
     ``compute_advantages`` -> ``PPOBatch`` -> ``ppo_update`` -> KL controller (observed KL over
@@ -550,8 +550,8 @@ def learn_from_experience(
     The learner and ``scripts/bench_ppo_step.py`` both call this, so the benchmark times the
     trainer's own path. Returns ``(state, advantages dict, update metric means)``; the KL
     goes where ``kl_cfg.mode`` says (the train step must be built with the same ``kl_cfg``).
-    ``width_parts=(PartSteps, width_of)`` trains every row at its own prompt width
-    (``ppo/width_parts.py``; multi-turn batches) instead of ``ppo_update``.
+    ``update(state, batch) -> (state, metrics)`` replaces ``ppo_update`` with ``train_step``
+    (multi-turn batches: ``ppo/width_parts.update_by_width``, every row at its own width).
     """
     e = experience
     in_reward = kl_placement(kl_cfg) == "reward"
@@ -578,12 +578,10 @@ def learn_from_experience(
         advantages=adv["advantages"],
         returns=adv["returns"],
     )
-    if width_parts is None:
+    if update is None:
         state, metrics = ppo_update(state, batch, train_step, ppo_cfg, frozen=frozen)
     else:
-        from ppocoder_jax.ppo.width_parts import update_by_width
-
-        state, metrics = update_by_width(state, batch, *width_parts, ppo_cfg, frozen=frozen)
+        state, metrics = update(state, batch)
     state = state.replace(kl=update_kl_state(state.kl, adv["mean_kl"], e.tokens.shape[0], kl_cfg))
     if ppo_cfg.dynamic_sampling:
         metrics["groups_dropped"] = int(jax.device_get(adv["groups_dropped"]))
