@@ -152,12 +152,12 @@ class PPOLearner:
 
         full, head = self._train_steps()
         warmup = iteration < self.cfg.ppo.value_warmup_iters
-        update = None
+        update_fn = None
         if self._part_steps is not None:  # every row at its own prompt width
             from ppocoder_jax.ppo.width_parts import update_by_width
 
             part_full, part_head, width_of = self._part_steps
-            update = functools.partial(
+            update_fn = functools.partial(
                 update_by_width, steps=part_head if warmup else part_full, width_of=width_of,
                 cfg=self.cfg.ppo, frozen=self.frozen,
             )  # fmt: skip
@@ -169,7 +169,7 @@ class PPOLearner:
             kl_cfg=self.cfg.kl,
             group_size=self.cfg.rollout.num_samples,
             frozen=self.frozen,
-            update=update,
+            update=update_fn,
         )
         skipped = update.pop("skipped_steps")
         self._check_skipped(skipped, iteration)

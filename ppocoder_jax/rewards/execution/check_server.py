@@ -203,7 +203,6 @@ class CheckServerPool(ServerPool[CheckServer]):
     worker threads (each check holds one server)."""
 
     def __init__(self, lang: str, factory: type[CheckServer], root: Path, size: int):
-        self.lang = lang
         size = min(size, factory.max_servers or size)
         super().__init__(
             f"{lang} check server", lambda i: factory(root, f"{lang}-server-{i}"), size
