@@ -285,8 +285,9 @@ def test_ppocoder_eval_reports_the_first_attempt_and_the_fix_rate(tmp_path, monk
 
     monkeypatch.setattr(evaluate_module, "generate_outputs", spy)
     run_dir = tmp_path / "eval"
+    samples_file = tmp_path / "out" / "samples.jsonl"
     args = ["eval", "--config", "tiny", *TURNS, f"train.run_dir={run_dir}", "eval.greedy=true"]
-    assert main(args) == 0
+    assert main([*args, "--samples", str(samples_file)]) == 0
     metrics = json.loads((run_dir / "eval_test.json").read_text())
     for key in ("pass@1", "pass@1_turn1", "fix_rate"):
         assert 0.0 <= metrics[key] <= 1.0, key
@@ -295,6 +296,31 @@ def test_ppocoder_eval_reports_the_first_attempt_and_the_fix_rate(tmp_path, monk
     # a random model fails: every failing first attempt was revised once, with its feedback
     assert len(revisions) == 1 and len(revisions[0]) == metrics["first_attempt_failures"]
     assert all("# Feedback:" in p for p in revisions[0])
+    # --samples: one record per sample, agreeing with the metrics and the prompts drawn
+    records = [json.loads(line) for line in samples_file.read_text().splitlines()]
+    assert [r["prompt"] for r in records] == first
+    assert sum(r["passed"] for r in records) / len(records) == pytest.approx(metrics["pass@1"])
+    revised = [r for r in records if len(r["attempts"]) == 2]
+    assert len(revised) == metrics["first_attempt_failures"]
+    for r, prompt in zip(revised, revisions[0], strict=True):
+        assert r["first_verdict"] != "PASS" and r["output"] == r["attempts"][-1]
+        assert r["attempts"][0] in prompt and r["feedback"][0] in prompt
+    for r in records:
+        if len(r["attempts"]) == 1:
+            assert r["output"] == r["attempts"][0] and r["verdict"] == r["first_verdict"]
+
+
+def test_ppocoder_eval_samples_single_turn_and_bad_path(tmp_path):
+    run_dir = tmp_path / "eval"
+    samples_file = tmp_path / "samples.jsonl"
+    args = ["eval", "--config", "tiny", f"train.run_dir={run_dir}", "eval.greedy=true"]
+    assert main([*args, "--samples", str(samples_file)]) == 0
+    metrics = json.loads((run_dir / "eval_test.json").read_text())
+    records = [json.loads(line) for line in samples_file.read_text().splitlines()]
+    assert len(records) == metrics["num_problems"]
+    assert {"id", "sample", "prompt", "output", "verdict", "passed", "score"} == set(records[0])
+    # a directory is not a file to write: a one-line error before any work, exit 2
+    assert main([*args, "--samples", str(tmp_path)]) == 2
 
 
 def test_a_stopped_two_turn_run_resumes_exactly(start, tmp_path):

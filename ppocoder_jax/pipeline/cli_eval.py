@@ -1,4 +1,5 @@
-"""`ppocoder eval [--split test] [--config PRESET] [key=value ...]`: metrics as JSON."""
+"""`ppocoder eval [--split test] [--sampled] [--samples FILE] [--config PRESET] [key=value ...]`:
+metrics as JSON (and every sample as JSON lines with --samples)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ppocoder_jax.config import add_config_arguments, load_config
+from ppocoder_jax.errors import UserError
 
 
 def add_arguments(parser) -> None:
@@ -16,21 +18,37 @@ def add_arguments(parser) -> None:
         action="store_true",
         help="sample eval.num_samples outputs (default: eval.greedy)",
     )
+    parser.add_argument(
+        "--samples",
+        metavar="FILE",
+        type=Path,
+        help="also write every sample as a JSON line: problem id, prompt, output, verdict; with "
+        "rollout.turns > 1 every attempt and the feedback it read",
+    )
     add_config_arguments(parser)
 
 
 def run(args) -> int:
-    from ppocoder_jax.parallel.mesh import maybe_initialize_distributed
+    from ppocoder_jax.parallel.mesh import is_main_process, maybe_initialize_distributed
     from ppocoder_jax.pipeline.jobs import eval_job
 
     cfg = load_config(args.config, args.overrides)
+    if args.samples is not None and args.samples.is_dir():
+        raise UserError(f"--samples {args.samples}: is a directory (give a file to write)")
     maybe_initialize_distributed(cfg.mesh)
-    metrics = eval_job(cfg, args.split, greedy=False if args.sampled else None)
+    samples = [] if args.samples is not None else None
+    metrics = eval_job(cfg, args.split, greedy=False if args.sampled else None, samples=samples)
     text = json.dumps(metrics, indent=2)
     print(text)
     out = Path(cfg.train.run_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"eval_{args.split}.json").write_text(text)
+    if samples is not None and is_main_process():
+        args.samples.parent.mkdir(parents=True, exist_ok=True)
+        with open(args.samples, "w") as f:
+            for record in samples:
+                f.write(json.dumps(record) + "\n")
+        print(f"samples: {args.samples} ({len(samples)})", file=sys.stderr)
     _picture(cfg, args, metrics, out)
     return 0
 

@@ -129,7 +129,8 @@ def revise_with_feedback(
 ):
     """rollout.turns > 1: every sample whose attempt fails its public tests reads the feedback
     (rollout/environment.py) and is drawn again, up to rollout.turns attempts. -> (the last
-    attempts, {"first": the first attempts})."""
+    attempts, {"first": the first attempts, "attempts" / "feedback": each sample's attempts and
+    the public-test feedback it read, keyed by (problem, sample)})."""
     from ppocoder_jax.rollout.environment import CodeFeedbackEnv, chat_renderer
 
     env = CodeFeedbackEnv(
@@ -139,12 +140,15 @@ def revise_with_feedback(
     rows = [(i, j) for i, outs in enumerate(outputs) for j in range(len(outs))]
     obs = {row: env.reset(examples[row[0]]) for row in rows}
     final = [list(outs) for outs in outputs]
+    attempts = {r: [final[r[0]][r[1]]] for r in rows}
+    feedback: dict[tuple[int, int], list[str | None]] = {r: [] for r in rows}
     active = list(rows)
     for turn in range(1, cfg.rollout.turns):
         steps = {r: env.step(examples[r[0]], obs[r], final[r[0]][r[1]]) for r in active}
         revising = []
         for r, future in steps.items():
             step = future.result()
+            feedback[r].append(step.feedback)
             if step.feedback is not None and not step.passed:
                 obs[r] = env.observe(examples[r[0]], obs[r], final[r[0]][r[1]], step)
                 revising.append(r)
@@ -157,8 +161,35 @@ def revise_with_feedback(
         )  # fmt: skip
         for (i, j), out in zip(revising, again, strict=True):
             final[i][j] = out[0]
+            attempts[(i, j)].append(out[0])
         active = revising
-    return final, {"first": outputs}
+    return final, {"first": outputs, "attempts": attempts, "feedback": feedback}
+
+
+def sample_records(examples, outputs, parts, turns: dict, first_parts) -> list[dict]:
+    """One JSON-able record per sample (`ppocoder eval --samples FILE`): the problem's id and
+    prompt, the output, its verdict and score on the tests that scored it; with rollout.turns > 1
+    every attempt, the feedback read after each (null: the sandbox failed) and the first
+    attempt's verdict on the same tests."""
+    records = []
+    for i, (example, outs) in enumerate(zip(examples, outputs, strict=True)):
+        for j, out in enumerate(outs):
+            q = parts[i][j]
+            record = {
+                "id": example.id,
+                "sample": j,
+                "prompt": example.prompt,
+                "output": out,
+                "verdict": q.verdict,
+                "passed": q.passed,
+                "score": q.total,
+            }
+            if turns:
+                record["attempts"] = turns["attempts"][(i, j)]
+                record["feedback"] = turns["feedback"][(i, j)]
+                record["first_verdict"] = first_parts[i][j].verdict
+            records.append(record)
+    return records
 
 
 def turn_metrics(examples, first_parts, final_parts, ks) -> dict:
@@ -301,7 +332,10 @@ def evaluate(
     num_samples: int = 1,
     seed: int = 0,
     desc: str = "eval",
+    samples: list | None = None,
 ) -> dict:
+    """-> the metrics; `samples`, when given, is extended with one record per sample (see
+    `sample_records`)."""
     outputs, hit_limit = generate_outputs(
         cfg,
         params,
@@ -322,11 +356,13 @@ def evaluate(
         )  # fmt: skip
         examples = [dataclasses.replace(e, tests=e.public_and_private_tests()[1]) for e in examples]
     parts = score_outputs(reward, examples, outputs)
+    first_parts = score_outputs(reward, examples, turns["first"]) if turns else None
+    if samples is not None:
+        samples.extend(sample_records(examples, outputs, parts, turns, first_parts))
     if kind == "synthesis":
         ks = tuple(k for k in cfg.eval.ks if k <= (1 if greedy else num_samples)) or (1,)
         metrics = synthesis_metrics(examples, outputs, parts, ks)
         if turns:
-            first_parts = score_outputs(reward, examples, turns["first"])
             metrics.update(turn_metrics(examples, first_parts, parts, ks))
     elif kind == "completion":
         budget = min(cfg.rollout.max_new_tokens, cfg.data.max_target_length)

@@ -164,7 +164,9 @@ def eval_job(
     greedy: bool | None = None,
     num_samples: int | None = None,
     desc: str = "eval",
+    samples: list | None = None,
 ) -> dict:
+    """The split's metrics; `samples` (a list) also gets one record per sample."""
     from ppocoder_jax.pipeline.evaluate import evaluate
     from ppocoder_jax.pipeline.policy_loader import load_policy
     from ppocoder_jax.rewards.composite import CompositeReward
@@ -197,6 +199,7 @@ def eval_job(
             num_samples=n,
             seed=cfg.train.seed,
             desc=desc,
+            samples=samples,
         )
 
 
