@@ -319,8 +319,11 @@ def test_ppocoder_eval_samples_single_turn_and_bad_path(tmp_path):
     records = [json.loads(line) for line in samples_file.read_text().splitlines()]
     assert len(records) == metrics["num_problems"]
     assert {"id", "sample", "prompt", "output", "verdict", "passed", "score"} == set(records[0])
-    # a directory is not a file to write: a one-line error before any work, exit 2
+    # a directory, or a file under a file, is not a file to write: one-line errors before any
+    # work, exit 2
     assert main([*args, "--samples", str(tmp_path)]) == 2
+    assert main([*args, "--samples", str(samples_file / "x.jsonl")]) == 2
+    assert len(samples_file.read_text().splitlines()) == len(records)  # nothing lost
 
 
 def test_a_stopped_two_turn_run_resumes_exactly(start, tmp_path):

@@ -33,8 +33,8 @@ def run(args) -> int:
     from ppocoder_jax.pipeline.jobs import eval_job
 
     cfg = load_config(args.config, args.overrides)
-    if args.samples is not None and args.samples.is_dir():
-        raise UserError(f"--samples {args.samples}: is a directory (give a file to write)")
+    if args.samples is not None:
+        _check_writable(args.samples)
     maybe_initialize_distributed(cfg.mesh)
     samples = [] if args.samples is not None else None
     metrics = eval_job(cfg, args.split, greedy=False if args.sampled else None, samples=samples)
@@ -44,13 +44,24 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"eval_{args.split}.json").write_text(text)
     if samples is not None and is_main_process():
-        args.samples.parent.mkdir(parents=True, exist_ok=True)
         with open(args.samples, "w") as f:
             for record in samples:
                 f.write(json.dumps(record) + "\n")
         print(f"samples: {args.samples} ({len(samples)})", file=sys.stderr)
     _picture(cfg, args, metrics, out)
     return 0
+
+
+def _check_writable(path: Path) -> None:
+    """Before the evaluation, not after it: --samples names a file that can be written."""
+    if path.is_dir():
+        raise UserError(f"--samples {path}: is a directory (give a file to write)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a"):
+            pass
+    except OSError as err:
+        raise UserError(f"--samples {path}: cannot write ({err.strerror})") from None
 
 
 def _picture(cfg, args, metrics: dict, out: Path) -> None:
