@@ -139,18 +139,17 @@ def revise_with_feedback(
     )  # fmt: skip
     rows = [(i, j) for i, outs in enumerate(outputs) for j in range(len(outs))]
     obs = {row: env.reset(examples[row[0]]) for row in rows}
-    final = [list(outs) for outs in outputs]
-    attempts = {r: [final[r[0]][r[1]]] for r in rows}
+    attempts = {(i, j): [outputs[i][j]] for i, j in rows}
     feedback: dict[tuple[int, int], list[str | None]] = {r: [] for r in rows}
     active = list(rows)
     for turn in range(1, cfg.rollout.turns):
-        steps = {r: env.step(examples[r[0]], obs[r], final[r[0]][r[1]]) for r in active}
+        steps = {r: env.step(examples[r[0]], obs[r], attempts[r][-1]) for r in active}
         revising = []
         for r, future in steps.items():
             step = future.result()
             feedback[r].append(step.feedback)
             if step.feedback is not None and not step.passed:
-                obs[r] = env.observe(examples[r[0]], obs[r], final[r[0]][r[1]], step)
+                obs[r] = env.observe(examples[r[0]], obs[r], attempts[r][-1], step)
                 revising.append(r)
         if not revising:
             break
@@ -159,10 +158,10 @@ def revise_with_feedback(
             cfg, params, model_cfg, tokenizer, prompts, greedy=greedy, num_samples=1,
             seed=seed + 7919 * turn, desc=f"{desc} (turn {turn + 1})",
         )  # fmt: skip
-        for (i, j), out in zip(revising, again, strict=True):
-            final[i][j] = out[0]
-            attempts[(i, j)].append(out[0])
+        for r, out in zip(revising, again, strict=True):
+            attempts[r].append(out[0])
         active = revising
+    final = [[attempts[(i, j)][-1] for j in range(len(outs))] for i, outs in enumerate(outputs)]
     return final, {"first": outputs, "attempts": attempts, "feedback": feedback}
 
 
