@@ -3,20 +3,13 @@ counts (the statement's number, a PPO problem's, a corpus problem's, none)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "demo_answer_numbers.py"
+from helpers.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("demo_answer_numbers", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("demo_answer_numbers")
 
 
 REF = "def f(xs):\n    return sum(1 for x in xs if x < 84)"

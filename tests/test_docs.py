@@ -6,11 +6,11 @@ user pages carry no acceptance wording or scratch run paths."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
+from helpers.scripts import load_script
 
 from ppocoder_jax.config import Config
 
@@ -23,12 +23,7 @@ NOT_OURS = {DOCS / "ARCHITECTURE.md", DOCS / "problems.md"}
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location(
-        "gen_config_docs", ROOT / "scripts" / "gen_config_docs.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gen_config_docs")
 
 
 def _config_keys() -> set[str]:

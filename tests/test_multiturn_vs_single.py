@@ -3,7 +3,6 @@ single-turn run of the same seed, read from the runs' files."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,16 +10,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.scripts import load_script
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "multiturn_vs_single.py"
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("multiturn_vs_single", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("multiturn_vs_single")
 
 
 def _metrics(p1, fix=None, turn1=None, problems=600):

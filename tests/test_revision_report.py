@@ -3,21 +3,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+from helpers.scripts import load_script
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "revision_report.py"
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("revision_report", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("revision_report")
 
 
 def _record(attempts, passed, first_verdict, id="p"):
