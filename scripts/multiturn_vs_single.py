@@ -97,7 +97,7 @@ def compare(two: dict, one: dict, pass2: dict) -> dict:
             f"--single-pass2 for seed {two['seed']}: {pass2.get('num_problems')} problems, the "
             f"2-turn run evaluated {problems}"
         )
-    for phase, mode in (("after", "greedy"), ("after", "sampled"), ("before", "greedy")):
+    for phase, mode in ((p, m) for p in ("before", "after") for m in ("greedy", "sampled")):
         if "fix_rate" not in two["results"][phase][mode]:
             raise InputError(f"--two-turn {two['dir']}: {phase}.{mode} has no fix_rate")
 

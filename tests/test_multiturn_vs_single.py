@@ -97,3 +97,14 @@ def test_cli_prints_the_table_and_rejects_bad_input(tmp_path):
         cmd + ["--single-pass2", str(ev), str(ev)], capture_output=True, text=True
     )
     assert missing.returncode == 2 and "one entry per seed" in missing.stderr
+
+
+def test_a_two_turn_run_without_fix_rates_is_refused(tmp_path):
+    m = _module()
+    mt = _run(tmp_path / "mt", 2)
+    results = json.loads((mt / "results.json").read_text())
+    del results["before"]["sampled"]["fix_rate"]
+    (mt / "results.json").write_text(json.dumps(results))
+    two, one = m.load_run(mt, "t"), m.load_run(_run(tmp_path / "st", 1), "s")
+    with pytest.raises(m.InputError, match="before.sampled has no fix_rate"):
+        m.compare(two, one, m.load_pass2(_pass2(tmp_path / "ev")))
