@@ -28,8 +28,6 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
 
 class InputError(ValueError):
     pass
@@ -45,28 +43,27 @@ def _load_json(path: Path, what: str) -> dict:
 
 
 def load_run(run_dir: Path, what: str) -> dict:
-    """A finished demo run: its results.json and the config it ran with."""
+    """A finished demo run: its results.json and the config it ran with (read as the jobs read
+    it, so a run saved before a key existed gets that key's default)."""
+    from ppocoder_jax.config import load_config
+    from ppocoder_jax.errors import UserError
+
     if not run_dir.is_dir():
         raise InputError(f"{what}: {run_dir} is not a directory")
     results = _load_json(run_dir / "results.json", what)
+    if not (run_dir / "config.yaml").is_file():
+        raise InputError(f"{what}: {run_dir}/config.yaml does not exist")
     try:
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    except FileNotFoundError:
-        raise InputError(f"{what}: {run_dir}/config.yaml does not exist") from None
+        cfg = load_config(str(run_dir / "config.yaml"))
+    except UserError as e:
+        raise InputError(f"{what}: {run_dir}/config.yaml: {e}") from None
     for phase in ("before", "after"):
         for mode in ("greedy", "sampled"):
             if "pass@1" not in results.get(phase, {}).get(mode, {}):
                 raise InputError(f"{what}: {run_dir}/results.json has no {phase}.{mode}.pass@1")
-    try:
-        seed, steps = cfg["train"]["seed"], cfg["train"]["steps"]
-    except (KeyError, TypeError):
-        raise InputError(f"{what}: {run_dir}/config.yaml has no train.seed / train.steps") from None
-    # a run saved before rollout.turns existed was single-turn
-    turns = (cfg.get("rollout") or {}).get("turns", 1)
-    family = (cfg.get("model") or {}).get("family") or "t5"
     return {
-        "dir": str(run_dir), "results": results, "seed": seed, "steps": steps, "turns": turns,
-        "family": family,
+        "dir": str(run_dir), "results": results, "seed": cfg.train.seed, "steps": cfg.train.steps,
+        "turns": cfg.rollout.turns, "family": cfg.model.family or "t5",
     }  # fmt: skip
 
 
