@@ -173,7 +173,7 @@ def main(argv=None) -> int:
     if params is not None:
         count, param_diffs = params
         same = count - sum(" differs" in d or " against " in d for d in param_diffs)
-        print(f"final_model: {same} of {count} arrays identical")
+        print(f"final_model: {same} of {count} arrays identical" if count else param_diffs[0])
         diffs += param_diffs
     for line in diffs[: args.show]:
         print(f"  {line}")
