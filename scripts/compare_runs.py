@@ -19,7 +19,6 @@ Prints one line per part and exits 0 when every compared value is equal, 1 when 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -42,15 +41,9 @@ def _same(a, b) -> bool:
 
 
 def _read_rows(run: Path) -> list[dict]:
-    path = run / "metrics.jsonl"
-    try:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except FileNotFoundError:
-        raise SystemExit(
-            f"error: {path} not found: is {run} a run directory (train.run_dir)?"
-        ) from None
-    except json.JSONDecodeError as e:
-        raise SystemExit(f"error: {path} line {e.lineno} is not JSON: {e.msg}") from None
+    from ppocoder_jax.data.io import jsonl_records
+
+    return [row for _, row in jsonl_records(run / "metrics.jsonl", "metrics file")]
 
 
 def compare_metrics(rows_a, rows_b, renamed: dict[str, str]) -> tuple[int, list[str], set]:
@@ -91,7 +84,9 @@ def compare_results(run_a: Path, run_b: Path) -> list[str] | None:
         return None
     if not all(present):
         return [f"{paths[present.index(False)]} not found"]
-    a, b = (_drop_timings(json.loads(p.read_text())) for p in paths)
+    from ppocoder_jax.data.io import read_json
+
+    a, b = (_drop_timings(read_json(p)) for p in paths)
     return [] if _same(a, b) else [f"results.json: {_first_difference(a, b)}"]
 
 
@@ -105,14 +100,15 @@ def _first_difference(a, b, where="") -> str:
     return f"{where.rstrip('.')} {a!r} against {b!r}"
 
 
-def compare_params(run_a: Path, run_b: Path) -> tuple[int, list[str]] | None:
-    """(arrays compared, differences) of the two final models (None: neither has one)."""
+def compare_params(run_a: Path, run_b: Path) -> tuple[int, int, list[str]] | None:
+    """(arrays identical, arrays in both, differences) of the two final models (None: neither
+    has one)."""
     paths = [run_a / "final_model", run_b / "final_model"]
     present = [p.exists() for p in paths]
     if not any(present):
         return None
     if not all(present):
-        return 0, [f"{paths[present.index(False)]} not found"]
+        return 0, 0, [f"{paths[present.index(False)]} not found"]
     import jax
     import numpy as np
 
@@ -126,6 +122,7 @@ def compare_params(run_a: Path, run_b: Path) -> tuple[int, list[str]] | None:
     a, b = flat
     diffs = [f"final_model: {k} in one run only" for k in sorted(set(a) ^ set(b))]
     shared = sorted(set(a) & set(b))
+    identical = 0
     for k in shared:
         if a[k].shape != b[k].shape or a[k].dtype != b[k].dtype:
             diffs.append(
@@ -134,7 +131,9 @@ def compare_params(run_a: Path, run_b: Path) -> tuple[int, list[str]] | None:
         elif not np.array_equal(a[k], b[k]):
             most = float(np.max(np.abs(a[k].astype(np.float64) - b[k].astype(np.float64))))
             diffs.append(f"final_model: {k} differs (largest difference {most:.3g})")
-    return len(shared), diffs
+        else:
+            identical += 1
+    return identical, len(shared), diffs
 
 
 def main(argv=None) -> int:
@@ -152,17 +151,20 @@ def main(argv=None) -> int:
             print(f"error: --renamed takes NEW=OLD, got {pair!r}", file=sys.stderr)
             return 2
         renamed[new] = old
+    from ppocoder_jax.errors import UserError
+
+    for run in (args.run_a, args.run_b):
+        if not run.is_dir():
+            print(f"error: {run} is not a directory", file=sys.stderr)
+            return 2
     try:
-        for run in (args.run_a, args.run_b):
-            if not run.is_dir():
-                raise SystemExit(f"error: {run} is not a directory")
         compared, diffs, lone = compare_metrics(
             _read_rows(args.run_a), _read_rows(args.run_b), renamed
         )
         results = compare_results(args.run_a, args.run_b)
         params = compare_params(args.run_a, args.run_b)
-    except SystemExit as e:
-        print(e, file=sys.stderr)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"metrics.jsonl: {compared} values compared, {len(diffs)} differ")
     if lone:
@@ -171,8 +173,7 @@ def main(argv=None) -> int:
         print(f"results.json: {'identical' if not results else 'differs'}")
         diffs += results
     if params is not None:
-        count, param_diffs = params
-        same = count - sum(" differs" in d or " against " in d for d in param_diffs)
+        same, count, param_diffs = params
         print(f"final_model: {same} of {count} arrays identical" if count else param_diffs[0])
         diffs += param_diffs
     for line in diffs[: args.show]:

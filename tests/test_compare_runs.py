@@ -129,3 +129,8 @@ def test_a_missing_run_is_a_one_line_error(tmp_path):
     (bad / "metrics.jsonl").write_text('{"phase": "sft"}\nnot json\n')
     rc, _ = _main(a, bad)
     assert rc == 2
+    broken = _run(tmp_path / "broken")
+    (broken / "results.json").write_text("{")
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(a), str(broken)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2 and "results.json: malformed JSON" in proc.stderr, proc.stderr
